@@ -1,0 +1,1 @@
+"""talkingface.models package."""

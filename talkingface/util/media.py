@@ -1,0 +1,338 @@
+"""Media I/O in one place: every ffmpeg call of the toolkit lives here.
+
+- Video in: any container/codec ffmpeg reads, resampled to a constant 25 fps (variable frame rate
+  handled by ffmpeg's ``fps`` filter), rotation metadata honoured (ffmpeg auto-rotates on decode).
+  Frames are ``HxWx3 uint8 BGR`` arrays, the OpenCV convention used across the toolkit.
+- Video out: h264 / yuv420p mp4 through :class:`VideoWriter`, written to a temporary file and
+  renamed on success so a failed run never leaves a half-written output; optional audio muxed in.
+- Audio in: wav/mp3/m4a/aac/flac..., any rate, channel count or sample format, returned as 16 kHz
+  mono ``float32`` in [-1, 1] (int16 input maps to ``x / 32768`` exactly, like the original).
+
+ffmpeg is the system's when present, else the binary shipped by ``imageio-ffmpeg``. It is always
+called with argument lists (never a shell string) and its exit status is checked.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from talkingface.errors import MediaError, UserInputError
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+DEFAULT_FPS = 25.0
+AUDIO_RATE = 16000
+SAMPLES_PER_FRAME = AUDIO_RATE // int(DEFAULT_FPS)  # 640 samples = 40 ms = one video frame
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary: system first, else imageio-ffmpeg's bundled one."""
+    exe = shutil.which("ffmpeg")
+    if exe:
+        return exe
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        raise MediaError("ffmpeg not found: install it or `pip install imageio-ffmpeg`") from exc
+
+
+def run_ffmpeg(args: Sequence[str], input_bytes: Optional[bytes] = None, what: str = "ffmpeg") -> bytes:
+    """Run ffmpeg with ``args`` (no shell), return stdout; raise MediaError with ffmpeg's last line."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", *map(str, args)]
+    log.debug("run %s", cmd)
+    proc = subprocess.run(cmd, input=input_bytes, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise MediaError(f"{what} failed: {_last_line(proc.stderr)}")
+    return proc.stdout
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+def _check_input(path: PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise UserInputError(f"file not found: {p}")
+    if not p.is_file():
+        raise UserInputError(f"not a file: {p}")
+    if p.stat().st_size == 0:
+        raise MediaError(f"empty file: {p}")
+    return p
+
+
+# --------------------------------------------------------------------------------------------- video
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the decoder will deliver: frame size after rotation, and stream facts."""
+
+    width: int
+    height: int
+    duration: float  # seconds, from the container (0.0 if unknown)
+    source_fps: float  # the stream's nominal rate (0.0 if unknown)
+    has_audio: bool
+
+
+def probe_video(path: PathLike) -> VideoInfo:
+    """Probe a video without ffprobe: decode its first frame as PNG (rotation applied) and parse
+    ffmpeg's stream header for duration, rate and audio presence."""
+    p = _check_input(path)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(p), "-map", "0:v:0", "-frames:v", "1",
+           "-f", "image2pipe", "-c:v", "png", "-"]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    header = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0 or not proc.stdout:
+        if "does not contain any stream" in header or "matches no streams" in header:
+            raise MediaError(f"no video stream in {p}")
+        raise MediaError(f"cannot read video {p}: {_last_line(proc.stderr)}")
+    import cv2
+
+    first = cv2.imdecode(np.frombuffer(proc.stdout, np.uint8), cv2.IMREAD_COLOR)
+    if first is None:
+        raise MediaError(f"cannot decode the first frame of {p}")
+    h, w = first.shape[:2]
+    duration = 0.0
+    m = re.search(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)", header)
+    if m:
+        duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    fps = 0.0
+    m = re.search(r"Video:.*?(\d+(?:\.\d+)?)\s*fps", header)
+    if m:
+        fps = float(m.group(1))
+    has_audio = re.search(r"Stream #\d+:\d+.*?: Audio:", header) is not None
+    return VideoInfo(width=w, height=h, duration=duration, source_fps=fps, has_audio=has_audio)
+
+
+def iter_video_frames(path: PathLike, fps: float = DEFAULT_FPS, max_frames: Optional[int] = None,
+                      info: Optional[VideoInfo] = None) -> Iterator[np.ndarray]:
+    """Yield ``HxWx3 uint8 BGR`` frames resampled to a constant ``fps`` (rotation honoured)."""
+    p = _check_input(path)
+    info = info or probe_video(p)
+    w, h = info.width, info.height
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(p),
+            "-map", "0:v:0", "-vf", f"fps={fps:g}", "-f", "rawvideo", "-pix_fmt", "bgr24"]
+    if max_frames is not None:
+        args += ["-frames:v", str(int(max_frames))]
+    args.append("-")
+    frame_bytes = w * h * 3
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
+        try:
+            assert proc.stdout is not None
+            while True:
+                buf = proc.stdout.read(frame_bytes)
+                if len(buf) < frame_bytes:
+                    break
+                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3).copy()
+        finally:
+            if proc.stdout:
+                proc.stdout.close()
+            rc = proc.wait()
+        if rc != 0:
+            err.seek(0)
+            raise MediaError(f"decoding {p} failed: {_last_line(err.read())}")
+
+
+def read_video(path: PathLike, fps: float = DEFAULT_FPS, max_frames: Optional[int] = None) -> List[np.ndarray]:
+    """All frames of a video at ``fps`` as a list of BGR uint8 arrays; raises if there are none."""
+    frames = list(iter_video_frames(path, fps=fps, max_frames=max_frames))
+    if not frames:
+        raise MediaError(f"no frames decoded from {path}")
+    return frames
+
+
+class VideoWriter:
+    """Write BGR uint8 frames to an h264/yuv420p mp4, optionally muxing an audio file.
+
+    Frames stream into ffmpeg's stdin; the file appears at ``path`` only after :meth:`close`
+    succeeds (it is written to a temporary name in the same folder, then renamed). Odd frame sizes
+    are padded by one pixel, since yuv420p needs even sizes. Use as a context manager; on an
+    exception the partial file is removed.
+    """
+
+    def __init__(self, path: PathLike, fps: float = DEFAULT_FPS, audio: Optional[PathLike] = None,
+                 crf: int = 18, preset: str = "veryfast"):
+        self.path = Path(path)
+        self.fps = fps
+        self.audio = Path(audio) if audio is not None else None
+        if self.audio is not None:
+            _check_input(self.audio)
+        self.crf = crf
+        self.preset = preset
+        self.size: Optional[tuple] = None
+        self.frames_written = 0
+        self._proc: Optional[subprocess.Popen] = None
+        self._err = None
+        parent = self.path.parent if str(self.path.parent) else Path(".")
+        if not parent.is_dir():
+            raise UserInputError(f"output folder does not exist: {parent}")
+        fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".mp4", dir=parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+
+    def _start(self, w: int, h: int) -> None:
+        self.size = (w, h)
+        args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+                "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", f"{self.fps:g}", "-i", "-"]
+        if self.audio is not None:
+            args += ["-i", str(self.audio), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
+        args += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", self.preset,
+                 "-crf", str(self.crf), "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+        if self.audio is not None:
+            # The video defines the length: audio is cut to it (or the video ends where it ends).
+            args += ["-shortest"]
+        args += ["-f", "mp4", str(self._tmp)]
+        self._err = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=self._err)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one ``HxWx3 uint8 BGR`` frame (all frames must share one size)."""
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"expected HxWx3 uint8 BGR frame, got {frame.dtype} {frame.shape}")
+        h, w = frame.shape[:2]
+        if self._proc is None:
+            self._start(w, h)
+        elif (w, h) != self.size:
+            raise ValueError(f"frame size {w}x{h} differs from the first frame {self.size}")
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except BrokenPipeError:
+            self._fail()
+        self.frames_written += 1
+
+    def _fail(self) -> None:
+        msg = "unknown error"
+        if self._err is not None:
+            self._err.seek(0)
+            msg = _last_line(self._err.read())
+        self.abort()
+        raise MediaError(f"writing {self.path} failed: {msg}")
+
+    def close(self) -> Path:
+        """Finish encoding and move the file into place; returns the final path."""
+        if self._proc is None:
+            self.abort()
+            raise MediaError(f"no frames were written to {self.path}")
+        assert self._proc.stdin is not None
+        self._proc.stdin.close()
+        if self._proc.wait() != 0:
+            self._fail()
+        if self._err is not None:
+            self._err.close()
+        os.replace(self._tmp, self.path)
+        self._proc = None
+        return self.path
+
+    def abort(self) -> None:
+        """Stop ffmpeg and remove the partial file."""
+        if self._proc is not None:
+            try:
+                if self._proc.stdin:
+                    self._proc.stdin.close()
+            except OSError:
+                pass
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+        if self._err is not None:
+            self._err.close()
+            self._err = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_video(path: PathLike, frames: Sequence[np.ndarray], fps: float = DEFAULT_FPS,
+                audio: Optional[PathLike] = None) -> Path:
+    """Write a sequence of BGR frames to ``path`` (h264/yuv420p), optionally with audio."""
+    with VideoWriter(path, fps=fps, audio=audio) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return Path(path)
+
+
+def mux_audio(video: PathLike, audio: PathLike, out: PathLike) -> Path:
+    """Copy ``video``'s stream and add ``audio`` (AAC) into ``out``; written atomically."""
+    v, a, out = _check_input(video), _check_input(audio), Path(out)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".mp4", dir=out.parent if str(out.parent) else ".")
+    os.close(fd)
+    try:
+        run_ffmpeg(["-y", "-i", v, "-i", a, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
+                    "-c:a", "aac", "-b:a", "128k", "-shortest", "-f", "mp4", tmp], what="muxing audio")
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return out
+
+
+def count_frames(path: PathLike) -> int:
+    """Number of frames ffmpeg decodes from ``path`` at its own rate (no resampling)."""
+    p = _check_input(path)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(p), "-map", "0:v:0", "-f", "null", "-"]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise MediaError(f"cannot read video {p}: {_last_line(proc.stderr)}")
+    found = re.findall(r"frame=\s*(\d+)", proc.stderr.decode("utf-8", "replace"))
+    return int(found[-1]) if found else 0
+
+
+# --------------------------------------------------------------------------------------------- audio
+
+
+def load_audio(path: PathLike, sample_rate: int = AUDIO_RATE, min_seconds: float = 0.0) -> np.ndarray:
+    """Decode any audio (or the audio track of a video) to mono float32 at ``sample_rate``.
+
+    Raises a clear :class:`MediaError` for unreadable files and files without audio, and
+    :class:`UserInputError` when the result is empty or shorter than ``min_seconds``.
+    """
+    p = _check_input(path)
+    raw = run_ffmpeg(["-i", p, "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate),
+                      "-f", "f32le", "-acodec", "pcm_f32le", "-"], what=f"reading audio {p.name}")
+    audio = np.frombuffer(raw, dtype="<f4").astype(np.float32)
+    if audio.size == 0:
+        raise UserInputError(f"no audio samples in {p}")
+    if audio.size < min_seconds * sample_rate:
+        raise UserInputError(f"audio too short: {audio.size / sample_rate:.2f} s < {min_seconds:.2f} s in {p}")
+    return audio
+
+
+def save_wav(path: PathLike, audio: np.ndarray, sample_rate: int = AUDIO_RATE) -> Path:
+    """Write float audio in [-1, 1] as 16-bit PCM wav (atomically)."""
+    import soundfile as sf
+
+    out = Path(path)
+    tmp = out.with_name(f".tmp_{out.name}")
+    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    os.replace(tmp, out)
+    return out
+
+
+def extract_audio(video: PathLike, out_wav: PathLike, sample_rate: int = AUDIO_RATE) -> Path:
+    """Save a video's audio track as 16 kHz mono 16-bit wav."""
+    return save_wav(out_wav, load_audio(video, sample_rate=sample_rate), sample_rate)
