@@ -1,0 +1,87 @@
+"""The DH_live_mini mouth crop (reference_system.md §1.4 step 1, §3.1).
+
+The crop is a square around the mouth whose side follows the size of the lower face:
+
+- centre c = mean of the 20 outer-lip points;
+- half-size h = 0.46 x the larger extent (width or height) of the 21 lower face-oval points;
+- x from c_x - h to c_x + h; y from c_y - 0.89 h to c_y + 1.11 h (a little more chin than nose).
+
+It is resized to the 128x128 model crop (``MODEL_SIZE``), whose central 72x72 window is the
+network's mouth patch. Coordinates here are pixels of the video frame.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+from talkingface.run_utils import smooth_sequence
+from talkingface.utils import INDEX_FACE_OVAL, INDEX_LIPS_OUTER, MAIN_KEYPOINTS
+
+HALF_SIZE_RATIO = 0.46
+ABOVE_RATIO = 0.89
+BELOW_RATIO = 1.11
+#: Temporal kernel the web-pack builder applies to the crop centres.
+CENTRE_SMOOTH_KERNEL = (0.1, 0.2, 0.4, 0.2, 0.1)
+
+
+def _main(lm: np.ndarray) -> np.ndarray:
+    """Accept (..., 478, C) MediaPipe or (..., 141, C) main-keypoint arrays; return main keypoints."""
+    lm = np.asarray(lm, dtype=np.float64)
+    return lm[..., MAIN_KEYPOINTS, :] if lm.shape[-2] == 478 else lm
+
+
+def mouth_centre_and_half(lm: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """lm: (..., 478|141, >=2) pixels -> (centre (..., 2), half-size (...,))."""
+    kps = _main(lm)
+    centre = kps[..., INDEX_LIPS_OUTER, :2].mean(axis=-2)
+    oval = kps[..., INDEX_FACE_OVAL, :2]
+    extent = (oval.max(axis=-2) - oval.min(axis=-2)).max(axis=-1)
+    return centre, HALF_SIZE_RATIO * extent
+
+
+def box_from_centre(cx: float, cy: float, size: float) -> Tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of the mouth square of side ``size`` around the outer-lip centre."""
+    half = size / 2.0
+    return cx - half, cy - ABOVE_RATIO * half, cx + half, cy + BELOW_RATIO * half
+
+
+def crop_mouth(lm: np.ndarray, v_jitter: float = 0.0) -> Tuple[float, float, float, float]:
+    """Per-frame mouth box (x0, y0, x1, y1) in frame pixels (float); ``v_jitter`` shifts it
+    vertically by that fraction of its side (training uses U(-0.04, 0.04))."""
+    centre, half = mouth_centre_and_half(lm)
+    size = 2.0 * float(half)
+    return box_from_centre(float(centre[0]), float(centre[1]) + v_jitter * size, size)
+
+
+def video_mouth_rects(lm_seq: np.ndarray, frame_size: Tuple[int, int], smooth: bool = True) -> np.ndarray:
+    """Integer mouth rectangles of a whole video, as the web asset pack stores them.
+
+    lm_seq: (N, 478|141, >=2) pixels; frame_size: (width, height). One side for the whole video,
+    (mean width + mean height) / 2 of the per-frame boxes made even; centres smoothed over time.
+    Returns (N, 4) int64 [x0, y0, x1, y1]. Raises ValueError naming the first frame whose box
+    leaves the frame on any side (the original checked only the right and bottom edges).
+    """
+    centre, half = mouth_centre_and_half(lm_seq)
+    size = int(round(float(np.mean(2.0 * half))))
+    size += size % 2
+    if smooth and len(centre) > 1:
+        centre = smooth_sequence(centre, CENTRE_SMOOTH_KERNEL)
+    w, h = frame_size
+    rects = np.zeros((len(centre), 4), np.int64)
+    for i, (cx, cy) in enumerate(centre):
+        x0 = int(round(cx - size / 2.0))
+        y0 = int(round(cy - ABOVE_RATIO * size / 2.0))
+        rects[i] = (x0, y0, x0 + size, y0 + size)
+        if x0 < 0 or y0 < 0 or x0 + size > w or y0 + size > h:
+            raise ValueError(f"frame {i}: mouth crop {rects[i].tolist()} leaves the {w}x{h} frame; "
+                             "keep the whole lower face inside the picture")
+    return rects
+
+
+def box_to_crop_matrix(box: Tuple[float, float, float, float], out_size: int) -> np.ndarray:
+    """2x3 affine mapping frame pixels of ``box`` onto an ``out_size`` square (pixel-centre exact)."""
+    x0, y0, x1, y1 = box
+    sx = out_size / (x1 - x0)
+    sy = out_size / (y1 - y0)
+    return np.array([[sx, 0.0, -x0 * sx + 0.5 * sx - 0.5], [0.0, sy, -y0 * sy + 0.5 * sy - 0.5]])

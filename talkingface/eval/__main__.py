@@ -1,0 +1,133 @@
+"""Command line of the lip-sync evaluation (DESIGN.md §6); see docs/EVALUATION.md.
+
+    python -m talkingface.eval compare --pred generated.mp4 --gt real.mp4 [--baselines] [--out r.json]
+    python -m talkingface.eval selfrecon --pipeline mini --clip real.mp4 [--clip more/ ...] [--out DIR]
+    python -m talkingface.eval selfrecon --pipeline mini --heldout      # the held-out real clips
+    python -m talkingface.eval summary DIR                              # table over a folder of results
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from talkingface.errors import UserInputError
+from talkingface.util.cli import resolve_device, run_cli, setup_logging
+
+log = logging.getLogger("talkingface.eval")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from talkingface.eval.selfrecon import PIPELINES
+
+    parser = argparse.ArgumentParser(prog="python -m talkingface.eval", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    cmp_ = sub.add_parser("compare", help="score a generated video against its real counterpart")
+    cmp_.add_argument("--pred", type=Path, required=True, help="generated video")
+    cmp_.add_argument("--gt", type=Path, required=True, help="real (ground-truth) video, same frame count")
+    cmp_.add_argument("--method", default="model", help="name of the generated video's method in the table")
+    cmp_.add_argument("--baselines", action="store_true",
+                      help="also score the static-mouth and audio-energy baselines of --gt (needs its audio)")
+    cmp_.add_argument("--max-lag", type=int, default=5, help="sync offsets searched: -N..N frames")
+    cmp_.add_argument("--out", type=Path, default=None, help="write the JSON result here (+ a .md beside it)")
+
+    sr = sub.add_parser("selfrecon", help="re-create real clips from their own audio and score them")
+    sr.add_argument("--pipeline", required=True, choices=sorted(PIPELINES),
+                    help="; ".join(f"{p.name}: {p.description}" for p in PIPELINES.values()))
+    sr.add_argument("--clip", type=Path, action="append", default=[],
+                    help="a real talking clip with audio, or a folder of them (repeatable)")
+    sr.add_argument("--heldout", action="store_true",
+                    help="add the held-out clips of talkingface/eval/heldout.py from the sample-data folder")
+    sr.add_argument("--out", type=Path, default=Path("output/eval"),
+                    help="folder for <clip>.<pipeline>.json/.md and summary.md (default output/eval)")
+    sr.add_argument("--workdir", type=Path, default=None,
+                    help="keep avatars and generated videos here (default: a temporary folder)")
+    sr.add_argument("--device", default="auto", help="auto|cpu|cuda for the pipeline's networks")
+
+    sm = sub.add_parser("summary", help="table over a folder of evaluation JSON files")
+    sm.add_argument("folder", type=Path)
+    sm.add_argument("--md", type=Path, default=None, help="also write the table to this markdown file")
+    return parser
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp_{path.name}")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _compare(args) -> None:
+    from talkingface.eval.baselines import energy_baseline, write_static_mouth_video
+    from talkingface.eval.metrics import Reference, compare_videos
+    from talkingface.eval.report import ClipResult
+    from talkingface.eval.tracking import track_video
+    from talkingface.util.media import load_audio
+
+    ref = Reference.from_track(track_video(args.gt))
+    rows = [compare_videos(args.pred, args.gt, method=args.method, max_lag=args.max_lag, ref=ref)]
+    if args.baselines:
+        with tempfile.TemporaryDirectory(prefix="eval_") as tmp:
+            static = write_static_mouth_video(args.gt, ref, Path(tmp) / "static.mp4")
+            rows.append(compare_videos(static, args.gt, method="static", max_lag=args.max_lag, ref=ref))
+        rows.append(energy_baseline(ref, load_audio(args.gt)))
+    result = ClipResult(clip=args.gt.name, kind="compare", gt=str(args.gt), pred=str(args.pred), rows=rows)
+    print(result.markdown())
+    if args.out is not None:
+        result.save(args.out)
+        _write_text(args.out.with_suffix(".md"), result.markdown())
+        log.info("wrote %s", args.out)
+
+
+def _selfrecon(args) -> None:
+    from talkingface.eval.heldout import heldout_paths
+    from talkingface.eval.report import HEADER, summary_markdown
+    from talkingface.eval.selfrecon import list_clips, selfrecon
+
+    sources: List[Path] = list(args.clip)
+    if args.heldout:
+        sources += heldout_paths()
+    if not sources:
+        raise UserInputError("give --clip (a file or folder) or --heldout")
+    clips = list_clips(sources)
+    device = resolve_device(args.device)
+    results = []
+    print(HEADER, flush=True)
+    for clip in clips:
+        workdir = args.workdir / clip.stem if args.workdir is not None else None
+        res = selfrecon(clip, args.pipeline, workdir=workdir, device=device)
+        stem = f"{clip.stem}.{args.pipeline}"
+        res.save(args.out / f"{stem}.json")
+        _write_text(args.out / f"{stem}.md", res.markdown())
+        print("\n".join(res.markdown_rows()), flush=True)
+        results.append(res)
+    if len(results) > 1:
+        table = summary_markdown(results)
+        _write_text(args.out / f"summary.{args.pipeline}.md", table)
+        print()
+        print(table.split("\n\n", 1)[1])
+    log.info("results in %s", args.out)
+
+
+def _summary(args) -> None:
+    from talkingface.eval.report import load_results, summary_markdown
+
+    table = summary_markdown(load_results(args.folder))
+    print(table)
+    if args.md is not None:
+        _write_text(args.md, table)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    {"compare": _compare, "selfrecon": _selfrecon, "summary": _summary}[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,119 @@
+"""Trivial baselines scored beside every model (DESIGN.md §6).
+
+- **static mouth**: the avatar's neutral mouth on every frame. We build it as a video: the clip's
+  most-closed-mouth frame is aligned to each frame (similarity transform on eyes, brows and nose)
+  and its mouth region pasted in with a feathered mask, so the baseline runs through the same
+  detection and image metrics as a model's output.
+- **audio energy**: mouth opening and lip landmarks regressed linearly on the log energy of each
+  frame's 40 ms of audio. The fit uses the clip's own landmarks (in-sample), so it is an optimistic
+  bound for any energy-driven mouth; its r is simply corr(log energy, real opening). It has no
+  images, so no PSNR/SSIM.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Tuple
+
+import cv2
+import numpy as np
+
+from talkingface.errors import UserInputError
+from talkingface.eval.metrics import MetricRow, Reference, score_prediction
+from talkingface.util.media import SAMPLES_PER_FRAME, PathLike, VideoWriter, iter_video_frames
+from talkingface.utils import INDEX_EYEBROWS, INDEX_EYES, INDEX_NOSE, MAIN_KEYPOINTS, MP_LIPS_OUTER
+
+log = logging.getLogger(__name__)
+
+#: MediaPipe ids that do not move with the mouth: the static-mouth alignment points.
+STABLE_IDS = [MAIN_KEYPOINTS[i] for i in INDEX_EYEBROWS + INDEX_EYES + INDEX_NOSE]
+MASK_MARGIN = 0.25  # mask dilation, fraction of the mouth width
+ENERGY_FLOOR = 1e-8
+
+
+def neutral_frame_index(ref: Reference) -> int:
+    """Index of the real frame with the smallest mouth opening (the avatar's neutral mouth)."""
+    opening = np.where(np.isfinite(ref.opening), ref.opening, np.inf)
+    if not np.isfinite(opening).any():
+        raise UserInputError("no face found in any frame of the clip")
+    return int(np.argmin(opening))
+
+
+def _mouth_mask(shape: Tuple[int, int], polys, margin_px: float) -> np.ndarray:
+    """Feathered float mask (H, W) in [0, 1] covering the convex hull of ``polys``, dilated."""
+    mask = np.zeros(shape, np.uint8)
+    hull = cv2.convexHull(np.concatenate(polys).astype(np.float32)).astype(np.int32)
+    cv2.fillConvexPoly(mask, hull, 255)
+    k = max(3, int(2 * margin_px) | 1)
+    mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return cv2.GaussianBlur(mask, (k, k), 0).astype(np.float32) / 255.0
+
+
+def write_static_mouth_video(clip: PathLike, ref: Reference, out: PathLike) -> Path:
+    """Write the static-mouth baseline of ``clip`` (same frame count, size and 25 fps) to ``out``.
+
+    ref: the clip's own :class:`Reference` (its face-mesh track). Frames without a face are copied.
+    """
+    pts = ref.track.points
+    k = neutral_frame_index(ref)
+    neutral = _nth_frame(clip, k)
+    with VideoWriter(out) as writer:
+        for t, frame in enumerate(iter_video_frames(clip)):
+            if t >= len(pts) or not np.isfinite(pts[t, 0, 0]):
+                writer.write(frame)
+                continue
+            m, _ = cv2.estimateAffinePartial2D(pts[k, STABLE_IDS, :2].astype(np.float32),
+                                               pts[t, STABLE_IDS, :2].astype(np.float32))
+            if m is None:
+                writer.write(frame)
+                continue
+            h, w = frame.shape[:2]
+            warped = cv2.warpAffine(neutral, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            lips_k = pts[k, MP_LIPS_OUTER, :2] @ m[:, :2].T + m[:, 2]
+            lips_t = pts[t, MP_LIPS_OUTER, :2]
+            width = float(np.linalg.norm(lips_t.max(axis=0) - lips_t.min(axis=0)))
+            alpha = _mouth_mask((h, w), [lips_k, lips_t], MASK_MARGIN * width)[..., None]
+            writer.write((alpha * warped + (1.0 - alpha) * frame).round().astype(np.uint8))
+    return Path(out)
+
+
+def _nth_frame(clip: PathLike, k: int) -> np.ndarray:
+    for i, frame in enumerate(iter_video_frames(clip, max_frames=k + 1)):
+        if i == k:
+            return frame
+    raise UserInputError(f"{clip}: frame {k} not found")
+
+
+def frame_log_energy(audio: np.ndarray, n_frames: int) -> np.ndarray:
+    """(n_frames,) natural-log mean power of each frame's 640 samples (16 kHz audio, zero-padded)."""
+    need = n_frames * SAMPLES_PER_FRAME
+    audio = np.asarray(audio, np.float64)
+    audio = np.pad(audio[:need], (0, max(0, need - len(audio))))
+    power = (audio.reshape(n_frames, SAMPLES_PER_FRAME) ** 2).mean(axis=1)
+    return np.log(power + ENERGY_FLOOR)
+
+
+def _linear_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares ``y ≈ a + b x`` over rows where y is finite; returns the fitted y for every x.
+
+    x: (N,), y: (N, D). Rows of y with NaN are left out of the fit.
+    """
+    ok = np.isfinite(y).all(axis=1)
+    design = np.stack([np.ones_like(x), x], axis=1)
+    if ok.sum() < 2:
+        return np.full_like(y, math.nan)
+    coef, *_ = np.linalg.lstsq(design[ok], y[ok], rcond=None)
+    return design @ coef
+
+
+def energy_baseline(ref: Reference, audio: np.ndarray) -> MetricRow:
+    """Score the audio-energy baseline: opening and lips linear in per-frame log energy.
+
+    audio: the clip's own 16 kHz mono float audio.
+    """
+    n = ref.track.n_frames
+    x = frame_log_energy(audio, n)
+    opening = _linear_fit(x, ref.opening[:, None])[:, 0]
+    lips = _linear_fit(x, ref.lips.reshape(n, -1)).reshape(n, -1, 2)
+    return score_prediction("energy", ref, opening, lips)
