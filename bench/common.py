@@ -271,9 +271,14 @@ class BenchReport:
 
 def write_json(path: Path, obj: Any) -> Path:
     """Write ``obj`` as indented JSON via a temporary file and rename."""
+    return write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write ``text`` via a temporary file and rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp_{path.name}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
 

@@ -15,6 +15,7 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import landmarks_for_video
 from talkingface.util.media import PathLike, read_video
 
@@ -61,6 +62,8 @@ def track_video(path: PathLike, size: Optional[Tuple[int, int]] = None, progress
     differs from its ground truth's, so both are measured in the same pixel units).
     """
     p = Path(path)
+    if not p.is_file():
+        raise UserInputError(f"video not found: {p}")
     key = _key(p, size)
     native = _key(p, None)
     for k in (key, native):
