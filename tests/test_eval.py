@@ -71,8 +71,10 @@ def test_compare_self_gives_perfect_scores(clip, capsys, tmp_path):
     out = tmp_path / "self.json"
     rows = _row(capsys, ["compare", "--pred", str(clip), "--gt", str(clip), "--out", str(out)])
     assert len(rows) == 1
-    _, method, frames, r, offset, r_off, lmd, p, s, fails = rows[0]
-    assert (method, frames, r, offset, r_off, lmd, fails) == ("model", "75", "1.000", "+0", "1.000", "0.00", "0/0")
+    _, method, frames, r, offset, r_off, amp, lmd, p, s, fails = rows[0]
+    assert (method, frames, r, offset, r_off, amp, lmd, fails) == ("model", "75", "1.000", "+0", "1.000", "1.00",
+                                                                   "0.00", "0/0")
+    assert (p, s) == ("100.00", "1.000")
     saved = json.loads(out.read_text())
     assert saved["rows"][0]["r"] == pytest.approx(1.0) and saved["rows"][0]["lmd"] == 0.0
     assert out.with_suffix(".md").read_text().startswith("| clip |")
@@ -104,7 +106,7 @@ def test_selfrecon_static_pipeline_and_summary(clip, tmp_path):
     assert methods == ["static", "energy"]
     static = res.rows[0]
     assert static.n_frames == 75 and static.fail_pred == 0
-    assert abs(static.r) < 0.6 and static.lmd > 1.0  # a closed mouth does not follow speech
+    assert static.amp < 0.2 and static.lmd > 1.0  # a closed mouth does not follow speech
     assert 20 < static.psnr < 60 and 0.5 < static.ssim < 1.0
     res.save(tmp_path / "out" / "a.json")
     ClipResult(clip="b.mpg", kind="selfrecon", gt="b", rows=res.rows).save(tmp_path / "out" / "b.json")

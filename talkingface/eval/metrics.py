@@ -6,6 +6,8 @@ All landmark metrics are computed on 25 fps tracks (:mod:`talkingface.eval.track
   (:func:`talkingface.utils.mouth_opening`); Pearson r between generated and real at lag 0.
 - **sync offset**: the lag k in [-max_lag, max_lag] maximising r between ``pred[t + k]`` and
   ``gt[t]``; k > 0 means the generated mouth moves k frames *later* than the real one.
+- **amplitude**: std of generated / real mouth opening (1 = moves as much as the real mouth; a
+  frozen mouth gives ~0, where r is only noise).
 - **LMD**: mean Euclidean distance of the 40 lip landmarks (20 inner + 20 outer), both expressed in
   the real frame's DH_live face crop (:func:`talkingface.utils.crop_face`) scaled to 256 px.
 - **mouth PSNR / SSIM**: on a square box around the real frame's outer lips (side = 1.5 x the mouth
@@ -50,6 +52,7 @@ class MetricRow:
     offset: int  # best lag in frames (pred later than gt when > 0)
     r_offset: float  # r at that lag
     lmd: float  # px in a 256-px face crop
+    amp: float = math.nan  # std of generated / real mouth opening (motion amplitude; 1 = as much as real)
     psnr: float = math.nan  # dB, mouth box
     ssim: float = math.nan
     fail_pred: int = 0  # frames without a detected face in the generated video
@@ -63,7 +66,7 @@ class MetricRow:
     @classmethod
     def from_dict(cls, d: dict) -> "MetricRow":
         d = dict(d)
-        for k in ("r", "r_offset", "lmd", "psnr", "ssim"):
+        for k in ("r", "r_offset", "lmd", "amp", "psnr", "ssim"):
             if d.get(k) is None:
                 d[k] = math.nan
         return cls(**d)
@@ -83,6 +86,14 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     if den < 1e-12:
         return math.nan
     return float((a * b).sum() / den)
+
+
+def amplitude_ratio(pred: np.ndarray, gt: np.ndarray) -> float:
+    """std(pred) / std(gt) over the entries where both are finite (NaN if gt is flat)."""
+    ok = np.isfinite(pred) & np.isfinite(gt)
+    if ok.sum() < 3 or np.std(gt[ok]) < 1e-12:
+        return math.nan
+    return float(np.std(pred[ok]) / np.std(gt[ok]))
 
 
 def lagged_r(pred: np.ndarray, gt: np.ndarray, lag: int) -> float:
@@ -236,7 +247,8 @@ def score_prediction(method: str, ref: Reference, opening: np.ndarray, lips: np.
     gt_open = ref.opening[:n]
     lag, r_lag = best_offset(opening[:n], gt_open, max_lag)
     return MetricRow(method=method, n_frames=n, r=pearson(opening[:n], gt_open), offset=lag, r_offset=r_lag,
-                     lmd=lmd(lips[:n], ref.lips[:n]), fail_pred=fail_pred,
+                     lmd=lmd(lips[:n], ref.lips[:n]), amp=amplitude_ratio(opening[:n], gt_open),
+                     fail_pred=fail_pred,
                      fail_gt=int((~ref.track.valid[:n]).sum()))
 
 

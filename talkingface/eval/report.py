@@ -22,10 +22,10 @@ import numpy as np
 from talkingface.errors import UserInputError
 from talkingface.eval.metrics import MetricRow
 
-HEADER = ("| clip | method | frames | r | offset | r@offset | LMD px | mouth PSNR | mouth SSIM | no-face pred/gt |\n"
-          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-SUMMARY_HEADER = ("| method | clips | frames | r | r@offset | mean |offset| | LMD px | mouth PSNR | mouth SSIM | no-face pred |\n"
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+HEADER = ("| clip | method | frames | r | offset | r@offset | amplitude | LMD px | mouth PSNR | mouth SSIM "
+          "| no-face pred/gt |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+SUMMARY_HEADER = ("| method | clips | frames | r | r@offset | mean abs offset | amplitude | LMD px | mouth PSNR "
+                  "| mouth SSIM | no-face pred |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def _f(x: Optional[float], nd: int = 3) -> str:
@@ -72,7 +72,8 @@ class ClipResult:
 
 def markdown_row(clip: str, r: MetricRow) -> str:
     offset = "–" if math.isnan(r.r_offset) else f"{r.offset:+d}"
-    return (f"| {clip} | {r.method} | {r.n_frames} | {_f(r.r)} | {offset} | {_f(r.r_offset)} | {_f(r.lmd, 2)} | "
+    return (f"| {clip} | {r.method} | {r.n_frames} | {_f(r.r)} | {offset} | {_f(r.r_offset)} | {_f(r.amp, 2)} | "
+            f"{_f(r.lmd, 2)} | "
             f"{_f(r.psnr, 2)} | {_f(r.ssim)} | {r.fail_pred}/{r.fail_gt} |")
 
 
@@ -114,7 +115,7 @@ def summarize(results: Sequence[ClipResult]) -> Dict[str, Dict[str, float]]:
             "clips": len(rows), "frames": sum(r.n_frames for r in rows),
             "r": mean([r.r for r in rows]), "r_offset": mean([r.r_offset for r in rows]),
             "abs_offset": mean([abs(r.offset) for r in rows if not math.isnan(r.r_offset)]),
-            "lmd": mean([r.lmd for r in rows]), "psnr": mean([r.psnr for r in rows]),
+            "amp": mean([r.amp for r in rows]), "lmd": mean([r.lmd for r in rows]), "psnr": mean([r.psnr for r in rows]),
             "ssim": mean([r.ssim for r in rows]), "fail_pred": sum(r.fail_pred for r in rows),
         }
     return out
@@ -128,6 +129,6 @@ def summary_markdown(results: Sequence[ClipResult]) -> str:
     lines += ["", SUMMARY_HEADER]
     for method, s in summarize(results).items():
         lines.append(f"| {method} | {s['clips']} | {s['frames']} | {_f(s['r'])} | {_f(s['r_offset'])} | "
-                     f"{_f(s['abs_offset'], 1)} | {_f(s['lmd'], 2)} | {_f(s['psnr'], 2)} | {_f(s['ssim'])} | "
+                     f"{_f(s['abs_offset'], 1)} | {_f(s['amp'], 2)} | {_f(s['lmd'], 2)} | {_f(s['psnr'], 2)} | {_f(s['ssim'])} | "
                      f"{s['fail_pred']} |")
     return "\n".join(lines)
