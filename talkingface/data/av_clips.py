@@ -1,0 +1,132 @@
+"""Real talking-video clips for the audio model: audio, face mesh, pose-normalised shapes, mouth crops.
+
+One :class:`ClipData` per video, computed once and cached as ``<cache>/<name>.clip.npz`` (the audio
+is written beside it as ``<name>.wav``, 16 kHz mono), so fitting bases, writing training targets
+and evaluating all read the same numbers.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+
+from talkingface.errors import MediaError, UserInputError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = (".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".webm")
+MAX_MISSING_FRACTION = 0.1
+
+
+@dataclass
+class ClipData:
+    """A prepared clip (25 fps; N = frames kept, the shorter of video and audio).
+
+    audio: (S,) float32 16 kHz mono; landmarks: (N,478,3) pixels (missing frames interpolated);
+    mats: (N,4,4) canonical->frame poses; normalized: (N,478,3) canonical units;
+    raw_crops: (N,15,30,3) uint8 BGR mouth crops (not yet symmetrised/normalised).
+    """
+
+    name: str
+    audio: np.ndarray
+    landmarks: np.ndarray
+    mats: np.ndarray
+    normalized: np.ndarray
+    raw_crops: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.landmarks)
+
+
+def list_videos(folder: Union[str, Path], exclude: Sequence[str] = ()) -> List[Path]:
+    """Video files under ``folder`` (recursive, sorted); names matching any ``exclude`` glob are skipped."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise UserInputError(f"not a folder: {root}")
+    vids = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTS and p.is_file())
+    return [p for p in vids if not any(p.match(pat) or p.stem == pat or p.name == pat for pat in exclude)]
+
+
+def clip_name(video: Path, root: Optional[Path] = None) -> str:
+    """A unique flat name: the path below ``root`` with separators replaced by '__'."""
+    rel = video.relative_to(root) if root is not None else Path(video.name)
+    return "__".join(rel.with_suffix("").parts)
+
+
+def _fill_missing(lm: np.ndarray, name: str) -> np.ndarray:
+    ok = np.isfinite(lm).all(axis=(1, 2))
+    if ok.mean() < 1 - MAX_MISSING_FRACTION:
+        raise UserInputError(f"{name}: the face mesh missed {np.sum(~ok)} of {len(ok)} frames")
+    if ok.all():
+        return lm
+    idx = np.arange(len(lm))
+    flat = lm.reshape(len(lm), -1).copy()
+    for j in range(flat.shape[1]):
+        flat[~ok, j] = np.interp(idx[~ok], idx[ok], flat[ok, j])
+    return flat.reshape(lm.shape)
+
+
+def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Optional[str] = None,
+                 progress: bool = False) -> ClipData:
+    """Decode, mesh, pose-normalise and crop one video (cached in ``cache_dir``)."""
+    from talkingface.mediapipe_utils import landmarks_for_video
+    from talkingface.mouth_basis import cut_mouth_crops, mouth_box, normalize_landmarks
+    from talkingface.util.media import load_audio, probe_video, read_video, save_wav
+
+    video = Path(video)
+    name = name or video.stem
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    npz, wav = cache_dir / f"{name}.clip.npz", cache_dir / f"{name}.wav"
+    if npz.is_file() and wav.is_file():
+        with np.load(npz, allow_pickle=False) as d:
+            audio = load_audio(wav)
+            return ClipData(name, audio, d["landmarks"], d["mats"], d["normalized"], d["raw_crops"])
+    if not probe_video(video).has_audio:
+        raise MediaError(f"{video.name} has no audio track")
+    audio = load_audio(video)
+    frames = read_video(video)
+    n = min(len(frames), int(np.ceil(audio.size / 640)))
+    if n < 10:
+        raise UserInputError(f"{video}: too short ({n} frames with audio)")
+    frames = frames[:n]
+    lm = _fill_missing(landmarks_for_video(frames, progress=progress, allow_missing=True), video.name)
+    mats, normalized = normalize_landmarks(lm)
+    crops = cut_mouth_crops(frames, mats, mouth_box(normalized))
+    tmp = cache_dir / f".tmp_{name}.clip.npz"
+    np.savez_compressed(tmp, landmarks=lm.astype(np.float32), mats=mats.astype(np.float32),
+                        normalized=normalized.astype(np.float32), raw_crops=crops)
+    save_wav(wav, audio)
+    os.replace(tmp, npz)
+    return ClipData(name, load_audio(wav), lm, mats, normalized, crops)
+
+
+def blendshape_coefficients(clip: ClipData, basis) -> np.ndarray:
+    """Per-frame blendshape coefficients of a clip against its own neutral shape: (N, 6)."""
+    from talkingface.mouth_basis import neutral_shape
+
+    norm = np.asarray(clip.normalized, np.float64)
+    return basis.project(norm, neutral_shape(norm))
+
+
+def pixel_coefficients(clip: ClipData, basis) -> np.ndarray:
+    """Per-frame pixel-basis coefficients of the clip's processed mouth crops: (N, 6)."""
+    from talkingface.mouth_basis import process_crops
+
+    return basis.project(process_crops(clip.raw_crops))
+
+
+def write_targets(clip: ClipData, cache_dir: Union[str, Path], bs_basis, px_basis) -> None:
+    """Write ``<name>.bs.txt`` and ``<name>.pixel.txt`` (N x 6, one row per 40 ms) beside ``<name>.wav``."""
+    cache_dir = Path(cache_dir)
+    for suffix, coefs in (("bs", blendshape_coefficients(clip, bs_basis)),
+                          ("pixel", pixel_coefficients(clip, px_basis))):
+        out = cache_dir / f"{clip.name}.{suffix}.txt"
+        tmp = cache_dir / f".tmp_{clip.name}.{suffix}.txt"
+        np.savetxt(tmp, coefs, fmt="%.5f")
+        os.replace(tmp, out)

@@ -1,0 +1,90 @@
+"""Fit both mouth-motion bases on a folder of real talking videos and write per-clip training targets.
+
+    python train_audio/preparation_step1.py VIDEO_FOLDER OUT [--exclude NAME ...]
+
+For every video with an audio track (25 fps, 16 kHz): face mesh, pose normalisation and mouth crops
+are cached in ``OUT/clips/<name>.clip.npz`` with the cut audio ``OUT/clips/<name>.wav``. Then:
+
+- ``OUT/blendshape_basis.npz`` (+ ``.png``: each component at mean -2, 0, +2 std) for the mini
+  renderer;
+- ``OUT/pixel_basis.npz`` (+ ``.png``: decoded mouths across each component) for DH_live;
+- ``OUT/clips/<name>.bs.txt`` and ``<name>.pixel.txt``: one row of 6 coefficients per 40 ms,
+  the targets of ``train_audio/train_lstm.py``.
+
+``--exclude`` (file name, stem or glob; repeatable) keeps validation speakers out of everything.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+from talkingface.errors import MediaError, UserInputError
+from talkingface.util.cli import run_cli, setup_logging
+
+log = logging.getLogger("preparation_step1")
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("videos", type=Path, help="folder of real talking videos with audio (searched recursively)")
+    ap.add_argument("out", type=Path, help="output folder")
+    ap.add_argument("--exclude", action="append", default=[], help="video name/stem/glob to leave out (repeatable)")
+    ap.add_argument("--components", type=int, default=6, help="basis size (the LSTM predicts 6)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    import cv2
+    from tqdm import tqdm
+
+    from talkingface.data.av_clips import clip_name, list_videos, prepare_clip, write_targets
+    from talkingface.mouth_basis import (blendshape_sweep_image, fit_blendshape_basis, fit_pixel_basis,
+                                         pixel_sweep_image, process_crops)
+    from talkingface.utils import mouth_opening
+
+    videos = list_videos(args.videos, args.exclude)
+    if not videos:
+        raise UserInputError(f"no videos found in {args.videos}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    clip_dir = args.out / "clips"
+    clips = []
+    for video in tqdm(videos, desc="clips", unit="clip"):
+        try:
+            clips.append(prepare_clip(video, clip_dir, name=clip_name(video, args.videos)))
+        except (MediaError, UserInputError) as exc:
+            log.warning("skipping %s: %s", video.name, exc)
+    if not clips:
+        raise UserInputError(f"no usable clip (video with a face and speech) in {args.videos}")
+    log.info("fitting bases on %d clips, %d frames", len(clips), sum(c.n_frames for c in clips))
+    bs = fit_blendshape_basis([c.normalized for c in clips], n_components=args.components)
+    px = fit_pixel_basis([process_crops(c.raw_crops) for c in clips],
+                         openings=[mouth_opening(c.normalized) for c in clips], n_components=args.components)
+    sources = [c.name for c in clips]
+    bs.info["clips_used"] = px.info["clips_used"] = sources
+    bs.save(args.out / "blendshape_basis.npz")
+    px.save(args.out / "pixel_basis.npz")
+    for name, img in (("blendshape_basis.png", blendshape_sweep_image(bs)), ("pixel_basis.png", pixel_sweep_image(px))):
+        tmp = args.out / f".tmp_{name}"
+        cv2.imwrite(str(tmp), img)
+        os.replace(tmp, args.out / name)
+    for clip in clips:
+        write_targets(clip, clip_dir, bs, px)
+    summary = {"clips": sources, "frames": sum(c.n_frames for c in clips), "excluded": args.exclude,
+               "blendshape": {k: v for k, v in bs.info.items() if k != "clips_used"},
+               "pixel": {k: v for k, v in px.info.items() if k != "clips_used"}}
+    with open(args.out / "bases.json", "w", encoding="utf-8") as fh:
+        json.dump(summary, fh, indent=1)
+    log.info("wrote %s (blendshape energy %s)", args.out,
+             [round(x, 3) for x in bs.info["explained_energy"]])
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
