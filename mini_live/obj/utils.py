@@ -1,0 +1,110 @@
+"""Mini-renderer assets: where they live, how to load them, and the blendshape table.
+
+Committed assets (written by ``python -m mini_live.obj.make_assets``; never edited by hand):
+
+- ``data/face_mesh.npz``: ``triangles`` (852, 3) MediaPipe face-mesh triangles (:mod:`.face_mesh`);
+- ``data/wrap_template.npz``: the wrap-mesh template (:class:`~mini_live.obj.wrap_utils.WrapMesh`) built on
+  the canonical mean face of :func:`talkingface.run_utils.load_mean_face`;
+- ``data/face_wrap_entity.obj``: the same template in the original's ``v x y z label index`` text form;
+- ``data/teeth_upper.obj``, ``data/teeth_lower.obj``: the procedural teeth (v, vt, f);
+- ``data/bs_table.npz``: ``table`` (6, V, 3) float32, the blendshape texture built from a
+  ``BlendshapeBasis`` (:func:`bs_table_from_basis`), its ``coef_std`` (6,) and ``neutral_face`` (478, 3):
+  the canonical mean face with the basis's rest (closed-mouth) shape on its landmarks - the reference
+  :func:`~mini_live.obj.wrap_utils.normalizeLips` closes an avatar's lips to, so that all-zero weights
+  render the mouth at rest.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from mini_live.obj.wrap_utils import (LABEL_ANCHOR, LABEL_LOWER_TEETH, RING_LOWER, WrapMesh)
+from talkingface.errors import UserInputError
+from talkingface.utils import MP_LIPS_RINGS
+
+#: The original's name for the four lip rings (outer, two intermediate, inner; reference §3.0).
+INDEX_MP_LIPS = MP_LIPS_RINGS
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+FACE_MESH_PATH = DATA_DIR / "face_mesh.npz"
+WRAP_TEMPLATE_PATH = DATA_DIR / "wrap_template.npz"
+BS_TABLE_PATH = DATA_DIR / "bs_table.npz"
+#: Inner lower-lip ring positions whose motion the lower teeth follow (the middle five, no corners).
+JAW_RING_POSITIONS = RING_LOWER[2:7]
+
+
+def _need(path: Path) -> Path:
+    if not path.is_file():
+        raise UserInputError(f"mini renderer asset missing: {path} (run python -m mini_live.obj.make_assets)")
+    return path
+
+
+def load_face_triangles(path: Optional[Path] = None) -> np.ndarray:
+    """(852, 3) int64 face-mesh triangles."""
+    with np.load(_need(Path(path or FACE_MESH_PATH))) as d:
+        return d["triangles"].astype(np.int64)
+
+
+def load_wrap_template(path: Optional[Path] = None) -> WrapMesh:
+    """The committed wrap-mesh template (canonical mean-face space)."""
+    return WrapMesh.load(_need(Path(path or WRAP_TEMPLATE_PATH)))
+
+
+def load_bs_table(path: Optional[Path] = None) -> np.ndarray:
+    """The committed blendshape table (6, V, 3) float32 for the committed template."""
+    with np.load(_need(Path(path or BS_TABLE_PATH))) as d:
+        return d["table"].astype(np.float32)
+
+
+def load_neutral_face(path: Optional[Path] = None) -> np.ndarray:
+    """The rest face (478, 3) stored with the blendshape table (see the module docstring)."""
+    with np.load(_need(Path(path or BS_TABLE_PATH))) as d:
+        return d["neutral_face"].astype(np.float64)
+
+
+def neutral_face_from_basis(basis, mean_face: np.ndarray) -> np.ndarray:
+    """``mean_face`` (478, 3) with the basis's rest shape written at its landmark ids."""
+    out = np.array(mean_face, np.float64, copy=True)
+    out[np.asarray(basis.landmark_ids, np.int64)] = basis.mean
+    return out
+
+
+def bs_table_from_basis(basis, mesh: WrapMesh, jaw_gain: float = 0.8) -> np.ndarray:
+    """The blendshape texture of ``mesh`` from a ``talkingface.mouth_basis.BlendshapeBasis``.
+
+    Returns (n_components, V, 3) float32: column i = displacement of vertex i per unit coefficient.
+    Vertices whose MediaPipe id is in the basis take its components; anchors, ring vertices and upper
+    teeth stay fixed; the lower teeth move with ``jaw_gain`` times the mean displacement of the middle
+    five points of the inner lower lip (:data:`JAW_RING_POSITIONS`) - the jaw.
+    """
+    comps = np.asarray(basis.components, np.float64)
+    ids = np.asarray(basis.landmark_ids, np.int64)
+    col = {int(m): k for k, m in enumerate(ids)}
+    table = np.zeros((len(comps), len(mesh.vertices), 3), np.float64)
+    for v, m in enumerate(mesh.mp_ids):
+        if m >= 0 and int(m) in col and mesh.labels[v] != LABEL_ANCHOR:
+            table[:, v] = comps[:, col[int(m)]]
+    jaw_ids = [MP_LIPS_RINGS[3][k] for k in JAW_RING_POSITIONS]
+    missing = [m for m in jaw_ids if m not in col]
+    if missing:
+        raise UserInputError(f"blendshape basis lacks the inner lower-lip points {missing}")
+    jaw = comps[:, [col[m] for m in jaw_ids]].mean(axis=1)
+    table[:, mesh.labels == LABEL_LOWER_TEETH] = jaw_gain * jaw[:, None, :]
+    return table.astype(np.float32)
+
+
+def read_original_bs_png(path: Path, rows: int = 6) -> np.ndarray:
+    """The original's ``bs_texture_halfFace.png`` (256x16) as a table (rows, 256, 3) float32.
+
+    Texel RGB v encodes d = 2 v / 255 - 1 model units per unit weight (reference §5.1); only the first
+    ``rows`` rows are blendshapes.
+    """
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise UserInputError(f"cannot read blendshape texture {path}")
+    rgb = img[:rows, :, ::-1].astype(np.float32)
+    return 2.0 * rgb / 255.0 - 1.0
