@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from mini_live.obj.wrap_utils import (LABEL_ANCHOR, LABEL_LOWER_TEETH, RING_LOWER, WrapMesh)
+from mini_live.obj.wrap_utils import LABEL_ANCHOR, LABEL_LOWER_TEETH, RING_LOWER, WrapMesh, newWrapModel, normalizeLips
 from talkingface.errors import UserInputError
 from talkingface.utils import MP_LIPS_RINGS
 
@@ -108,3 +108,21 @@ def read_original_bs_png(path: Path, rows: int = 6) -> np.ndarray:
         raise UserInputError(f"cannot read blendshape texture {path}")
     rgb = img[:rows, :, ::-1].astype(np.float32)
     return 2.0 * rgb / 255.0 - 1.0
+
+
+def fit_avatar(std_points: np.ndarray, template: Optional[WrapMesh] = None, neutral_face: Optional[np.ndarray] = None,
+               mean_face: Optional[np.ndarray] = None):
+    """Per-avatar set-up of the renderer from the standard-crop landmarks of its video.
+
+    std_points: (N, 478, 3) landmarks in the standard crop (``image_utils.standard_points``). Solves the
+    per-frame poses against the canonical mean face (``calc_face_mat``), closes the personal mean's lips
+    to the rest shape (``normalizeLips``) and fits the wrap template to it (``newWrapModel``).
+    Returns ``(mesh, mats (N, 4, 4) canonical -> standard crop)``.
+    """
+    from talkingface.run_utils import calc_face_mat, load_mean_face
+
+    mean_face = load_mean_face() if mean_face is None else mean_face
+    template = load_wrap_template() if template is None else template
+    neutral_face = load_neutral_face() if neutral_face is None else neutral_face
+    mats, _, personal = calc_face_mat(np.asarray(std_points, np.float64), mean_face)
+    return newWrapModel(template, normalizeLips(personal, neutral_face)), mats

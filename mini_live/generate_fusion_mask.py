@@ -1,0 +1,120 @@
+"""Generate the two fusion masks of the mini pipeline (reference §5.5) and load them.
+
+- ``face_fusion_mask.png``: 128x128 grey. Pixel value min(255, ramp_step * d), d = distance in pixels
+  from the crop border (0 on the outermost ring), so with the default step 16 it ramps 0 -> 255 over
+  16 px. It multiplies the GL warp field, so the deformation is 0 at the crop border.
+- ``mouth_fusion_mask.png``: 72x72 grey stored as RGB. 19 nested rounded rectangles (corner radius 25,
+  inset 1 px each, grey 14 i for i = 0..18) on a 100x100 canvas; the 20-px border bands are then
+  squeezed (top to 8 px, bottom to 10, sides to 10) and the result resized to 72x72: about 0 at the
+  edge, 252 inside. It blends the network's mouth patch into the warped crop.
+
+    python mini_live/generate_fusion_mask.py            # writes both PNGs next to this file
+    python mini_live/generate_fusion_mask.py --out DIR
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from talkingface.errors import UserInputError
+from talkingface.util.cli import run_cli, setup_logging
+
+log = logging.getLogger(__name__)
+
+MASK_DIR = Path(__file__).resolve().parent
+FACE_MASK_NAME = "face_fusion_mask.png"
+MOUTH_MASK_NAME = "mouth_fusion_mask.png"
+
+
+def face_fusion_mask(size: int = 128, ramp_step: int = 16) -> np.ndarray:
+    """(size, size) uint8: min(255, ramp_step * distance to the nearest border pixel row/column)."""
+    idx = np.arange(size)
+    d1 = np.minimum(idx, size - 1 - idx)
+    dist = np.minimum(d1[:, None], d1[None, :])
+    return np.minimum(255, ramp_step * dist).astype(np.uint8)
+
+
+def _rounded_rect_levels(canvas: int, levels: int, radius: float) -> np.ndarray:
+    """Per pixel of a canvas x canvas grid, how many nested rounded rectangles (inset 0..levels-1 px)
+    contain its centre, minus one (-1 outside the outermost)."""
+    c = np.arange(canvas) + 0.5
+    y, x = np.meshgrid(c, c, indexing="ij")
+    out = np.full((canvas, canvas), -1, np.int32)
+    for i in range(levels):
+        x0, x1 = i, canvas - i
+        dx = np.maximum(np.maximum(x0 + radius - x, x - (x1 - radius)), 0.0)
+        dy = np.maximum(np.maximum(x0 + radius - y, y - (x1 - radius)), 0.0)
+        inside = (dx ** 2 + dy ** 2 <= radius ** 2) & (x >= x0) & (x <= x1) & (y >= x0) & (y <= x1)
+        out[inside] = i
+    return out
+
+
+def _squeeze(img: np.ndarray, band: int, top: int, bottom: int, side: int) -> np.ndarray:
+    """Resample the ``band``-px border strips of ``img`` to the given widths, keeping the interior."""
+    def along(a: np.ndarray, first: int, last: int, axis: int) -> np.ndarray:
+        n = a.shape[axis]
+        parts = np.split(a, [band, n - band], axis=axis)
+        out = []
+        for part, width in zip(parts, (first, n - 2 * band, last)):
+            shape = (part.shape[1], width) if axis == 0 else (width, part.shape[0])
+            out.append(cv2.resize(part, shape, interpolation=cv2.INTER_AREA))
+        return np.concatenate(out, axis=axis)
+
+    return along(along(img, top, bottom, 0), side, side, 1)
+
+
+def mouth_fusion_mask(size: Tuple[int, int] = (72, 72), canvas: int = 100, levels: int = 19, step: int = 14,
+                      radius: float = 25.0, band: int = 20, squeeze: Tuple[int, int, int] = (8, 10, 10)) -> np.ndarray:
+    """(h, w) uint8 rounded-rectangle feather (see the module docstring); size is (w, h)."""
+    grey = (_rounded_rect_levels(canvas, levels, radius) * step).clip(0, 255).astype(np.float32)
+    top, bottom, side = squeeze
+    squeezed = _squeeze(grey, band, top, bottom, side)
+    return np.clip(np.round(cv2.resize(squeezed, size, interpolation=cv2.INTER_AREA)), 0, 255).astype(np.uint8)
+
+
+def _write_png(path: Path, img: np.ndarray) -> None:
+    tmp = path.with_name(f".tmp_{path.name}")
+    if not cv2.imwrite(str(tmp), img):
+        raise UserInputError(f"cannot write {path}")
+    os.replace(tmp, path)
+
+
+def write_fusion_masks(out_dir: Path = MASK_DIR) -> Tuple[Path, Path]:
+    """Write both masks into ``out_dir``; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    face_path, mouth_path = out_dir / FACE_MASK_NAME, out_dir / MOUTH_MASK_NAME
+    _write_png(face_path, face_fusion_mask())
+    _write_png(mouth_path, cv2.cvtColor(mouth_fusion_mask(), cv2.COLOR_GRAY2BGR))
+    return face_path, mouth_path
+
+
+def load_fusion_masks(mask_dir: Path = MASK_DIR) -> Tuple[np.ndarray, np.ndarray]:
+    """(face 128x128, mouth 72x72) float32 in [0, 1] from the committed PNGs (channel 0)."""
+    out = []
+    for name in (FACE_MASK_NAME, MOUTH_MASK_NAME):
+        img = cv2.imread(str(Path(mask_dir) / name), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise UserInputError(f"fusion mask missing: {Path(mask_dir) / name} (run mini_live/generate_fusion_mask.py)")
+        out.append((img if img.ndim == 2 else img[..., 0]).astype(np.float32) / 255.0)
+    return out[0], out[1]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description="Write face_fusion_mask.png and mouth_fusion_mask.png.")
+    parser.add_argument("--out", type=Path, default=MASK_DIR, help="output folder (default: mini_live/)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    for p in write_fusion_masks(args.out):
+        log.info("wrote %s", p)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
