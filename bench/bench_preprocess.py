@@ -8,7 +8,8 @@ Stages (each the median of >= 5 runs after a warm-up, per frame of the clip):
 - ``detect+mesh``: :func:`talkingface.mediapipe_utils.checked_landmarks_for_video`, the avatar-source
   route with per-frame face detection and quality rules (full run only).
 
-Input: ``av/grid/bbaf2n.mpg`` (75 frames, 360x288) from the sample-data folder, or ``--clip``.
+Input: ``av/grid/bbaf2n.mpg`` (75 frames, 360x288) from the sample-data folder, or ``--clip``;
+``--quick`` uses its first 30 frames.
 Target on the 2-core development machine: >= 50 frames/s for the face mesh.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from common import BenchReport, bench_argparser, measure
 
 DEFAULT_CLIP = ("av", "grid", "bbaf2n.mpg")
+QUICK_FRAMES = 30
 
 
 def main(argv=None) -> int:
@@ -31,14 +33,14 @@ def main(argv=None) -> int:
     from talkingface.util.sample_data import sample_path
 
     clip = args.clip or sample_path(*DEFAULT_CLIP)
-    frames = read_video(clip)
+    frames = read_video(clip, max_frames=QUICK_FRAMES if args.quick else None)
     n = len(frames)
     h, w = frames[0].shape[:2]
     report.note("clip", Path(clip).name)
     report.note("frames", n)
     report.note("size", f"{w}x{h}")
 
-    report.add(measure(lambda: read_video(clip), "decode", items=n, runs=args.runs, warmup=args.warmup))
+    report.add(measure(lambda: read_video(clip, max_frames=n), "decode", items=n, runs=args.runs, warmup=args.warmup))
     report.add(measure(lambda: landmarks_for_video(frames, progress=False), "face_mesh_video", items=n,
                        runs=args.runs, warmup=args.warmup))
 
