@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder for <clip>.<pipeline>.json/.md and summary.md (default output/eval)")
     sr.add_argument("--workdir", type=Path, default=None,
                     help="keep avatars and generated videos here (default: a temporary folder)")
-    sr.add_argument("--device", default="auto", help="auto|cpu|cuda for the pipeline's networks")
+    sr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="torch device of the pipeline's networks")
 
     sm = sub.add_parser("summary", help="table over a folder of evaluation JSON files")
     sm.add_argument("folder", type=Path)

@@ -275,7 +275,7 @@ def compare_videos(pred: PathLike, gt: PathLike, method: str = "model", max_lag:
     n = check_lengths(pred_track.n_frames, gt_track.n_frames, Path(pred).name)
     pred_points = pred_track.points[:n]
     row = score_prediction(method, ref, mouth_opening(pred_points), lip_points(pred_points, ref.boxes[:n]),
-                           fail_pred=pred_track.failures - int((~pred_track.valid[n:]).sum()), max_lag=max_lag)
+                           fail_pred=int((~pred_track.valid[:n]).sum()), max_lag=max_lag)
     row.psnr, row.ssim = mouth_image_scores(islice(iter_video_frames(pred), n), iter_video_frames(gt),
                                             gt_track.points[:n])
     return row
