@@ -8,6 +8,11 @@
   frame's 40 ms of audio. The fit uses the clip's own landmarks (in-sample), so it is an optimistic
   bound for any energy-driven mouth; its r is simply corr(log energy, real opening). It has no
   images, so no PSNR/SSIM.
+
+A reference row, when an audio checkpoint is given (``audio_model_row``): the same in-sample linear
+read-out, but from the audio model's 6 coefficients instead of log energy (opening from coefficient
+0, the open/close mode; lips from all 6). It measures the shared audio front end on its own, before
+any renderer.
 """
 from __future__ import annotations
 
@@ -95,16 +100,28 @@ def frame_log_energy(audio: np.ndarray, n_frames: int) -> np.ndarray:
 
 
 def _linear_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares ``y ≈ a + b x`` over rows where y is finite; returns the fitted y for every x.
+    """Least-squares ``y ≈ a + x b`` over rows where y is finite; returns the fitted y for every x.
 
-    x: (N,), y: (N, D). Rows of y with NaN are left out of the fit.
+    x: (N,) or (N, F) features, y: (N, D). Rows of y with NaN are left out of the fit.
     """
     ok = np.isfinite(y).all(axis=1)
-    design = np.stack([np.ones_like(x), x], axis=1)
-    if ok.sum() < 2:
+    x = x.reshape(len(x), -1)
+    design = np.concatenate([np.ones((len(x), 1)), x], axis=1)
+    if ok.sum() <= design.shape[1]:
         return np.full_like(y, math.nan)
     coef, *_ = np.linalg.lstsq(design[ok], y[ok], rcond=None)
     return design @ coef
+
+
+def _score_linear_readout(method: str, ref: Reference, opening_feature: np.ndarray,
+                          lip_features: np.ndarray) -> MetricRow:
+    """Fit opening on one feature (N,) and the lips on features (N, F), in-sample; score the fit."""
+    n = ref.track.n_frames
+    opening = _linear_fit(opening_feature[:n], ref.opening[:, None])[:, 0]
+    lips = _linear_fit(lip_features[:n], ref.lips.reshape(n, -1)).reshape(n, -1, 2)
+    row = score_prediction(method, ref, opening, lips)
+    row.amp = math.nan  # an in-sample least-squares fit has amplitude |r| by construction
+    return row
 
 
 def energy_baseline(ref: Reference, audio: np.ndarray) -> MetricRow:
@@ -112,8 +129,19 @@ def energy_baseline(ref: Reference, audio: np.ndarray) -> MetricRow:
 
     audio: the clip's own 16 kHz mono float audio.
     """
+    x = frame_log_energy(audio, ref.track.n_frames)
+    return _score_linear_readout("energy", ref, x, x[:, None])
+
+
+def audio_model_row(ref: Reference, audio: np.ndarray, checkpoint: PathLike, device: str = "cpu") -> MetricRow:
+    """Score the linear read-out of an audio checkpoint's (N, 6) coefficients (method ``audio-lin``).
+
+    audio: the clip's 16 kHz mono float audio; checkpoint: an Audio2Feature state dict.
+    """
+    from talkingface.audio_model import AudioModel
+
+    coef = AudioModel(checkpoint, device=device).interface_wav(audio).astype(np.float64)
     n = ref.track.n_frames
-    x = frame_log_energy(audio, n)
-    opening = _linear_fit(x, ref.opening[:, None])[:, 0]
-    lips = _linear_fit(x, ref.lips.reshape(n, -1)).reshape(n, -1, 2)
-    return score_prediction("energy", ref, opening, lips)
+    if len(coef) < n:
+        coef = np.pad(coef, ((0, n - len(coef)), (0, 0)), mode="edge")
+    return _score_linear_readout("audio-lin", ref, coef[:, 0], coef)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from talkingface.errors import UserInputError
-from talkingface.eval.baselines import energy_baseline, write_static_mouth_video
+from talkingface.eval.baselines import audio_model_row, energy_baseline, write_static_mouth_video
 from talkingface.eval.metrics import Reference, compare_videos
 from talkingface.eval.report import ClipResult
 from talkingface.eval.tracking import track_video
@@ -82,12 +82,21 @@ def list_clips(paths: List[PathLike]) -> List[Path]:
     return out
 
 
+def default_audio_checkpoint() -> Optional[Path]:
+    """The repository's shipped audio checkpoint, when there is one."""
+    from talkingface.audio_model import DEFAULT_CHECKPOINT
+
+    return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None
+
+
 def selfrecon(clip: PathLike, pipeline: str, workdir: Optional[PathLike] = None, device: str = "cpu",
-              progress: bool = True) -> ClipResult:
+              progress: bool = True, audio_checkpoint: Optional[PathLike] = None) -> ClipResult:
     """Run ``pipeline`` on ``clip`` driven by its own audio; score it and both baselines.
 
     workdir: where the avatar and generated videos go (kept); a temporary folder when None.
-    Returns rows ``[pipeline, "static", "energy"]`` (``static`` once when it is the pipeline).
+    audio_checkpoint: also score the linear read-out of this audio model (row ``audio-lin``).
+    Returns rows ``[pipeline, "static", "energy"(, "audio-lin")]`` (``static`` once when it is the
+    pipeline).
     """
     clip = Path(clip)
     pipe = get_pipeline(pipeline)
@@ -95,7 +104,7 @@ def selfrecon(clip: PathLike, pipeline: str, workdir: Optional[PathLike] = None,
         raise UserInputError(f"{clip}: no audio track; self-reconstruction needs a clip with its own speech")
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="selfrecon_") as tmp:
-            return selfrecon(clip, pipeline, tmp, device, progress)
+            return selfrecon(clip, pipeline, tmp, device, progress, audio_checkpoint)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     wav = extract_audio(clip, work / "audio.wav")
@@ -112,6 +121,9 @@ def selfrecon(clip: PathLike, pipeline: str, workdir: Optional[PathLike] = None,
     if pipe.name != "static":
         static = write_static_mouth_video(clip, ref, work / "static.mp4")
         rows.append(compare_videos(static, clip, method="static", ref=ref, progress=progress))
-    rows.append(energy_baseline(ref, load_audio(wav)))
+    audio = load_audio(wav)
+    rows.append(energy_baseline(ref, audio))
+    if audio_checkpoint is not None:
+        rows.append(audio_model_row(ref, audio, audio_checkpoint, device))
     return ClipResult(clip=clip.name, kind="selfrecon", pipeline=pipe.name, gt=str(clip), pred=str(generated),
                       rows=rows)
