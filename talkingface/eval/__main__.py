@@ -70,7 +70,7 @@ def _compare(args) -> None:
     from talkingface.eval.metrics import Reference, compare_videos
     from talkingface.eval.report import ClipResult
     from talkingface.eval.tracking import track_video
-    from talkingface.util.media import load_audio
+    from talkingface.util.media import load_audio, probe_video
 
     ref = Reference.from_track(track_video(args.gt))
     rows = [compare_videos(args.pred, args.gt, method=args.method, max_lag=args.max_lag, ref=ref)]
@@ -78,7 +78,10 @@ def _compare(args) -> None:
         with tempfile.TemporaryDirectory(prefix="eval_") as tmp:
             static = write_static_mouth_video(args.gt, ref, Path(tmp) / "static.mp4")
             rows.append(compare_videos(static, args.gt, method="static", max_lag=args.max_lag, ref=ref))
-        rows.append(energy_baseline(ref, load_audio(args.gt)))
+        if probe_video(args.gt).has_audio:
+            rows.append(energy_baseline(ref, load_audio(args.gt)))
+        else:
+            log.warning("%s has no audio track: no energy baseline", args.gt.name)
     result = ClipResult(clip=args.gt.name, kind="compare", gt=str(args.gt), pred=str(args.pred), rows=rows)
     print(result.markdown())
     if args.out is not None:
