@@ -1,13 +1,12 @@
 """DINet_mini: the original's checkpoint layout loads strictly; AdaAT keeps the original's sampling
 convention at any batch size; the pipeline's warp and paste behave as documented."""
-import math
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from talkingface.models.DINet_mini import (AdaAT, DINet_mini, DINet_mini_pipeline, INPUT_HEIGHT, INPUT_WIDTH,
+from talkingface.models.DINet import AdaAT
+from talkingface.models.DINet_mini import (DINet_mini, DINet_mini_pipeline, INPUT_HEIGHT, INPUT_WIDTH,
                                            MODEL_SIZE, PAD_X, PAD_Y, load_dinet_mini_state)
 
 # The original's epoch_40.pth "net_g" layout (checkpoint_keys.md §4), in state-dict order:
@@ -80,7 +79,7 @@ def _adaat_reference(adaat: AdaAT, feature, para):
     b, d, h, w = feature.shape
     code = adaat.commn_linear(para)
     scale = adaat.scale(code) * 2
-    angle = adaat.rotation(code) * math.pi
+    angle = adaat.rotation(code) * 3.14159  # the original's literal
     rot = torch.stack([torch.cos(angle), -torch.sin(angle), torch.sin(angle), torch.cos(angle)], -1).view(b, d, 2, 2)
     trans = adaat.translation(code).view(b, d, 2)
     lin = lambda n: 2 * (torch.arange(n, dtype=torch.float32) / (n - 1)) - 1  # noqa: E731

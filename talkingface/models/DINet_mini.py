@@ -10,19 +10,21 @@ Two modules, as in the original (reference_system.md ยง2.2, checkpoint_keys.md ย
   OpenGL warp field, swaps lips/teeth for their label colours, runs the network on the central
   72x72 window and feathers the result back in.
 
-Unlike the original, the AdaAT warp works for any batch size on CPU and GPU alike; the sampling
+The building blocks and AdaAT are DINet's (:mod:`talkingface.models.DINet`): unlike the original
+mini model, the AdaAT warp works for any batch size on CPU and GPU alike, while its sampling
 convention (grid built with the ``align_corners=True`` formula, sampled with ``align_corners=False``)
 is kept exactly, because the original's weights were trained with it.
 """
 from __future__ import annotations
 
-import math
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from talkingface.models.DINet import AdaAT, DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 
 INPUT_WIDTH = 72
 """Width of the mouth patch the network sees (pixels of the 128 crop)."""
@@ -34,124 +36,6 @@ FEATURE_DIM = 20
 """Channels of the 18x18 source/reference feature maps (``f_dim``)."""
 PAD_X = (MODEL_SIZE - INPUT_WIDTH) // 2
 PAD_Y = (MODEL_SIZE - INPUT_HEIGHT) // 2
-
-
-class SameBlock2d(nn.Module):
-    """conv kxk (same padding) -> BatchNorm -> ReLU; keeps the spatial size."""
-
-    def __init__(self, in_features: int, out_features: int, kernel_size: int = 3):
-        super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, kernel_size, padding=kernel_size // 2)
-        self.norm = nn.BatchNorm2d(out_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.norm(self.conv(x)))
-
-
-class DownBlock2d(nn.Module):
-    """conv 3x3 stride 2 pad 1 -> BatchNorm -> ReLU; halves the spatial size (rounding up)."""
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, 3, stride=2, padding=1)
-        self.norm = nn.BatchNorm2d(out_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.norm(self.conv(x)))
-
-
-class UpBlock2d(nn.Module):
-    """nearest x2 upsampling -> conv 3x3 -> BatchNorm -> ReLU."""
-
-    def __init__(self, in_features: int, out_features: int):
-        super().__init__()
-        self.conv = nn.Conv2d(in_features, out_features, 3, padding=1)
-        self.norm = nn.BatchNorm2d(out_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        return F.relu(self.norm(self.conv(x)))
-
-
-class ResBlock2d(nn.Module):
-    """Pre-activation residual block with equal in/out channels: x + conv(relu(bn(conv(relu(bn(x))))))."""
-
-    def __init__(self, features: int, kernel_size: int = 3):
-        super().__init__()
-        self.conv1 = nn.Conv2d(features, features, kernel_size, padding=kernel_size // 2)
-        self.conv2 = nn.Conv2d(features, features, kernel_size, padding=kernel_size // 2)
-        self.norm1 = nn.BatchNorm2d(features)
-        self.norm2 = nn.BatchNorm2d(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(F.relu(self.norm1(x)))
-        out = self.conv2(F.relu(self.norm2(out)))
-        return x + out
-
-
-def coordinate_grid_3d(depth: int, height: int, width: int, device=None, dtype=torch.float32
-                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Normalised coordinates with the align_corners=True formula: v_i = 2 i / (n - 1) - 1.
-
-    Returns (x: 1xW, y: Hx1, z: Dx1x1) so they broadcast to DxHxW.
-    """
-    def axis(n: int) -> torch.Tensor:
-        return 2.0 * torch.arange(n, device=device, dtype=dtype) / (n - 1) - 1.0
-
-    return axis(width).view(1, width), axis(height).view(height, 1), axis(depth).view(depth, 1, 1)
-
-
-class AdaAT(nn.Module):
-    """Adaptive affine transformation of feature channels (DINet, CVPR 2023).
-
-    From a parameter code it predicts, per feature channel c, a scale s_c in (0, 2), a rotation
-    angle a_c in (-pi, pi) and a translation t_c in (-1, 1)^2, and resamples channel c of the
-    feature map at ``s_c * R(a_c) [x, y] + t_c``. The channel axis is treated as the depth of a
-    3-D volume and sampled trilinearly; the depth coordinate of channel c is 2c/(D-1) - 1 while
-    ``grid_sample`` runs with ``align_corners=False``, so neighbouring channels blend a little and
-    the end channels blend with zero padding -- the convention the original was trained with.
-    """
-
-    def __init__(self, para_ch: int, feature_ch: int):
-        super().__init__()
-        self.para_ch = para_ch
-        self.feature_ch = feature_ch
-        self.commn_linear = nn.Sequential(nn.Linear(para_ch, para_ch), nn.ReLU())
-        self.scale = nn.Sequential(nn.Linear(para_ch, feature_ch), nn.Sigmoid())
-        self.rotation = nn.Sequential(nn.Linear(para_ch, feature_ch), nn.Tanh())
-        self.translation = nn.Sequential(nn.Linear(para_ch, 2 * feature_ch), nn.Tanh())
-        self._grid_cache: Dict[tuple, Tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-
-    def _grid(self, d: int, h: int, w: int, device, dtype):
-        key = (d, h, w, str(device), dtype)
-        if key not in self._grid_cache:
-            self._grid_cache[key] = coordinate_grid_3d(d, h, w, device=device, dtype=dtype)
-        return self._grid_cache[key]
-
-    def forward(self, feature_map: torch.Tensor, para_code: torch.Tensor) -> torch.Tensor:
-        """feature_map: BxCxHxW (or 1xCxHxW, broadcast to B); para_code: BxP. Returns BxCxHxW."""
-        b = para_code.shape[0]
-        c, h, w = feature_map.shape[1:]
-        if c != self.feature_ch:
-            raise ValueError(f"AdaAT expects {self.feature_ch} feature channels, got {c}")
-        code = self.commn_linear(para_code)
-        scale = (2.0 * self.scale(code)).view(b, c, 1, 1)
-        angle = (math.pi * self.rotation(code)).view(b, c, 1, 1)
-        translation = self.translation(code).view(b, c, 2)
-        tx = translation[..., 0].view(b, c, 1, 1)
-        ty = translation[..., 1].view(b, c, 1, 1)
-        gx, gy, gz = self._grid(c, h, w, feature_map.device, feature_map.dtype)
-        cos, sin = torch.cos(angle), torch.sin(angle)
-        # [x'; y'] = s * [[cos, -sin], [sin, cos]] [x; y] + t, per channel (B x C x H x W each)
-        x_new = (cos * gx - sin * gy) * scale + tx
-        y_new = (sin * gx + cos * gy) * scale + ty
-        z = gz.expand(b, c, h, w)
-        grid = torch.stack([x_new, y_new, z], dim=-1)  # B x D(=C) x H x W x 3, order (x, y, z)
-        volume = feature_map.unsqueeze(1)  # B x 1 x D x H x W
-        if volume.shape[0] != b:
-            volume = volume.expand(b, -1, -1, -1, -1)
-        return F.grid_sample(volume, grid, mode="bilinear", padding_mode="zeros",
-                             align_corners=False).squeeze(1)
 
 
 class DINet_mini(nn.Module):
@@ -173,7 +57,7 @@ class DINet_mini(nn.Module):
             SameBlock2d(ref_channel, 16), DownBlock2d(16, 16), SameBlock2d(16, 16), DownBlock2d(16, f))
         self.trans_conv = nn.Sequential(DownBlock2d(2 * f, f), DownBlock2d(f, f))
         self.global_avg = nn.AdaptiveAvgPool2d(1)
-        self.appearance_conv = nn.Sequential(ResBlock2d(f))
+        self.appearance_conv = nn.Sequential(ResBlock2d(f, f))
         self.adaAT = AdaAT(f, f)
         self.out_conv = nn.Sequential(
             SameBlock2d(2 * f, f), UpBlock2d(f, f), SameBlock2d(f, 16), UpBlock2d(16, 16),
