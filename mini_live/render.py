@@ -150,13 +150,16 @@ class MouthRenderer:
     def set_blendshapes(self, table: np.ndarray) -> None:
         """Upload the blendshape table (B, C, 3): displacement (model units) per unit weight, B <= 12.
 
-        Column c belongs to mesh vertex c; C may exceed the vertex count (extra columns unused).
+        Column c belongs to mesh vertex c; vertices beyond the last column get no displacement, extra
+        columns are unused.
         """
-        table = np.ascontiguousarray(np.asarray(table, np.float32))
+        table = np.asarray(table, np.float32)
         if table.ndim != 3 or table.shape[2] != 3 or not 1 <= table.shape[0] <= MAX_BLENDSHAPES:
             raise ValueError(f"blendshape table must be (B<=12, C, 3), got {table.shape}")
         if self._mesh is not None and table.shape[1] < len(self._mesh.vertices):
-            raise ValueError(f"blendshape table has {table.shape[1]} columns for {len(self._mesh.vertices)} vertices")
+            pad = np.zeros((table.shape[0], len(self._mesh.vertices) - table.shape[1], 3), np.float32)
+            table = np.concatenate([table, pad], axis=1)
+        table = np.ascontiguousarray(table)
         gl = self._gl
         self._ctx.make_current()
         gl.glActiveTexture(gl.GL_TEXTURE0)

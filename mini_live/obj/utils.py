@@ -58,6 +58,12 @@ def load_bs_table(path: Optional[Path] = None) -> np.ndarray:
         return d["table"].astype(np.float32)
 
 
+def load_bs_coef_std(path: Optional[Path] = None) -> np.ndarray:
+    """(6,) typical magnitude (std over the fitting frames) of each blendshape weight."""
+    with np.load(_need(Path(path or BS_TABLE_PATH))) as d:
+        return d["coef_std"].astype(np.float64)
+
+
 def load_neutral_face(path: Optional[Path] = None) -> np.ndarray:
     """The rest face (478, 3) stored with the blendshape table (see the module docstring)."""
     with np.load(_need(Path(path or BS_TABLE_PATH))) as d:
@@ -95,18 +101,19 @@ def bs_table_from_basis(basis, mesh: WrapMesh, jaw_gain: float = 0.8) -> np.ndar
     return table.astype(np.float32)
 
 
-def read_original_bs_png(path: Path, rows: int = 6) -> np.ndarray:
-    """The original's ``bs_texture_halfFace.png`` (256x16) as a table (rows, 256, 3) float32.
+def read_original_bs_png(path: Path, rows: int = 6, columns: int = 209) -> np.ndarray:
+    """The original's ``bs_texture_halfFace.png`` (256x16) as a table (rows, columns, 3) float32.
 
     Texel RGB v encodes d = 2 v / 255 - 1 model units per unit weight (reference §5.1); only the first
-    ``rows`` rows are blendshapes.
+    ``rows`` rows are blendshapes and only the first ``columns`` (its 209 wrap vertices) are filled -
+    the rest of the image is 0 and belongs to no blendshape (the renderer pads missing columns with 0).
     """
     import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise UserInputError(f"cannot read blendshape texture {path}")
-    rgb = img[:rows, :, ::-1].astype(np.float32)
+    rgb = img[:rows, :columns, ::-1].astype(np.float32)
     return 2.0 * rgb / 255.0 - 1.0
 
 
