@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
@@ -26,6 +28,26 @@ from talkingface.errors import NoFaceError, UserInputError  # noqa: E402
 log = logging.getLogger(__name__)
 
 NUM_LANDMARKS = 478
+
+
+@contextmanager
+def quiet_native_stderr():
+    """Silence C++ log lines (TFLite/absl) written straight to file descriptor 2 while MediaPipe
+    builds its graphs, so scripts keep their one-line error contract on stderr."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr descriptor: nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _mp():
@@ -57,24 +79,40 @@ class FaceBox:
 
 
 class FaceDetector:
-    """MediaPipe face detection (full-range model by default, as the original's model_selection=1)."""
+    """MediaPipe face detection.
 
-    def __init__(self, min_confidence: float = 0.5, model_selection: int = 1):
-        self._det = _mp().solutions.face_detection.FaceDetection(
-            model_selection=model_selection, min_detection_confidence=min_confidence)
+    The original uses the full-range model (``model_selection=1``), which misses faces that fill a
+    close-up frame; by default (``model_selection=None``) we run it first and fall back to the
+    short-range model on frames where it finds nothing.
+    """
+
+    def __init__(self, min_confidence: float = 0.5, model_selection: Optional[int] = None):
+        fd = _mp().solutions.face_detection
+        order = [1, 0] if model_selection is None else [model_selection]
+        with quiet_native_stderr():
+            self._dets = [fd.FaceDetection(model_selection=m, min_detection_confidence=min_confidence)
+                          for m in order]
+            blank = np.zeros((64, 64, 3), np.uint8)
+            for det in self._dets:  # the first inference logs TFLite delegate lines; do it here
+                det.process(blank)
 
     def __call__(self, frame_bgr: np.ndarray) -> List[FaceBox]:
         h, w = frame_bgr.shape[:2]
-        res = self._det.process(np.ascontiguousarray(frame_bgr[:, :, ::-1]))
-        faces = []
-        for d in res.detections or []:
-            bb = d.location_data.relative_bounding_box
-            kps = np.array([[k.x * w, k.y * h] for k in d.location_data.relative_keypoints], np.float64)
-            faces.append(FaceBox(bb.xmin * w, bb.ymin * h, bb.width * w, bb.height * h, float(d.score[0]), kps))
+        rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
+        faces: List[FaceBox] = []
+        for det in self._dets:
+            res = det.process(rgb)
+            for d in res.detections or []:
+                bb = d.location_data.relative_bounding_box
+                kps = np.array([[k.x * w, k.y * h] for k in d.location_data.relative_keypoints], np.float64)
+                faces.append(FaceBox(bb.xmin * w, bb.ymin * h, bb.width * w, bb.height * h, float(d.score[0]), kps))
+            if faces:
+                break
         return faces
 
     def close(self) -> None:
-        self._det.close()
+        for det in self._dets:
+            det.close()
 
     def __enter__(self) -> "FaceDetector":
         return self
@@ -101,7 +139,15 @@ class FaceLandmarker:
         self._kwargs = dict(static_image_mode=static_image_mode, max_num_faces=1, refine_landmarks=True,
                             min_detection_confidence=min_detection_confidence,
                             min_tracking_confidence=min_tracking_confidence)
-        self._mesh = _mp().solutions.face_mesh.FaceMesh(**self._kwargs)
+        self._mesh = self._build()
+
+    def _build(self):
+        with quiet_native_stderr():
+            mesh = _mp().solutions.face_mesh.FaceMesh(**self._kwargs)
+            # The first inference logs TFLite lines; run it on a blank frame here. A blank frame has no
+            # face, so it leaves no tracking state behind.
+            mesh.process(np.zeros((64, 64, 3), np.uint8))
+        return mesh
 
     def __call__(self, frame_bgr: np.ndarray) -> Optional[np.ndarray]:
         h, w = frame_bgr.shape[:2]
@@ -118,7 +164,7 @@ class FaceLandmarker:
     def reset(self) -> None:
         """Forget tracking state (start of a new video)."""
         self._mesh.close()
-        self._mesh = _mp().solutions.face_mesh.FaceMesh(**self._kwargs)
+        self._mesh = self._build()
 
     def close(self) -> None:
         self._mesh.close()
@@ -135,7 +181,8 @@ def _progress(iterable, total: Optional[int], desc: str, enabled: bool):
         return iterable
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False)
+    # disable=None: the bar shows on a terminal only, so logs and captured stderr stay clean.
+    return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False, disable=None)
 
 
 def landmarks_for_video(frames: Sequence[np.ndarray], progress: bool = True,

@@ -30,3 +30,30 @@ def sample_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def mini_avatar_dir(sample_data, tmp_path_factory) -> Path:
+    """data_preparation_mini output for dh_live/video_data/000002/video.mp4 (179 frames), built once."""
+    from talkingface.preparation import PrepConfig, prepare_mini_avatar
+
+    out = tmp_path_factory.mktemp("mini_avatar") / "avatar"
+    return prepare_mini_avatar(sample_data / "dh_live/video_data/000002/video.mp4", out, PrepConfig(progress=False))
+
+
+@pytest.fixture(scope="session")
+def dhlive_avatar_dir(sample_data, tmp_path_factory) -> Path:
+    """data_preparation output for av/grid/bbaf2n.mpg (circle.mp4 of 150 frames), built once."""
+    from talkingface.preparation import PrepConfig, prepare_dhlive_avatar
+
+    out = tmp_path_factory.mktemp("dhlive_avatar") / "avatar"
+    return prepare_dhlive_avatar(sample_data / "av/grid/bbaf2n.mpg", out, PrepConfig(progress=False))
+
+
+@pytest.fixture(scope="session")
+def grid_landmarks(sample_data) -> "np.ndarray":
+    """Face mesh (75, 478, 3) of the GRID clip av/grid/bbaf2n.mpg, computed once."""
+    from talkingface.mediapipe_utils import landmarks_for_video
+    from talkingface.util.media import read_video
+
+    return landmarks_for_video(read_video(sample_data / "av/grid/bbaf2n.mpg"), progress=False)

@@ -17,9 +17,13 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """Configure root logging once: INFO by default, DEBUG with ``verbose``."""
+    """Configure root logging once: INFO by default, DEBUG with ``verbose``.
+
+    Status logs go to stdout; stderr is kept for errors (one line, see :func:`run_cli`) and for
+    progress bars on a terminal, so a failed run's stderr is exactly its error line.
+    """
     level = logging.DEBUG if verbose else logging.INFO
-    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S", stream=sys.stdout)
     # MediaPipe / TFLite write C++ log lines; keep them quiet unless asked for.
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
