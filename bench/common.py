@@ -155,6 +155,9 @@ def machine_info(device: Optional[str] = None) -> Dict[str, Any]:
     }
     if hasattr(os, "sched_getaffinity"):
         info["cpu_usable"] = len(os.sched_getaffinity(0))
+    if hasattr(os, "getloadavg"):
+        # other processes on a shared machine slow every stage: keep the load beside the numbers
+        info["load_avg_1m"] = round(os.getloadavg()[0], 2)
     mem = _read_first("/proc/meminfo", "MemTotal")
     if mem:
         info["ram_gb"] = round(int(mem.split()[0]) / 1024 ** 2, 1)

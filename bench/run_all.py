@@ -64,7 +64,7 @@ def summary_markdown(report: dict) -> str:
     m = report["machine"]
     lines = [f"# Benchmarks {report['date']}{' (quick)' if report['quick'] else ''}", "",
              f"Machine: {m.get('cpu_model')}, {m.get('cpu_usable', m.get('cpu_count'))} usable cores, "
-             f"{m.get('ram_gb')} GB RAM; torch {m.get('torch')} with {m.get('torch_threads')} threads; "
+             f"{m.get('ram_gb')} GB RAM, load average {m.get('load_avg_1m')} at the end; torch {m.get('torch')} with {m.get('torch_threads')} threads; "
              f"device {m.get('device')}{', GPU ' + m['gpu'] if m.get('gpu') else ''}. "
              "Medians of >= 5 runs after a warm-up; peak RSS per script.", "",
              markdown_table(report["results"]), ""]
