@@ -17,7 +17,7 @@ from talkingface.eval.__main__ import main as eval_main
 from talkingface.eval.baselines import audio_model_row, energy_baseline, frame_log_energy, neutral_frame_index
 from talkingface.eval.metrics import Reference, best_offset, lagged_r, pearson, psnr, ssim
 from talkingface.eval.report import ClipResult, load_results, summary_markdown
-from talkingface.eval.selfrecon import selfrecon
+from talkingface.eval.selfrecon import PipelineOptions, selfrecon
 from talkingface.eval.tracking import track_video
 from talkingface.util.media import load_audio, read_video, write_video
 
@@ -112,7 +112,7 @@ def test_audio_model_readout_follows_the_mouth(clip, ref, sample_data):
 
 
 def test_selfrecon_static_pipeline_and_summary(clip, tmp_path):
-    res = selfrecon(clip, "static", workdir=tmp_path / "work", progress=False)
+    res = selfrecon(clip, "static", workdir=tmp_path / "work", options=PipelineOptions(progress=False))
     methods = [r.method for r in res.rows]
     assert methods == ["static", "energy"]
     static = res.rows[0]

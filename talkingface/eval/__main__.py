@@ -46,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder for <clip>.<pipeline>.json/.md and summary.md (default output/eval)")
     sr.add_argument("--workdir", type=Path, default=None,
                     help="keep avatars and generated videos here (default: a temporary folder)")
+    sr.add_argument("--ckpt", type=Path, default=None, help="the pipeline renderer's checkpoint (default: its own)")
     sr.add_argument("--audio-ckpt", type=Path, default=None,
-                    help="also score the linear read-out of this audio checkpoint (row audio-lin); "
+                    help="the audio model driving the pipeline, also scored as a linear read-out (row audio-lin); "
                          "default: checkpoint/audio.pkl when it exists")
     sr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="torch device of the pipeline's networks")
@@ -93,7 +94,7 @@ def _compare(args) -> None:
 def _selfrecon(args) -> None:
     from talkingface.eval.heldout import heldout_paths
     from talkingface.eval.report import HEADER, summary_markdown
-    from talkingface.eval.selfrecon import default_audio_checkpoint, list_clips, selfrecon
+    from talkingface.eval.selfrecon import PipelineOptions, default_audio_checkpoint, list_clips, selfrecon
 
     sources: List[Path] = list(args.clip)
     if args.heldout:
@@ -102,14 +103,16 @@ def _selfrecon(args) -> None:
         raise UserInputError("give --clip (a file or folder) or --heldout")
     clips = list_clips(sources)
     device = resolve_device(args.device)
-    audio_ckpt = args.audio_ckpt or default_audio_checkpoint()
-    if audio_ckpt is not None and not Path(audio_ckpt).is_file():
-        raise UserInputError(f"audio checkpoint not found: {audio_ckpt}")
+    for given in (args.ckpt, args.audio_ckpt):
+        if given is not None and not given.is_file():
+            raise UserInputError(f"checkpoint not found: {given}")
+    options = PipelineOptions(device=device, checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt)
+    readout = args.audio_ckpt or default_audio_checkpoint()
     results = []
     print(HEADER, flush=True)
     for clip in clips:
         workdir = args.workdir / clip.stem if args.workdir is not None else None
-        res = selfrecon(clip, args.pipeline, workdir=workdir, device=device, audio_checkpoint=audio_ckpt)
+        res = selfrecon(clip, args.pipeline, workdir=workdir, options=options, audio_readout=readout)
         stem = f"{clip.stem}.{args.pipeline}"
         res.save(args.out / f"{stem}.json")
         _write_text(args.out / f"{stem}.md", res.markdown())

@@ -5,10 +5,10 @@ through a registered pipeline, and compare the generated frames with the real on
 (:func:`talkingface.eval.metrics.compare_videos`). The static-mouth and audio-energy baselines
 (:mod:`talkingface.eval.baselines`) are scored beside it.
 
-Pipelines are thin adapters in a registry: ``name -> fn(clip, wav, workdir, device) -> mp4``, where
+Pipelines are thin adapters in a registry: ``name -> fn(clip, wav, workdir, options) -> mp4``, where
 ``clip`` is the real video, ``wav`` its audio as 16 kHz mono wav, ``workdir`` an empty folder the
-adapter may fill (avatar, intermediates) and the returned mp4 has one frame per 40 ms of audio at
-the clip's frame size. Add one with :func:`register_pipeline`.
+adapter may fill (avatar, intermediates), ``options`` a :class:`PipelineOptions`, and the returned
+mp4 has one frame per 40 ms of audio at the clip's frame size. Add one with :func:`register_pipeline`.
 """
 from __future__ import annotations
 
@@ -27,8 +27,20 @@ from talkingface.util.media import PathLike, extract_audio, load_audio, probe_vi
 
 log = logging.getLogger(__name__)
 
-PipelineFn = Callable[[Path, Path, Path, str], Path]
 VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".webm")
+
+
+@dataclass(frozen=True)
+class PipelineOptions:
+    """What a pipeline adapter may be told; None means the pipeline's own default."""
+
+    device: str = "cpu"
+    checkpoint: Optional[Path] = None  # the renderer's checkpoint
+    audio_checkpoint: Optional[Path] = None  # the audio model's checkpoint
+    progress: bool = True
+
+
+PipelineFn = Callable[[Path, Path, Path, PipelineOptions], Path]
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,7 @@ PIPELINES: Dict[str, Pipeline] = {}
 
 
 def register_pipeline(name: str, description: str) -> Callable[[PipelineFn], PipelineFn]:
-    """Decorator adding ``fn(clip, wav, workdir, device) -> generated mp4`` under ``name``."""
+    """Decorator adding ``fn(clip, wav, workdir, options) -> generated mp4`` under ``name``."""
     def deco(fn: PipelineFn) -> PipelineFn:
         PIPELINES[name] = Pipeline(name, fn, description)
         return fn
@@ -59,9 +71,22 @@ def get_pipeline(name: str) -> Pipeline:
 
 
 @register_pipeline("static", "baseline: the clip's neutral mouth pasted on every frame (no model)")
-def _static_pipeline(clip: Path, wav: Path, workdir: Path, device: str) -> Path:
-    ref = Reference.from_track(track_video(clip))
+def _static_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
+    ref = Reference.from_track(track_video(clip, progress=options.progress))
     return write_static_mouth_video(clip, ref, workdir / "static.mp4")
+
+
+@register_pipeline("dinet", "DH_live: data_preparation.py avatar of the clip, demo.py synthesis (DINet_five_Ref; "
+                            "needs a render checkpoint, --ckpt or checkpoint/render.pth)")
+def _dinet_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
+    from talkingface.dhlive_pipeline import synthesize
+    from talkingface.preparation import PrepConfig, prepare_dhlive_avatar
+
+    avatar = prepare_dhlive_avatar(clip, workdir / "avatar", PrepConfig(progress=options.progress))
+    out = workdir / "dinet.mp4"
+    synthesize(avatar, wav, out, render_checkpoint=options.checkpoint, audio_checkpoint=options.audio_checkpoint,
+               device=options.device)
+    return out
 
 
 # ----------------------------------------------------------------------------------------- runner
@@ -89,12 +114,12 @@ def default_audio_checkpoint() -> Optional[Path]:
     return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None
 
 
-def selfrecon(clip: PathLike, pipeline: str, workdir: Optional[PathLike] = None, device: str = "cpu",
-              progress: bool = True, audio_checkpoint: Optional[PathLike] = None) -> ClipResult:
+def selfrecon(clip: PathLike, pipeline: str, workdir: Optional[PathLike] = None,
+              options: PipelineOptions = PipelineOptions(), audio_readout: Optional[PathLike] = None) -> ClipResult:
     """Run ``pipeline`` on ``clip`` driven by its own audio; score it and both baselines.
 
     workdir: where the avatar and generated videos go (kept); a temporary folder when None.
-    audio_checkpoint: also score the linear read-out of this audio model (row ``audio-lin``).
+    audio_readout: also score the linear read-out of this audio checkpoint (row ``audio-lin``).
     Returns rows ``[pipeline, "static", "energy"(, "audio-lin")]`` (``static`` once when it is the
     pipeline).
     """
@@ -104,10 +129,11 @@ def selfrecon(clip: PathLike, pipeline: str, workdir: Optional[PathLike] = None,
         raise UserInputError(f"{clip}: no audio track; self-reconstruction needs a clip with its own speech")
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="selfrecon_") as tmp:
-            return selfrecon(clip, pipeline, tmp, device, progress, audio_checkpoint)
+            return selfrecon(clip, pipeline, tmp, options, audio_readout)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     wav = extract_audio(clip, work / "audio.wav")
+    progress = options.progress
     ref = Reference.from_track(track_video(clip, progress=progress))
     if ref.track.failures == ref.track.n_frames:
         raise UserInputError(f"{clip}: no face found in any frame")
@@ -116,14 +142,14 @@ def selfrecon(clip: PathLike, pipeline: str, workdir: Optional[PathLike] = None,
     pipe_dir = work / pipe.name
     pipe_dir.mkdir(exist_ok=True)
     log.info("%s: running pipeline %s", clip.name, pipe.name)
-    generated = pipe.fn(clip, wav, pipe_dir, device)
+    generated = pipe.fn(clip, wav, pipe_dir, options)
     rows.append(compare_videos(generated, clip, method=pipe.name, ref=ref, progress=progress))
     if pipe.name != "static":
         static = write_static_mouth_video(clip, ref, work / "static.mp4")
         rows.append(compare_videos(static, clip, method="static", ref=ref, progress=progress))
     audio = load_audio(wav)
     rows.append(energy_baseline(ref, audio))
-    if audio_checkpoint is not None:
-        rows.append(audio_model_row(ref, audio, audio_checkpoint, device))
+    if audio_readout is not None:
+        rows.append(audio_model_row(ref, audio, audio_readout, options.device))
     return ClipResult(clip=clip.name, kind="selfrecon", pipeline=pipe.name, gt=str(clip), pred=str(generated),
                       rows=rows)
