@@ -1,0 +1,52 @@
+"""DH_live offline synthesis: make a prepared avatar say a speech file (reference §1.5).
+
+Usage: python demo.py AVATAR_DIR AUDIO OUT.mp4 [MODEL] [--ckpt render.pth] [--device auto]
+
+AVATAR_DIR comes from data_preparation.py (circle.mp4 + keypoint_rotate.pkl). AUDIO is any speech
+file ffmpeg reads. The video has one frame per 40 ms of audio, with the audio muxed in. The render
+checkpoint defaults to checkpoint/render.pth (the original's published file loads as is); MODEL, the
+original's optional 4th argument, names a file in checkpoint/ or a path.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from talkingface.errors import UserInputError
+from talkingface.util.cli import run_cli, setup_logging
+
+log = logging.getLogger("demo")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("avatar_dir", type=Path, help="prepared avatar folder (data_preparation.py output)")
+    ap.add_argument("audio", type=Path, help="speech file")
+    ap.add_argument("out", type=Path, help="output mp4")
+    ap.add_argument("model", nargs="?", default=None, help="render checkpoint name in checkpoint/ or a path")
+    ap.add_argument("--ckpt", type=Path, default=None, help="render checkpoint (default: checkpoint/render.pth)")
+    ap.add_argument("--audio_ckpt", type=Path, default=None, help="audio model (default: checkpoint/audio.pkl)")
+    ap.add_argument("--basis", type=Path, default=None, help="pixel basis .npz (default: from the audio model's card)")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = ap.parse_args(argv)
+    setup_logging()
+    from talkingface.dhlive_pipeline import synthesize
+    from talkingface.render_model import REPO_ROOT
+
+    if not args.avatar_dir.is_dir():
+        raise UserInputError(f"avatar folder not found: {args.avatar_dir}")
+    if not args.audio.is_file():
+        raise UserInputError(f"audio file not found: {args.audio}")
+    ckpt = args.ckpt
+    if ckpt is None and args.model is not None:
+        named = Path(args.model)
+        ckpt = named if named.is_file() else REPO_ROOT / "checkpoint" / args.model
+    synthesize(args.avatar_dir, args.audio, args.out, ckpt, args.audio_ckpt, args.basis, args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
