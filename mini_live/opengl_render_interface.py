@@ -12,9 +12,11 @@ the read-back does not depend on window visibility or HiDPI scaling (reference Â
 
 PyOpenGL picks its platform (``PYOPENGL_PLATFORM``) once, when ``OpenGL`` is first imported. This
 module therefore imports PyOpenGL lazily, inside :func:`load_gl`, after setting the variable for the
-chosen backend. If PyOpenGL was already imported by someone else, its platform is kept: a glfw window
-then asks glfw for an EGL context when PyOpenGL is on EGL, and asking for ``egl`` when PyOpenGL is
-already on GLX raises a clear error.
+chosen backend; and importing this module (e.g. through ``mini_live.render``) before anything imports
+OpenGL already sets ``PYOPENGL_PLATFORM=egl`` when the automatic choice is EGL and the variable is unset,
+so later ``import OpenGL`` elsewhere agrees. If PyOpenGL was already imported by someone else, its
+platform is kept: a glfw window then asks glfw for an EGL context when PyOpenGL is on EGL, and asking
+for ``egl`` when PyOpenGL is already on GLX raises a clear error.
 """
 from __future__ import annotations
 
@@ -64,6 +66,20 @@ def resolve_backend(backend: str = "auto") -> str:
             return env
         return "glfw" if has_display() else "egl"
     return backend
+
+
+def _preselect_platform() -> None:
+    if _pyopengl_platform() is not None or "PYOPENGL_PLATFORM" in os.environ:
+        return
+    try:
+        backend = resolve_backend("auto")
+    except GLError:
+        return
+    if backend == "egl":
+        os.environ["PYOPENGL_PLATFORM"] = "egl"
+
+
+_preselect_platform()
 
 
 def load_gl(backend: str):

@@ -3,14 +3,19 @@
 API (what the mini pipeline calls)::
 
     from mini_live.render import MouthRenderer
-    from mini_live.obj.utils import load_wrap_template, load_bs_table
-    from mini_live.obj.wrap_utils import newWrapModel, normalizeLips
+    from mini_live.obj.image_utils import render_inputs, standard_points, video_mouth_rects
+    from mini_live.obj.utils import fit_avatar, load_bs_table
+
+    rects = video_mouth_rects(landmarks, (width, height))   # (N, 4) mouth crops of the avatar video
+    std = standard_points(landmarks, rects)                 # (N, 478, 3) in the 128 standard crop
+    mesh, mats = fit_avatar(std)                            # wrap mesh of this person + poses (N, 4, 4)
+    points, poses = render_inputs(std, mats, mesh.target_ids)   # at 2 x 128 = 256
 
     r = MouthRenderer(size=256, backend="auto")        # "egl" (headless) | "glfw" | "auto"
-    mesh = newWrapModel(load_wrap_template(), normalizeLips(personal_mean, load_mean_face()))
     r.set_mesh(mesh)                                     # once per avatar
-    r.set_blendshapes(load_bs_table())                   # (B, C, 3) displacement per unit weight
-    gl = r.render(points, pose, bs_weights)              # (256, 256, 4) uint8 RGBA, row 0 = top
+    r.set_blendshapes(load_bs_table())                   # (6, V, 3) displacement per unit weight
+    gl = r.render(points[i], poses[i], bs_weights)       # (256, 256, 4) uint8 RGBA, row 0 = top
+    gl128 = gl[::2, ::2]                                 # DINet_mini's 128 input, as demo_mini does
     r.close()
 
 Inputs of :meth:`MouthRenderer.render`

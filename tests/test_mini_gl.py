@@ -259,3 +259,23 @@ def test_lip_region_matches_original_mesh(renderer, avatar, sample_data, out_dir
     cv2.imwrite(str(out_dir / "lips_ours_vs_original.png"),
                 cv2.cvtColor(np.hstack([masks[0][..., :3], masks[1][..., :3]]), cv2.COLOR_RGB2BGR))
     assert iou >= 0.8
+
+
+def test_platform_preselected_on_import():
+    """Importing the renderer first makes a later ``import OpenGL`` elsewhere use EGL (no display)."""
+    import subprocess
+    import sys
+
+    code = ("import mini_live.render as r\n"
+            "from OpenGL import GL\n"
+            "import numpy as np\n"
+            "from mini_live.obj.utils import load_wrap_template\n"
+            "m = r.MouthRenderer(size=32)\n"
+            "m.set_mesh(load_wrap_template())\n"
+            "print(m.backend, m.render(None, np.eye(4), None).shape)\n"
+            "m.close()\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "PYOPENGL_PLATFORM",
+                                                            "TALKINGFACE_GL_BACKEND")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["egl", "(32,", "32,", "4)"]

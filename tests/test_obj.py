@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mini_live.obj.face_mesh import face_mesh_triangles, mesh_edges, tessellation_edges
-from mini_live.obj.obj_io import ObjMesh, nearest_vertex, parse_obj_lines, read_obj, reindex_obj, write_obj
+from mini_live.obj.obj_io import nearest_vertex, parse_obj_lines, read_obj, reindex_obj, write_obj
 from mini_live.obj.utils import (DATA_DIR, bs_table_from_basis, load_bs_table, load_face_triangles,
                                  load_neutral_face, load_wrap_template)
 from mini_live.obj.wrap_utils import (LABEL_ANCHOR, LABEL_LOWER_LIP, LABEL_LOWER_TEETH, LABEL_SKIN,
