@@ -279,3 +279,39 @@ def test_platform_preselected_on_import():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.split() == ["egl", "(32,", "32,", "4)"]
+
+
+def test_glfw_backend_matches_egl(renderer, tmp_path):
+    """With a display (a virtual X server here) the glfw backend renders the same image as EGL."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run not installed: no display to test the glfw backend with")
+    code = ("import sys, numpy as np\n"
+            "from mini_live.render import MouthRenderer\n"
+            "from mini_live.obj.utils import load_wrap_template, load_bs_table\n"
+            "r = MouthRenderer(size=128, backend='glfw')\n"
+            "r.set_mesh(load_wrap_template()); r.set_blendshapes(load_bs_table())\n"
+            "pose = np.diag([0.3, 0.3, 0.3, 1.0]); pose[:2, 3] = [-150, -120]\n"
+            "np.save(sys.argv[1], r.render(None, pose, [100.0, 0, 0, 0, 0, 0]))\n"
+            "print(r.backend); r.close()\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYOPENGL_PLATFORM", "TALKINGFACE_GL_BACKEND")}
+    out = tmp_path / "glfw.npy"
+    res = subprocess.run(["xvfb-run", "-a", sys.executable, "-c", code, str(out)], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().splitlines()[-1] == "glfw"
+    small = MouthRenderer(size=128, backend="egl")
+    try:
+        small.set_mesh(load_wrap_template())
+        small.set_blendshapes(load_bs_table())
+        pose = np.diag([0.3, 0.3, 0.3, 1.0])
+        pose[:2, 3] = [-150, -120]
+        ours = small.render(None, pose, [100.0, 0, 0, 0, 0, 0])
+    finally:
+        small.close()
+    glfw_img = np.load(out)
+    assert lips(ours).sum() > 100
+    assert (np.abs(glfw_img.astype(int) - ours.astype(int)) > 1).mean() < 0.001
