@@ -58,6 +58,7 @@ class WrapConfig:
     upper_teeth_edge: float = 0.05   # incisal edge below the lip midline, / mouth width
     lower_teeth_top: float = 0.03    # above the lip midline (hidden behind the upper teeth), / mouth width
     lower_teeth_bottom: float = 0.18  # below the lower inner lip, / mouth width
+    num_targets: int = 209         # subset size (the original's, which its asset-pack layout assumes); 0 = as cut
 
 
 @dataclass
@@ -149,7 +150,9 @@ class WrapMesh:
         import dataclasses
 
         with np.load(path, allow_pickle=False) as d:
-            cfg = WrapConfig(*[float(x) for x in d["config"]][: len(dataclasses.fields(WrapConfig))])
+            fields = dataclasses.fields(WrapConfig)
+            cfg = WrapConfig(**{f.name: (int(round(v)) if f.type == "int" else float(v))
+                                for f, v in zip(fields, d["config"])})
             return cls(vertices=d["vertices"].astype(np.float64), labels=d["labels"].astype(np.float64),
                        faces=d["faces"].astype(np.int64), mp_ids=d["mp_ids"].astype(np.int64),
                        ring_source=d["ring_source"].astype(np.int64), num_targets=int(d["num_targets"]),
@@ -174,7 +177,9 @@ def select_wrap_region(face: np.ndarray, tris: np.ndarray, cfg: WrapConfig = Wra
     The subset is every mesh vertex inside the lower face oval (closed across the top between its two
     ends), at or below the cheek level (``cfg.cheek_level`` of the way from the eye bottoms 145/374 to
     the nose base 2), and not strictly inside the nose outline (MP_NOSE_EDGE closed across the top).
-    The lower face oval and the lips are always included.
+    The lower face oval and the lips are always included. With ``cfg.num_targets`` the cut is then moved
+    to give exactly that many vertices: the candidates just above the cheek line (inside the oval, outside
+    the nose) are added nearest-first, or the highest non-forced vertices dropped.
     """
     face = np.asarray(face, np.float64)
     used = np.unique(tris)
@@ -183,9 +188,23 @@ def select_wrap_region(face: np.ndarray, tris: np.ndarray, cfg: WrapConfig = Wra
     eye_y = face[[145, 374], 1].mean()
     cheek_y = eye_y + cfg.cheek_level * (face[2, 1] - eye_y)
     nose = face[MP_NOSE_EDGE, :2]
-    keep = _inside_polygon(xy, oval) & (xy[:, 1] >= cheek_y) & ~_inside_polygon(xy, nose)
+    allowed = _inside_polygon(xy, oval) & ~_inside_polygon(xy, nose)
+    forced = np.isin(used, np.concatenate([MP_FACE_OVAL_LOWER] + MP_LIPS_RINGS))
+    keep = allowed & (xy[:, 1] >= cheek_y)
     keep |= np.isin(used, MP_NOSE_EDGE) & (xy[:, 1] >= cheek_y)
-    keep |= np.isin(used, np.concatenate([MP_FACE_OVAL_LOWER] + MP_LIPS_RINGS))
+    keep |= forced
+    want = int(cfg.num_targets)
+    if want > 0 and keep.sum() != want:
+        if keep.sum() < want:
+            cand = np.flatnonzero(allowed & ~keep)
+            cand = cand[np.argsort(-xy[cand, 1], kind="stable")]
+            if len(cand) < want - keep.sum():
+                raise ValueError(f"cannot grow the wrap subset to {want} vertices")
+            keep[cand[: want - keep.sum()]] = True
+        else:
+            cand = np.flatnonzero(keep & ~forced)
+            cand = cand[np.argsort(xy[cand, 1], kind="stable")]
+            keep[cand[: keep.sum() - want]] = False
     return np.sort(used[keep])
 
 
