@@ -220,5 +220,6 @@ def procedural_teeth_reference(seed: int, size: Tuple[int, int] = (72, 72)) -> n
     rgb = rgb * (opening > 0)[..., None]
     rgb_small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
     lips_small = cv2.resize(lips, (w, h), interpolation=cv2.INTER_NEAREST)
+    rgb_small[lips_small > 0] = 0
     out = np.dstack([np.clip(np.round(rgb_small), 0, 255).astype(np.uint8), lips_small])
     return out

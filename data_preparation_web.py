@@ -1,0 +1,45 @@
+"""Build the DH_live_mini asset pack (web/demo format) from a prepared mini avatar.
+
+Usage: python data_preparation_web.py OUT_DIR [--ckpt checkpoint/DINet_mini/epoch_40.pth]
+
+Reads OUT_DIR/data/processed.mp4 and OUT_DIR/data/processed.pkl (from data_preparation_mini.py) and
+writes OUT_DIR/assets/01.mp4 + OUT_DIR/assets/combined_data.json.gz in the original's JSON layout
+(rects, poses, wrap mesh, ref_data). Deterministic: the same inputs give the same pack.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from talkingface.errors import UserInputError
+from talkingface.util.cli import resolve_device, run_cli, setup_logging
+
+
+def main(argv=None) -> int:
+    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, DEFAULT_TEETH_SEED
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out_dir", type=Path, help="folder given to data_preparation_mini.py")
+    ap.add_argument("--ckpt", type=Path, default=DEFAULT_CHECKPOINT, help="DINet_mini weights for ref_data")
+    ap.add_argument("--teeth_seed", type=int, default=DEFAULT_TEETH_SEED,
+                    help="seed of the procedural teeth references (used when the video never shows teeth)")
+    ap.add_argument("--device", default="auto", help="auto|cpu|cuda")
+    args = ap.parse_args(argv)
+    setup_logging()
+    from talkingface.preparation import load_keypoints
+    from talkingface.render_model_mini import write_asset_pack
+
+    video = args.out_dir / "data" / "processed.mp4"
+    keypoints = args.out_dir / "data" / "processed.pkl"
+    for p in (video, keypoints):
+        if not p.is_file():
+            raise UserInputError(f"{p} not found: run data_preparation_mini.py VIDEO {args.out_dir} first")
+    write_asset_pack(args.out_dir, video, load_keypoints(keypoints), checkpoint=args.ckpt,
+                     teeth_seed=args.teeth_seed, device=resolve_device(args.device))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,54 @@
+"""DH_live_mini offline synthesis: an avatar asset pack + speech -> a lip-synced mp4 with the audio.
+
+Usage: python demo_mini.py ASSETS_DIR AUDIO OUT.mp4 [--ckpt DINet_mini.pth] [--audio_ckpt LSTM.pkl]
+
+ASSETS_DIR holds 01.mp4 + combined_data.json.gz (ours from data_preparation_web.py, or the original's
+8b74e3f / 3e5ce86 packs; OUT_DIR/assets is found from OUT_DIR too). AUDIO: any format, rate and
+channel count, any length. Runs headless (EGL) on CPU; one frame per 40 ms of audio.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from talkingface.util.cli import resolve_device, run_cli, setup_logging
+
+log = logging.getLogger("demo_mini")
+
+
+def main(argv=None) -> int:
+    from talkingface.render_model_mini import DEFAULT_CHECKPOINT
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("assets", type=Path, help="asset pack folder")
+    ap.add_argument("audio", type=Path, help="speech audio (wav, mp3, flac, ...)")
+    ap.add_argument("out", type=Path, help="output mp4")
+    ap.add_argument("--ckpt", type=Path, default=DEFAULT_CHECKPOINT, help="DINet_mini weights")
+    ap.add_argument("--audio_ckpt", type=Path, default=None,
+                    help="blendshape audio model (default: the shipped one under checkpoint/)")
+    ap.add_argument("--pack_ref", choices=("auto", "yes", "no"), default="auto",
+                    help="use the pack's ref_data: auto = only if it was made with --ckpt")
+    ap.add_argument("--bs_scale", type=float, default=1.0, help="scale of the mouth motion")
+    ap.add_argument("--warp_only", action="store_true", help="skip the network (GL warp only), for comparison")
+    ap.add_argument("--backend", default="auto", choices=("auto", "egl", "glfw"), help="OpenGL backend")
+    ap.add_argument("--device", default="auto", help="auto|cpu|cuda")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    setup_logging()
+    from talkingface.render_model_mini import synthesize
+
+    stats = synthesize(args.assets, args.audio, args.out, checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
+                       device=resolve_device(args.device), backend=args.backend,
+                       use_pack_ref={"auto": None, "yes": True, "no": False}[args.pack_ref],
+                       bs_scale=args.bs_scale, use_network=not args.warp_only, progress=not args.quiet)
+    per = stats.per_frame_ms()
+    log.info("wrote %s: %d frames, %.2f s of audio in %.2f s (RTF %.2f); ms/frame %s", args.out, stats.frames,
+             stats.audio_seconds, stats.total, stats.rtf, ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

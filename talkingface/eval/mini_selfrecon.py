@@ -1,0 +1,140 @@
+"""Self-reconstruction test of the DH_live_mini renderer: the model versus warp-only.
+
+For a real clip of a person the renderer never saw:
+
+1. The face mesh runs on every frame; one **source** frame ``s`` is the most closed mouth of the
+   first quarter of the clip (the avatar's still frame), the **reference** is built from it and
+   two teeth references from the clip's first half, and the evaluated **targets** ``t`` are frames
+   of the second half (no overlap with what the references saw).
+2. For each target the wrap mesh is fitted to frame t's own pose-normalised landmarks
+   (``newWrapModel``: lips, jaw and teeth where frame t has them) and rendered with frame t's pose,
+   while the warp starts from frame s's landmarks, both in frame t's mouth crop. This is exactly
+   the GL input the product feeds the network, with the true mouth shape instead of the audio's.
+3. **Model**: DINet_mini_pipeline on (frame s crop, GL render). **Warp-only**: the same warp with
+   the mouth labels switched off (lips drawn as skin, no teeth), no network.
+4. PSNR and SSIM of both against the real frame t on the 72x72 mouth window of the 128 crop.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def warp_only_mesh(mesh):
+    """The mesh with lips drawn as skin and without teeth/cavity faces (pure warp field)."""
+    from mini_live.obj.wrap_utils import LABEL_LOWER_LIP, LABEL_SKIN, LABEL_UPPER_LIP
+
+    labels = np.asarray(mesh.labels, np.float64).copy()
+    labels[np.isclose(labels, LABEL_UPPER_LIP) | np.isclose(labels, LABEL_LOWER_LIP)] = LABEL_SKIN
+    keep = (labels[mesh.faces] < 2.5).all(axis=1)
+    return dataclasses.replace(mesh, labels=labels, faces=mesh.faces[keep])
+
+
+def _to_tensor(rgba: np.ndarray, device: str) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgba.transpose(2, 0, 1)))[None].float().div_(255.0).to(device)
+
+
+def _rgba(bgr: np.ndarray) -> np.ndarray:
+    return np.dstack([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), np.full(bgr.shape[:2], 255, np.uint8)])
+
+
+def window_metrics(pred: torch.Tensor, target: torch.Tensor) -> Tuple[float, float]:
+    """PSNR (dB) and SSIM of two 1x3x72x72 images in [0, 1]."""
+    from talkingface.models.common.VGG19 import ssim
+
+    mse = float(((pred - target) ** 2).mean())
+    return 10.0 * np.log10(1.0 / max(mse, 1e-10)), float(ssim(pred, target))
+
+
+@torch.no_grad()
+def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_targets: int = 30,
+                   device: str = "cpu", mosaic_rows: int = 6) -> Dict:
+    """Evaluate one clip; returns {"name", "frames", "model": {psnr, ssim}, "warp_only": {...}, "mosaic"}."""
+    from mini_live.generate_fusion_mask import load_fusion_masks
+    from mini_live.obj.image_utils import standard_image, standard_points
+    from mini_live.obj.utils import fit_avatar, load_wrap_template
+    from mini_live.obj.wrap_utils import newWrapModel
+    from mini_live.render import MouthRenderer
+    from talkingface.data.mouth_crop import video_mouth_rects
+    from talkingface.mediapipe_utils import landmarks_for_video
+    from talkingface.models.DINet_mini import (DINet_mini_pipeline, INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X,
+                                               PAD_Y, load_dinet_mini_state)
+    from talkingface.render_model_mini import build_reference, reference_tensor, teeth_references
+    from talkingface.run_utils import apply_pose
+    from talkingface.util.media import read_video
+    from talkingface.utils import mouth_opening
+
+    frames = read_video(video)
+    lm = landmarks_for_video(frames, progress=False)
+    n = len(frames)
+    h, w = frames[0].shape[:2]
+    rects = video_mouth_rects(lm, (w, h))
+    std = standard_points(lm, rects, MODEL_SIZE)
+    _, mats = fit_avatar(std)
+    opening = mouth_opening(lm)
+    s = int(np.argmin(opening[:max(1, n // 4)]))
+    half = n // 2
+    targets = np.arange(half, n)
+    if len(targets) > max_targets:
+        targets = targets[np.linspace(0, len(targets) - 1, max_targets).round().astype(int)]
+
+    face_mask, mouth_mask = load_fusion_masks()
+    pipe = DINet_mini_pipeline(3, 12, face_mask, mouth_mask).to(device).eval()
+    pipe.infer_model.load_state_dict(load_dinet_mini_state(checkpoint), strict=True)
+    teeth = teeth_references(frames[:half], rects[:half], std[:half])
+    pipe.ref_input(reference_tensor(build_reference(frames[s], rects[s], std[s], teeth)).to(device))
+
+    template = load_wrap_template()
+    win = (slice(None), slice(None), slice(PAD_Y, PAD_Y + INPUT_HEIGHT), slice(PAD_X, PAD_X + INPUT_WIDTH))
+    scores: Dict[str, List[Tuple[float, float]]] = {"model": [], "warp_only": []}
+    rows = []
+    with MouthRenderer(size=2 * MODEL_SIZE) as renderer:
+        for k, t in enumerate(targets):
+            normalized = apply_pose(np.linalg.inv(mats[t]), std[t])
+            mesh = newWrapModel(template, normalized)
+            src_pts = standard_points(lm[s][None], rects[t][None], MODEL_SIZE)[0][mesh.target_ids, :2]
+            pose = np.diag([2.0, 2.0, 2.0, 1.0]) @ mats[t]
+            renderer.set_mesh(mesh)
+            gl = renderer.render(src_pts * 2.0, pose, None)[::2, ::2]
+            renderer.set_mesh(warp_only_mesh(mesh))
+            gl_warp = renderer.render(src_pts * 2.0, pose, None)[::2, ::2]
+            src = _to_tensor(_rgba(standard_image(frames[s], rects[t], MODEL_SIZE)), device)
+            target = _to_tensor(_rgba(standard_image(frames[t], rects[t], MODEL_SIZE)), device)
+            model = pipe.interface(src, _to_tensor(gl, device))
+            warp = pipe.interface(src, _to_tensor(gl_warp, device), use_network=False)
+            for name, out in (("model", model), ("warp_only", warp)):
+                scores[name].append(window_metrics(out[win][:, :3].cpu(), target[win][:, :3].cpu()))
+            if k < mosaic_rows:
+                tiles = [src, _to_tensor(gl, device), warp, model, target]
+                rows.append(np.concatenate([(x[0, :3].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+                                            for x in tiles], 1))
+    result = {"name": Path(video).name, "source_frame": s, "frames": [int(t) for t in targets]}
+    for name, vals in scores.items():
+        arr = np.asarray(vals)
+        result[name] = {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean())}
+    result["mosaic"] = np.concatenate(rows, 0) if rows else None
+    return result
+
+
+def summarize(results: List[Dict]) -> Dict[str, Dict[str, float]]:
+    """Mean PSNR/SSIM over clips, per method."""
+    out = {}
+    for name in ("model", "warp_only"):
+        out[name] = {m: float(np.mean([r[name][m] for r in results])) for m in ("psnr", "ssim")}
+    return out
+
+
+def format_table(results: List[Dict], summary: Optional[Dict] = None) -> str:
+    lines = ["| clip | model PSNR | warp-only PSNR | model SSIM | warp-only SSIM |", "|---|---:|---:|---:|---:|"]
+    for r in results + ([dict(name="**mean**", **summary)] if summary else []):
+        lines.append(f"| {r['name']} | {r['model']['psnr']:.2f} | {r['warp_only']['psnr']:.2f} | "
+                     f"{r['model']['ssim']:.4f} | {r['warp_only']['ssim']:.4f} |")
+    return "\n".join(lines)
