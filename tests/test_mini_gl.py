@@ -315,3 +315,23 @@ def test_glfw_backend_matches_egl(renderer, tmp_path):
     glfw_img = np.load(out)
     assert lips(ours).sum() > 100
     assert (np.abs(glfw_img.astype(int) - ours.astype(int)) > 1).mean() < 0.001
+
+
+def test_preview_script(request, tmp_path):
+    from mini_live.render import main
+    from talkingface.util.cli import run_cli
+    from talkingface.util.media import read_video
+
+    with pytest.raises(SystemExit) as exc:
+        run_cli(main, [str(tmp_path / "nothing"), str(tmp_path / "x.mp4")])
+    assert exc.value.code == 2 and not (tmp_path / "x.mp4").exists()
+    try:
+        prepared = Path(request.getfixturevalue("mini_avatar_dir"))
+    except pytest.FixtureLookupError:
+        pytest.skip("no mini_avatar_dir fixture (prepared avatar) in this conftest")
+    out = tmp_path / "preview.mp4"
+    with pytest.raises(SystemExit) as exc:
+        run_cli(main, [str(prepared), str(out), "--frames", "5"])
+    assert exc.value.code == 0
+    frames = read_video(out)
+    assert len(frames) == 5 and frames[0].shape == (256, 512, 3)
