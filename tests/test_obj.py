@@ -227,3 +227,20 @@ def test_image_helpers():
     img = drawMouth(std[0], (128, 128))
     colours = {tuple(c) for c in img.reshape(-1, 3)}
     assert {(255, 0, 0), (127, 0, 0), (128, 128, 128)} <= colours
+
+
+def test_make_assets_script_reproduces_committed_files(tmp_path):
+    from mini_live.obj.make_assets import main
+    from talkingface.util.cli import run_cli
+
+    with pytest.raises(SystemExit) as exc:
+        run_cli(main, ["--out", str(tmp_path), "--basis", str(tmp_path / "missing.npz")])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        run_cli(main, ["--out", str(tmp_path)])
+    assert exc.value.code == 0
+    for name in ("face_wrap_entity.obj", "teeth_upper.obj", "teeth_lower.obj"):
+        assert (tmp_path / name).read_text() == (DATA_DIR / name).read_text(), name
+    fresh, committed = WrapMesh.load(tmp_path / "wrap_template.npz"), load_wrap_template()
+    assert np.array_equal(fresh.faces, committed.faces) and np.allclose(fresh.vertices, committed.vertices)
+    assert fresh.config == committed.config and fresh.num_targets == committed.num_targets == 209
