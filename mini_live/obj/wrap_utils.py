@@ -107,8 +107,9 @@ class WrapMesh:
 
         The index column must be 0..V-1 in order. ``face_vertices`` (478, 3), when given, is the face
         mesh the wrap vertices were taken from: vertices lying on it (distance < 1e-3) get its ids.
-        ``num_targets`` defaults to the count of leading vertices with a face-mesh id (or with a label
-        below 3 and not an extra ring vertex when no face mesh is given: every leading non-teeth vertex).
+        ``num_targets`` defaults to the count of leading vertices with a face-mesh id; without
+        ``face_vertices``, to the count of leading vertices labelled below 3 (for the original's file that
+        includes its 21 ring vertices: pass ``num_targets=209`` there).
         """
         obj = parse_obj_lines(lines)
         if obj.v_extra.shape[1] < 2:
