@@ -76,6 +76,34 @@ def _static_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOpti
     return write_static_mouth_video(clip, ref, workdir / "static.mp4")
 
 
+def _run_mini(clip: Path, wav: Path, workdir: Path, options: PipelineOptions, use_network: bool) -> Path:
+    """data_preparation_mini.py -> data_preparation_web.py -> demo_mini.py, through their package calls."""
+    from talkingface.preparation import PrepConfig, load_keypoints, prepare_mini_avatar
+    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, synthesize, write_asset_pack
+
+    checkpoint = options.checkpoint or DEFAULT_CHECKPOINT
+    if not Path(checkpoint).is_file():
+        raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint} (give --ckpt)")
+    avatar = prepare_mini_avatar(clip, workdir / "avatar", PrepConfig(progress=options.progress))
+    write_asset_pack(avatar, avatar / "data" / "processed.mp4", load_keypoints(avatar / "data" / "processed.pkl"),
+                     checkpoint=checkpoint, device=options.device)
+    out = workdir / ("mini.mp4" if use_network else "mini_warp.mp4")
+    synthesize(avatar, wav, out, checkpoint=checkpoint, audio_checkpoint=options.audio_checkpoint,
+               device=options.device, use_network=use_network, progress=options.progress)
+    return out
+
+
+@register_pipeline("mini", "DH_live_mini: data_preparation_mini + data_preparation_web avatar of the clip, "
+                           "demo_mini synthesis (audio LSTM -> GL warp -> DINet_mini)")
+def _mini_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
+    return _run_mini(clip, wav, workdir, options, use_network=True)
+
+
+@register_pipeline("mini-warp", "DH_live_mini without the network (GL warp only, demo_mini --warp_only)")
+def _mini_warp_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
+    return _run_mini(clip, wav, workdir, options, use_network=False)
+
+
 @register_pipeline("dinet", "DH_live: data_preparation.py avatar of the clip, demo.py synthesis (DINet_five_Ref; "
                             "needs a render checkpoint, --ckpt or checkpoint/render.pth)")
 def _dinet_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
