@@ -76,25 +76,41 @@ class PixelMouthDecoder:
         return self.basis.decode(self.audio.interface_frame(block))
 
 
+def save_block_aligned_wav(audio: np.ndarray, path: PathLike) -> Path:
+    """Save 16 kHz float32 ``audio`` zero-padded to a whole number of 640-sample frames, so a video
+    with one frame per block and this track have the same length (muxing then keeps every frame)."""
+    from talkingface.util.media import SAMPLES_PER_FRAME, save_wav
+
+    n = int(np.ceil(audio.size / SAMPLES_PER_FRAME)) * SAMPLES_PER_FRAME
+    padded = np.zeros(n, np.float32)
+    padded[: audio.size] = audio
+    return save_wav(path, padded, 16000)
+
+
 def synthesize(avatar_dir: PathLike, audio_path: PathLike, out_path: PathLike,
                render_checkpoint: Optional[PathLike] = None, audio_checkpoint: Optional[PathLike] = None,
                basis: Optional[PathLike] = None, device: str = "auto") -> int:
     """Render ``audio_path`` spoken by the avatar into ``out_path`` (mp4 with the audio). Returns
     the number of frames (25 per second of audio, rounded up)."""
+    import tempfile
+
     from tqdm import tqdm
 
     from talkingface.render_model import RenderModel
     from talkingface.util.cli import resolve_device
-    from talkingface.util.media import VideoWriter
+    from talkingface.util.media import VideoWriter, load_audio
 
     dev = resolve_device(device)
     renderer = RenderModel(device=dev)
     renderer.loadModel(render_checkpoint)
     decoder = PixelMouthDecoder(audio_checkpoint, basis, device=dev)
     renderer.reset_charactor(avatar_dir)
-    mouths = decoder.mouths_for_wav(audio_path)
-    with VideoWriter(out_path, audio=audio_path) as writer:
-        for mouth in tqdm(mouths, desc="render", unit="frame"):
-            writer.write(renderer.interface(mouth))
+    audio = load_audio(audio_path)
+    mouths = decoder.mouths_for_wav(audio)
+    with tempfile.TemporaryDirectory(prefix=".tmp_demo_", dir=Path(out_path).parent) as tmp:
+        track = save_block_aligned_wav(audio, Path(tmp) / "audio.wav")
+        with VideoWriter(out_path, audio=track) as writer:
+            for mouth in tqdm(mouths, desc="render", unit="frame"):
+                writer.write(renderer.interface(mouth))
     log.info("wrote %s (%d frames)", out_path, len(mouths))
     return len(mouths)

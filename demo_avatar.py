@@ -1,0 +1,82 @@
+"""Real-time talking head: microphone (or a speech file played at real-time pace) -> live video.
+
+Usage: python demo_avatar.py [--avatar DIR] [--audio FILE] [--renderer mini|dinet] [--out live.mp4]
+
+Audio is consumed in 40 ms blocks; every block yields one frame. Without --audio the default
+microphone is used (needs the `sounddevice` package and PortAudio). Frames are shown in a window when a
+display exists (q or Esc quits), otherwise --out is required and gets an mp4 with the audio. At the
+end (file finished, window closed or Ctrl-C) it prints the achieved fps, the renderer's capacity
+and the audio-to-frame latency (median and 95th percentile; it includes the audio model's lookahead).
+
+Renderers: `mini` (DH_live_mini, ~40 MFLOPs per frame, the CPU default; AVATAR = an asset pack from
+data_preparation_mini.py + data_preparation_web.py, default video_data/assets) and `dinet` (DH_live
+256x256, GPU-class, the default when CUDA is present; AVATAR = a data_preparation.py folder, default
+video_data/test as in the original).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from talkingface.errors import UserInputError
+from talkingface.util.cli import resolve_device, run_cli, setup_logging
+
+log = logging.getLogger("demo_avatar")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--avatar", type=Path, default=None, help="avatar folder (default depends on --renderer)")
+    ap.add_argument("--audio", type=Path, default=None, help="speech file played at real-time pace (default: microphone)")
+    ap.add_argument("--renderer", choices=["mini", "dinet"], default=None,
+                    help="mini (CPU default) or dinet (default with CUDA)")
+    ap.add_argument("--out", type=Path, default=None, help="write an mp4 instead of (or when there is no) window")
+    ap.add_argument("--ckpt", type=Path, default=None, help="render checkpoint (default: the renderer's)")
+    ap.add_argument("--audio_ckpt", type=Path, default=None, help="audio model (default: the renderer's)")
+    ap.add_argument("--seconds", type=float, default=None, help="stop after this many seconds of microphone audio")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--json", type=Path, default=None, help="also write the measurements as JSON")
+    args = ap.parse_args(argv)
+    setup_logging()
+    from talkingface import realtime
+
+    device = resolve_device(args.device)
+    name = args.renderer or ("dinet" if device.startswith("cuda") else "mini")
+    if args.audio is not None and not args.audio.is_file():
+        raise UserInputError(f"audio file not found: {args.audio}")
+    window = args.out is None and realtime.display_available()
+    if args.out is None and not window:
+        raise UserInputError("no display found: give --out OUT.mp4 to write the video")
+    source = (realtime.FileAudioSource(args.audio) if args.audio is not None
+              else realtime.MicrophoneAudioSource(args.seconds))
+    try:
+        avatar = args.avatar or realtime.default_avatar(name)
+        renderer = realtime.RENDERERS[name](avatar, args.ckpt, args.audio_ckpt, device=device)
+        track = source.audio if isinstance(source, realtime.FileAudioSource) else None
+        sink = realtime.WindowSink() if window else realtime.Mp4Sink(args.out, audio=track)
+        try:
+            stats = realtime.run_stream(source, renderer, sink)
+        finally:
+            renderer.close()
+        recorded = source.recorded() if isinstance(source, realtime.MicrophoneAudioSource) else None
+        sink.close(audio=recorded)
+    finally:
+        source.close()
+    summary = {"renderer": name, "device": device, **stats.summary()}
+    if args.out is not None:
+        summary["out"] = str(args.out)
+    print(f"renderer {name} on {device}: {summary['frames']} frames, {summary['fps']:.1f} fps "
+          f"(renderer capacity {summary['render_capacity_fps']:.1f} fps), latency median "
+          f"{summary['latency_ms_median']:.0f} ms, p95 {summary['latency_ms_p95']:.0f} ms "
+          f"(of which {summary['algorithmic_latency_ms']:.0f} ms audio lookahead)")
+    if args.json is not None:
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
