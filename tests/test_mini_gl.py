@@ -58,8 +58,12 @@ def out_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def renderer():
-    os.environ.pop("DISPLAY", None)
-    r = MouthRenderer(size=256, backend="auto")
+    """The acceptance setting: no display, automatic backend choice -> headless EGL."""
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("DISPLAY", "WAYLAND_DISPLAY", "TALKINGFACE_GL_BACKEND"):
+            mp.delenv(var, raising=False)
+        r = MouthRenderer(size=256, backend="auto")
+    assert r.backend == "egl"
     yield r
     r.close()
 
