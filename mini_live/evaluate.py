@@ -46,7 +46,7 @@ def main(argv=None) -> int:
             args.mosaic.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(args.mosaic / f"{v.stem}.png"), cv2.cvtColor(mosaic, cv2.COLOR_RGB2BGR))
         results.append(r)
-        log.info("%s: model %.2f dB / %.4f, warp-only %.2f dB / %.4f", v.name, r["model"]["psnr"], r["model"]["ssim"],
+        log.info("%s: mouth region: model %.2f dB / %.4f, warp-only %.2f dB / %.4f", v.name, r["model"]["psnr"], r["model"]["ssim"],
                  r["warp_only"]["psnr"], r["warp_only"]["ssim"])
     summary = summarize(results)
     print(format_table(results, summary))

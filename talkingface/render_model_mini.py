@@ -356,6 +356,7 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
         _copy_file(video, tmp / PACK_VIDEO)
         with gzip.GzipFile(tmp / PACK_JSON, "wb", mtime=0) as fh:
             fh.write(json.dumps(data, separators=(",", ":")).encode("utf-8"))
+        os.chmod(tmp, 0o755)
         if final.exists():
             import shutil
 
@@ -398,6 +399,19 @@ def mesh_bs_table(mesh) -> np.ndarray:
     return out
 
 
+def warp_only_mesh(mesh):
+    """The mesh with lips drawn as skin and no teeth/cavity faces: a pure warp field, no labels
+    (the "no network" baseline renders with it)."""
+    import dataclasses
+
+    from mini_live.obj.wrap_utils import LABEL_LOWER_LIP, LABEL_SKIN, LABEL_UPPER_LIP
+
+    labels = np.asarray(mesh.labels, np.float64).copy()
+    labels[np.isclose(labels, LABEL_UPPER_LIP) | np.isclose(labels, LABEL_LOWER_LIP)] = LABEL_SKIN
+    keep = (labels[mesh.faces] < 2.5).all(axis=1)
+    return dataclasses.replace(mesh, labels=labels, faces=mesh.faces[keep])
+
+
 def loop_index(i: int, n: int) -> int:
     """Frame of a ping-pong (palindrome) loop of n frames at step i: 0..n-1, n-1..0, ..."""
     if n <= 1:
@@ -410,9 +424,11 @@ class RenderModelMini:
     """Per-frame DH_live_mini synthesis: GL warp/labels -> DINet_mini pipeline -> paste.
 
     ``checkpoint``: DINet_mini weights in any layout :func:`load_dinet_mini_state` reads.
+    ``warp_only``: render without mouth labels and skip the network (the comparison baseline).
     """
 
-    def __init__(self, checkpoint: PathLike = DEFAULT_CHECKPOINT, device: str = "cpu", backend: str = "auto"):
+    def __init__(self, checkpoint: PathLike = DEFAULT_CHECKPOINT, device: str = "cpu", backend: str = "auto",
+                 warp_only: bool = False):
         from mini_live.generate_fusion_mask import load_fusion_masks
         from mini_live.render import MouthRenderer
         from talkingface.models.DINet_mini import DINet_mini_pipeline
@@ -424,6 +440,7 @@ class RenderModelMini:
         self.loadModel(checkpoint)
         self.renderer = MouthRenderer(size=2 * MODEL_SIZE, backend=backend)
         self.pack: Optional[AssetPack] = None
+        self.warp_only = warp_only
         self.timings: Dict[str, float] = {"gl": 0.0, "network": 0.0, "paste": 0.0}
 
     def loadModel(self, checkpoint: PathLike) -> None:  # noqa: N802 (original's name)
@@ -442,7 +459,7 @@ class RenderModelMini:
         uses it only when the pack says it was made with the loaded checkpoint.
         """
         self.pack = pack
-        self.renderer.set_mesh(pack.mesh)
+        self.renderer.set_mesh(warp_only_mesh(pack.mesh) if self.warp_only else pack.mesh)
         self.renderer.set_blendshapes(mesh_bs_table(pack.mesh))
         if use_pack_ref is None:
             use_pack_ref = pack.ref_data is not None and pack.ref_checkpoint == self.checkpoint_id
@@ -466,7 +483,7 @@ class RenderModelMini:
         return gl[::step, ::step]
 
     @torch.no_grad()
-    def interface(self, frame_index: int, bs: Sequence[float], use_network: bool = True) -> np.ndarray:
+    def interface(self, frame_index: int, bs: Sequence[float]) -> np.ndarray:
         """One output frame (HxWx3 uint8 BGR) for video frame ``frame_index`` and weights ``bs``."""
         import time
 
@@ -484,7 +501,7 @@ class RenderModelMini:
         src = np.dstack([cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.full(crop.shape[:2], 255, np.uint8)])
         src_t = torch.from_numpy(src.transpose(2, 0, 1).copy())[None].float().div_(255.0).to(self.device)
         gl_t = torch.from_numpy(np.ascontiguousarray(gl.transpose(2, 0, 1)))[None].float().div_(255.0).to(self.device)
-        out = self.pipeline.interface(src_t, gl_t, use_network=use_network)[0, :3]
+        out = self.pipeline.interface(src_t, gl_t, use_network=not self.warp_only)[0, :3]
         t2 = time.perf_counter()
         result = paste_delta(frame, rect, src[..., :3], out.permute(1, 2, 0).cpu().numpy())
         t3 = time.perf_counter()
@@ -578,7 +595,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
     if not Path(audio_path).is_file():
         raise UserInputError(f"audio file not found: {audio_path}")
     pack = load_asset_pack(pack_dir)
-    model = RenderModelMini(checkpoint, device=device, backend=backend)
+    model = RenderModelMini(checkpoint, device=device, backend=backend, warp_only=not use_network)
     try:
         model.reset_charactor(pack, use_pack_ref=use_pack_ref)
         stats.load = time.perf_counter() - t_start
@@ -597,7 +614,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
             frames_iter = tqdm(frames_iter, desc="demo_mini", unit="frame")
         with VideoWriter(out_path, audio=audio_path) as writer:
             for i in frames_iter:
-                frame = model.interface(loop_index(i, len(pack)), bs[i], use_network=use_network)
+                frame = model.interface(loop_index(i, len(pack)), bs[i])
                 t1 = time.perf_counter()
                 writer.write(frame)
                 stats.encode += time.perf_counter() - t1

@@ -175,7 +175,7 @@ def procedural_teeth_reference(seed: int, size: Tuple[int, int] = (72, 72)) -> n
     """
     rng = np.random.default_rng(seed)
     h, w = size
-    ss = 4  # draw at 4x and shrink, for smooth edges
+    ss = 2  # draw at 2x and shrink, for smooth edges
     cx = (0.5 + rng.uniform(-0.03, 0.03)) * w * ss
     cy = (0.40 + rng.uniform(-0.03, 0.03)) * h * ss
     a = rng.uniform(0.30, 0.38) * w * ss

@@ -12,11 +12,11 @@ For a real clip of a person the renderer never saw:
    the GL input the product feeds the network, with the true mouth shape instead of the audio's.
 3. **Model**: DINet_mini_pipeline on (frame s crop, GL render). **Warp-only**: the same warp with
    the mouth labels switched off (lips drawn as skin, no teeth), no network.
-4. PSNR and SSIM of both against the real frame t on the 72x72 mouth window of the 128 crop.
+4. PSNR and SSIM of both against the real frame t on the **mouth region** (the bounding box of
+   frame t's outer-lip landmarks plus 4 px, in the 128 crop), and on the whole 72x72 network window.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -28,16 +28,6 @@ import torch
 log = logging.getLogger(__name__)
 
 
-def warp_only_mesh(mesh):
-    """The mesh with lips drawn as skin and without teeth/cavity faces (pure warp field)."""
-    from mini_live.obj.wrap_utils import LABEL_LOWER_LIP, LABEL_SKIN, LABEL_UPPER_LIP
-
-    labels = np.asarray(mesh.labels, np.float64).copy()
-    labels[np.isclose(labels, LABEL_UPPER_LIP) | np.isclose(labels, LABEL_LOWER_LIP)] = LABEL_SKIN
-    keep = (labels[mesh.faces] < 2.5).all(axis=1)
-    return dataclasses.replace(mesh, labels=labels, faces=mesh.faces[keep])
-
-
 def _to_tensor(rgba: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgba.transpose(2, 0, 1)))[None].float().div_(255.0).to(device)
 
@@ -46,12 +36,22 @@ def _rgba(bgr: np.ndarray) -> np.ndarray:
     return np.dstack([cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), np.full(bgr.shape[:2], 255, np.uint8)])
 
 
-def window_metrics(pred: torch.Tensor, target: torch.Tensor) -> Tuple[float, float]:
-    """PSNR (dB) and SSIM of two 1x3x72x72 images in [0, 1]."""
+def region_metrics(pred: torch.Tensor, target: torch.Tensor) -> Tuple[float, float]:
+    """PSNR (dB) and SSIM of two 1x3xHxW images in [0, 1]."""
     from talkingface.models.common.VGG19 import ssim
 
     mse = float(((pred - target) ** 2).mean())
     return 10.0 * np.log10(1.0 / max(mse, 1e-10)), float(ssim(pred, target))
+
+
+def mouth_box(lm_crop: np.ndarray, size: int, margin: int = 4) -> Tuple[slice, slice]:
+    """Rows/cols of the outer-lip bounding box (+ margin) of (478, >=2) crop-pixel landmarks."""
+    from talkingface.utils import MP_LIPS_OUTER
+
+    pts = np.asarray(lm_crop)[MP_LIPS_OUTER, :2]
+    x0, y0 = np.floor(pts.min(axis=0)).astype(int) - margin
+    x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + margin + 1
+    return slice(max(y0, 0), min(y1, size)), slice(max(x0, 0), min(x1, size))
 
 
 @torch.no_grad()
@@ -67,7 +67,7 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
     from talkingface.mediapipe_utils import landmarks_for_video
     from talkingface.models.DINet_mini import (DINet_mini_pipeline, INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X,
                                                PAD_Y, load_dinet_mini_state)
-    from talkingface.render_model_mini import build_reference, reference_tensor, teeth_references
+    from talkingface.render_model_mini import build_reference, reference_tensor, teeth_references, warp_only_mesh
     from talkingface.run_utils import apply_pose
     from talkingface.util.media import read_video
     from talkingface.utils import mouth_opening
@@ -94,7 +94,7 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
 
     template = load_wrap_template()
     win = (slice(None), slice(None), slice(PAD_Y, PAD_Y + INPUT_HEIGHT), slice(PAD_X, PAD_X + INPUT_WIDTH))
-    scores: Dict[str, List[Tuple[float, float]]] = {"model": [], "warp_only": []}
+    scores: Dict[str, List[Tuple[float, float, float, float]]] = {"model": [], "warp_only": []}
     rows = []
     with MouthRenderer(size=2 * MODEL_SIZE) as renderer:
         for k, t in enumerate(targets):
@@ -110,8 +110,12 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
             target = _to_tensor(_rgba(standard_image(frames[t], rects[t], MODEL_SIZE)), device)
             model = pipe.interface(src, _to_tensor(gl, device))
             warp = pipe.interface(src, _to_tensor(gl_warp, device), use_network=False)
+            rows_m, cols_m = mouth_box(std[t], MODEL_SIZE)
+            box = (slice(None), slice(0, 3), rows_m, cols_m)
             for name, out in (("model", model), ("warp_only", warp)):
-                scores[name].append(window_metrics(out[win][:, :3].cpu(), target[win][:, :3].cpu()))
+                mouth_scores = region_metrics(out[box].cpu(), target[box].cpu())
+                window_scores = region_metrics(out[win][:, :3].cpu(), target[win][:, :3].cpu())
+                scores[name].append(mouth_scores + window_scores)
             if k < mosaic_rows:
                 tiles = [src, _to_tensor(gl, device), warp, model, target]
                 rows.append(np.concatenate([(x[0, :3].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
@@ -119,7 +123,8 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
     result = {"name": Path(video).name, "source_frame": s, "frames": [int(t) for t in targets]}
     for name, vals in scores.items():
         arr = np.asarray(vals)
-        result[name] = {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean())}
+        result[name] = {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean()),
+                        "window_psnr": float(arr[:, 2].mean()), "window_ssim": float(arr[:, 3].mean())}
     result["mosaic"] = np.concatenate(rows, 0) if rows else None
     return result
 
@@ -128,13 +133,16 @@ def summarize(results: List[Dict]) -> Dict[str, Dict[str, float]]:
     """Mean PSNR/SSIM over clips, per method."""
     out = {}
     for name in ("model", "warp_only"):
-        out[name] = {m: float(np.mean([r[name][m] for r in results])) for m in ("psnr", "ssim")}
+        out[name] = {m: float(np.mean([r[name][m] for r in results]))
+                     for m in ("psnr", "ssim", "window_psnr", "window_ssim")}
     return out
 
 
 def format_table(results: List[Dict], summary: Optional[Dict] = None) -> str:
-    lines = ["| clip | model PSNR | warp-only PSNR | model SSIM | warp-only SSIM |", "|---|---:|---:|---:|---:|"]
+    lines = ["| clip | mouth PSNR model / warp-only | mouth SSIM model / warp-only | 72x72 window PSNR | "
+             "window SSIM |", "|---|---:|---:|---:|---:|"]
     for r in results + ([dict(name="**mean**", **summary)] if summary else []):
-        lines.append(f"| {r['name']} | {r['model']['psnr']:.2f} | {r['warp_only']['psnr']:.2f} | "
-                     f"{r['model']['ssim']:.4f} | {r['warp_only']['ssim']:.4f} |")
+        m, w = r["model"], r["warp_only"]
+        lines.append(f"| {r['name']} | {m['psnr']:.2f} / {w['psnr']:.2f} | {m['ssim']:.4f} / {w['ssim']:.4f} | "
+                     f"{m['window_psnr']:.2f} / {w['window_psnr']:.2f} | {m['window_ssim']:.4f} / {w['window_ssim']:.4f} |")
     return "\n".join(lines)
