@@ -156,6 +156,15 @@ def test_selfrecon_mini_pipeline_with_shipped_checkpoints(short_clip, tmp_path):
     assert (tmp_path / "mini" / "mini.mp4").is_file()
 
 
+def test_heldout_clips_exist_and_have_speech(sample_data):
+    from talkingface.eval.heldout import HELDOUT_CLIPS, heldout_paths
+    from talkingface.util.media import probe_video
+
+    paths = heldout_paths(sample_data)
+    assert len(paths) == len(HELDOUT_CLIPS) == len(set(HELDOUT_CLIPS))
+    assert all(probe_video(p).has_audio for p in paths)
+
+
 def test_cli_bad_input_exits_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "talkingface.eval", "compare", "--pred", str(tmp_path / "no.mp4"),
                            "--gt", str(tmp_path / "no.mp4")], capture_output=True, text=True)

@@ -110,9 +110,17 @@ def _selfrecon(args) -> None:
     readout = args.audio_ckpt or default_audio_checkpoint()
     results = []
     print(HEADER, flush=True)
+    failed = []
     for clip in clips:
         workdir = args.workdir / clip.stem if args.workdir is not None else None
-        res = selfrecon(clip, args.pipeline, workdir=workdir, options=options, audio_readout=readout)
+        try:
+            res = selfrecon(clip, args.pipeline, workdir=workdir, options=options, audio_readout=readout)
+        except UserInputError as exc:
+            if len(clips) == 1:
+                raise
+            log.error("%s: skipped: %s", clip.name, exc)  # one unusable clip must not stop a folder run
+            failed.append(clip.name)
+            continue
         stem = f"{clip.stem}.{args.pipeline}"
         res.save(args.out / f"{stem}.json")
         _write_text(args.out / f"{stem}.md", res.markdown())
@@ -124,6 +132,8 @@ def _selfrecon(args) -> None:
         print()
         print(table.split("\n\n", 1)[1])
     log.info("results in %s", args.out)
+    if failed:
+        raise UserInputError(f"{len(failed)} of {len(clips)} clips could not be evaluated: {', '.join(failed)}")
 
 
 def _summary(args) -> None:

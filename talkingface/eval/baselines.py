@@ -5,7 +5,7 @@
   and its mouth region pasted in with a feathered mask, so the baseline runs through the same
   detection and image metrics as a model's output.
 - **audio energy**: mouth opening and lip landmarks regressed linearly on the log energy of each
-  frame's 40 ms of audio. The fit uses the clip's own landmarks (in-sample), so it is an optimistic
+  frame's 40 ms of audio (lips in the neutral frame's pose; each frame's head pose is given). The fit uses the clip's own landmarks (in-sample), so it is an optimistic
   bound for any energy-driven mouth; its r is simply corr(log energy, real opening). It has no
   images, so no PSNR/SSIM.
 
@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from talkingface.errors import UserInputError
-from talkingface.eval.metrics import MetricRow, Reference, score_prediction
+from talkingface.eval.metrics import LIP_IDS, MetricRow, Reference, score_prediction, to_crop
 from talkingface.util.media import SAMPLES_PER_FRAME, PathLike, VideoWriter, iter_video_frames
 from talkingface.utils import INDEX_EYEBROWS, INDEX_EYES, INDEX_NOSE, MAIN_KEYPOINTS, MP_LIPS_OUTER
 
@@ -63,16 +63,13 @@ def write_static_mouth_video(clip: PathLike, ref: Reference, out: PathLike) -> P
     pts = ref.track.points
     k = neutral_frame_index(ref)
     neutral = _nth_frame(clip, k)
+    mats = stable_alignments(ref, k)
     with VideoWriter(out) as writer:
         for t, frame in enumerate(iter_video_frames(clip)):
-            if t >= len(pts) or not np.isfinite(pts[t, 0, 0]):
-                writer.write(frame)
+            if t >= len(pts) or not np.isfinite(mats[t]).all():
+                writer.write(frame)  # no face in this frame
                 continue
-            m, _ = cv2.estimateAffinePartial2D(pts[k, STABLE_IDS, :2].astype(np.float32),
-                                               pts[t, STABLE_IDS, :2].astype(np.float32))
-            if m is None:
-                writer.write(frame)
-                continue
+            m = mats[t]
             h, w = frame.shape[:2]
             warped = cv2.warpAffine(neutral, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             lips_k = pts[k, MP_LIPS_OUTER, :2] @ m[:, :2].T + m[:, 2]
@@ -113,13 +110,49 @@ def _linear_fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return design @ coef
 
 
+def stable_alignments(ref: Reference, k: int) -> np.ndarray:
+    """(N, 2, 3) similarity transforms mapping frame ``k`` to each frame t (eyes, brows, nose), NaN
+    where frame t has no face. They carry head motion, so a baseline only has to model the mouth."""
+    pts = ref.track.points
+    mats = np.full((len(pts), 2, 3), np.nan)
+    for t in np.flatnonzero(ref.track.valid):
+        m, _ = cv2.estimateAffinePartial2D(pts[k, STABLE_IDS, :2].astype(np.float32),
+                                           pts[t, STABLE_IDS, :2].astype(np.float32))
+        if m is not None:
+            mats[t] = m
+    return mats
+
+
+def _apply(mats: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply (N, 2, 3) affine maps to (N, K, 2) points."""
+    return np.einsum("nij,nkj->nki", mats[:, :, :2], points) + mats[:, None, :, 2]
+
+
+def _invert(mats: np.ndarray) -> np.ndarray:
+    """Inverse of (N, 2, 3) affine maps (NaN rows stay NaN)."""
+    out = np.full_like(mats, np.nan)
+    ok = np.isfinite(mats).all(axis=(1, 2))
+    a_inv = np.linalg.inv(mats[ok, :, :2])
+    out[ok, :, :2] = a_inv
+    out[ok, :, 2] = -np.einsum("nij,nj->ni", a_inv, mats[ok, :, 2])
+    return out
+
+
 def _score_linear_readout(method: str, ref: Reference, opening_feature: np.ndarray,
                           lip_features: np.ndarray) -> MetricRow:
-    """Fit opening on one feature (N,) and the lips on features (N, F), in-sample; score the fit."""
+    """Fit opening on one feature (N,) and the lips on features (N, F), in-sample; score the fit.
+
+    The lips are fitted in the neutral frame's pose (each frame's lips mapped back by its stable
+    alignment) and the prediction is mapped into each frame's pose, so head motion is given and
+    only the mouth shape comes from the features.
+    """
     n = ref.track.n_frames
     opening = _linear_fit(opening_feature[:n], ref.opening[:, None])[:, 0]
-    lips = _linear_fit(lip_features[:n], ref.lips.reshape(n, -1)).reshape(n, -1, 2)
-    row = score_prediction(method, ref, opening, lips)
+    mats = stable_alignments(ref, neutral_frame_index(ref))
+    lips_px = ref.track.points[:, LIP_IDS, :2]
+    lips_neutral = _apply(_invert(mats), lips_px)
+    fit = _linear_fit(lip_features[:n], lips_neutral.reshape(n, -1)).reshape(n, -1, 2)
+    row = score_prediction(method, ref, opening, to_crop(_apply(mats, fit), ref.boxes))
     row.amp = math.nan  # an in-sample least-squares fit has amplitude |r| by construction
     return row
 
