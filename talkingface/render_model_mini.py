@@ -444,12 +444,15 @@ class RenderModelMini:
         self.timings: Dict[str, float] = {"gl": 0.0, "network": 0.0, "paste": 0.0}
 
     def loadModel(self, checkpoint: PathLike) -> None:  # noqa: N802 (original's name)
-        from talkingface.models.DINet_mini import load_dinet_mini_state
+        """Load DINet_mini weights (strict) and keep a BatchNorm-folded copy for inference."""
+        from talkingface.models.DINet_mini import DINet_mini, load_dinet_mini_state
 
         if not Path(checkpoint).is_file():
             raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint}")
         state = load_dinet_mini_state(checkpoint, map_location=self.device)
-        self.pipeline.infer_model.load_state_dict(state, strict=True)
+        net = DINet_mini(3, 12).to(self.device)
+        net.load_state_dict(state, strict=True)
+        self.pipeline.infer_model = net.eval().fused()
         self.checkpoint_id = weights_id(state)
 
     def reset_charactor(self, pack: AssetPack, use_pack_ref: Optional[bool] = None) -> None:  # noqa: N802

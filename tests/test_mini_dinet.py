@@ -147,3 +147,21 @@ def test_pipeline_zero_field_is_identity_and_shift_moves_pixels():
         torch.testing.assert_close(full[:, 3], src[:, 3])
         net_in = pipe.network_input(pipe.warp(src, gl_mouth), gl_mouth)
         assert torch.allclose(net_in[:, 0, 60 - PAD_Y, 50 - PAD_X], torch.ones(2))
+
+
+def test_fused_copy_matches_eval_model():
+    torch.manual_seed(4)
+    model = DINet_mini(3, 12)
+    with torch.no_grad():  # non-trivial BN statistics
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+    model.eval()
+    ref, src = torch.rand(2, 12, 72, 72), torch.rand(2, 3, 72, 72)
+    fused = model.fused()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.source_in_conv.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(fused(ref, src), model(ref, src), rtol=1e-4, atol=1e-5)
+    assert len(model.state_dict()) == 115, "the original module is untouched"
