@@ -98,6 +98,8 @@ class RenderTrainer:
             raise UserInputError("no training data folders given")
         if opts.batch_size < 1:
             raise UserInputError("batch size must be at least 1")
+        if opts.resume and not os.path.isfile(opts.resume):
+            raise UserInputError(f"resume checkpoint not found: {opts.resume}")
         self.opts = opts
         self.device = opts.device
         torch.manual_seed(opts.seed)
@@ -129,8 +131,6 @@ class RenderTrainer:
 
     # ------------------------------------------------------------------------------------ state
     def _resume(self, path: str) -> None:
-        if not os.path.isfile(path):
-            raise UserInputError(f"resume checkpoint not found: {path}")
         ckpt = torch.load(path, map_location=self.device, weights_only=False)
         try:
             self.net_g.load_state_dict(extract_generator_state(ckpt), strict=True)
