@@ -3,6 +3,10 @@
 One list, in one place. Paths are relative to the sample-data folder (``../shared/data`` or
 ``$TALKINGFACE_DATA``). Keep it in step with the held-out lists in the model cards
 ``checkpoint/*.md``: a clip used to train or fit any shipped model must not be listed here.
+
+Agreed with the model recipes: the audio model's bases and distillation leave out the GRID clips
+and ``d20_zh`` (``train_audio/preparation_step1.py --exclude``), and DINet_mini trains on the other
+real faces, validating on MEAD ``W011_*`` (silent, so unusable here) and ``d20_zh``.
 """
 from __future__ import annotations
 
