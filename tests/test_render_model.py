@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,15 @@ from talkingface.render_model import RenderModel
 from talkingface.util.media import count_frames, load_audio, probe_video, read_video, save_wav
 
 FACE = 96  # a small face crop keeps the 9.4 M-parameter network fast enough for tests
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny CPU workloads run faster single-threaded on a shared, busy machine; restored after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +58,9 @@ def original_audio_model(sample_data, tmp_path_factory):
 
     ckpt = sample_data / "dh_live/checkpoint/audio.pkl"
     basis = tmp_path_factory.mktemp("basis") / "pixel_basis.npz"
-    read_original_pca_pkl(sample_data / "dh_live/data/pca.pkl", allow_pickle=True).save(basis)
+    with warnings.catch_warnings():  # sklearn notes the pickle's older version; the arrays are what we read
+        warnings.simplefilter("ignore")
+        read_original_pca_pkl(sample_data / "dh_live/data/pca.pkl", allow_pickle=True).save(basis)
     return ckpt, basis
 
 
