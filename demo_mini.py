@@ -33,6 +33,7 @@ def main(argv=None) -> int:
                     help="use the pack's ref_data: auto = only if it was made with --ckpt")
     ap.add_argument("--bs_scale", type=float, default=1.0, help="scale of the mouth motion")
     ap.add_argument("--warp_only", action="store_true", help="skip the network (GL warp only), for comparison")
+    ap.add_argument("--mosaic", type=Path, default=None, help="also write a PNG of 8 output mouths")
     ap.add_argument("--backend", default="auto", choices=("auto", "egl", "glfw"), help="OpenGL backend")
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -43,7 +44,8 @@ def main(argv=None) -> int:
     stats = synthesize(args.assets, args.audio, args.out, checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
                        device=resolve_device(args.device), backend=args.backend,
                        use_pack_ref={"auto": None, "yes": True, "no": False}[args.pack_ref],
-                       bs_scale=args.bs_scale, use_network=not args.warp_only, progress=not args.quiet)
+                       bs_scale=args.bs_scale, use_network=not args.warp_only, progress=not args.quiet,
+                       mosaic=args.mosaic)
     per = stats.per_frame_ms()
     log.info("wrote %s: %d frames, %.2f s of audio in %.2f s (RTF %.2f); ms/frame %s", args.out, stats.frames,
              stats.audio_seconds, stats.total, stats.rtf, ", ".join(f"{k} {v:.1f}" for k, v in per.items()))

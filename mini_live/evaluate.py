@@ -3,7 +3,8 @@
     python mini_live/evaluate.py --ckpt checkpoint/DINet_mini/epoch_40.pth VIDEO [VIDEO ...] [--json OUT.json]
 
 See talkingface.eval.mini_selfrecon for the protocol. Prints a markdown table; ``--mosaic DIR`` writes
-one PNG per clip (rows: source crop | GL input | warp-only | model | real frame).
+one PNG per clip (rows: source crop | GL input | warp-only | model | true labels | model on true
+labels | real frame).
 """
 from __future__ import annotations
 
@@ -46,8 +47,9 @@ def main(argv=None) -> int:
             args.mosaic.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(args.mosaic / f"{v.stem}.png"), cv2.cvtColor(mosaic, cv2.COLOR_RGB2BGR))
         results.append(r)
-        log.info("%s: mouth region: model %.2f dB / %.4f, warp-only %.2f dB / %.4f", v.name, r["model"]["psnr"], r["model"]["ssim"],
-                 r["warp_only"]["psnr"], r["warp_only"]["ssim"])
+        log.info("%s: mouth PSNR/SSIM: model (true labels) %.2f / %.4f, model (GL labels) %.2f / %.4f, "
+                 "warp-only %.2f / %.4f", v.name, r["model_true_labels"]["psnr"], r["model_true_labels"]["ssim"],
+                 r["model"]["psnr"], r["model"]["ssim"], r["warp_only"]["psnr"], r["warp_only"]["ssim"])
     summary = summarize(results)
     print(format_table(results, summary))
     if args.json is not None:

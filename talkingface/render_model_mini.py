@@ -581,12 +581,14 @@ class SynthesisStats:
 def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                audio_checkpoint: Optional[PathLike] = None, device: str = "cpu", backend: str = "auto",
                use_pack_ref: Optional[bool] = None, bs_scale: float = 1.0, use_network: bool = True,
-               progress: bool = True) -> SynthesisStats:
+               progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8) -> SynthesisStats:
     """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (reference §1.7).
 
     One output frame per 40 ms of audio (N = ceil(samples / 640)); the avatar video plays as a
     ping-pong loop while the mouth follows the **audio** frame index (the original indexed the
     blendshapes by the loop index, replaying the first 2N frames' motion on long audio).
+    ``mosaic``: also write a PNG of the mouth crops of ``mosaic_frames`` evenly spaced output
+    frames (with their mouth-opening weight), to check the motion by eye.
     """
     import time
 
@@ -610,6 +612,8 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
         stats.audio_seconds = wav.size / 16000.0
         n = int(np.ceil(wav.size / SAMPLES_PER_FRAME))
         bs = bs[:n]
+        picks = set(np.linspace(0, n - 1, min(mosaic_frames, n)).round().astype(int).tolist()) if mosaic else set()
+        tiles = []
         frames_iter = range(n)
         if progress:
             from tqdm import tqdm
@@ -618,6 +622,8 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
         with VideoWriter(out_path, audio=audio_path) as writer:
             for i in frames_iter:
                 frame = model.interface(loop_index(i, len(pack)), bs[i])
+                if i in picks:
+                    tiles.append(_mosaic_tile(frame, pack.rects[loop_index(i, len(pack))], i, float(bs[i][0])))
                 t1 = time.perf_counter()
                 writer.write(frame)
                 stats.encode += time.perf_counter() - t1
@@ -625,7 +631,25 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
         stats.encode += time.perf_counter() - t1
         stats.frames = n
         stats.gl, stats.network, stats.paste = (model.timings[k] for k in ("gl", "network", "paste"))
+        if mosaic and tiles:
+            _write_png(Path(mosaic), np.concatenate(tiles, 1))
     finally:
         model.close()
     stats.total = time.perf_counter() - t_start
     return stats
+
+
+def _mosaic_tile(frame: np.ndarray, rect: Sequence[int], index: int, weight: float, size: int = 192) -> np.ndarray:
+    """The mouth rect of an output frame, enlarged, captioned with its frame index and bs[0]."""
+    x0, y0, x1, y1 = (int(v) for v in rect)
+    tile = cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_LINEAR)
+    cv2.putText(tile, f"#{index} bs0={weight:.0f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return tile
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    tmp = path.with_name(f".tmp_{path.name}")
+    if not cv2.imwrite(str(tmp), image):
+        raise UserInputError(f"cannot write {path}")
+    os.replace(tmp, path)

@@ -2,16 +2,21 @@
 
 For a real clip of a person the renderer never saw:
 
-1. The face mesh runs on every frame; one **source** frame ``s`` is the most closed mouth of the
-   first quarter of the clip (the avatar's still frame), the **reference** is built from it and
-   two teeth references from the clip's first half, and the evaluated **targets** ``t`` are frames
-   of the second half (no overlap with what the references saw).
+1. The face mesh runs on every frame. The evaluated **targets** ``t`` are frames of the clip's
+   second half. For each, the **source** frame ``s`` (the avatar frame the product would warp) is
+   the most closed mouth among the frames 3..12 away from t, so head pose and lighting are close
+   but the mouth differs; the **reference** is frame s plus two teeth references from the clip's
+   first half.
 2. For each target the wrap mesh is fitted to frame t's own pose-normalised landmarks
    (``newWrapModel``: lips, jaw and teeth where frame t has them) and rendered with frame t's pose,
    while the warp starts from frame s's landmarks, both in frame t's mouth crop. This is exactly
    the GL input the product feeds the network, with the true mouth shape instead of the audio's.
-3. **Model**: DINet_mini_pipeline on (frame s crop, GL render). **Warp-only**: the same warp with
-   the mouth labels switched off (lips drawn as skin, no teeth), no network.
+3. **Model (GL labels)**: DINet_mini_pipeline on (frame s crop, GL render) - the product's path,
+   whose teeth are the mesh's generic teeth. **Model (true labels)**: the same warp field with the
+   mouth labels of frame t itself (lips from its landmarks, teeth/cavity segmented from its pixels
+   by :mod:`talkingface.data.teeth_labels`), which isolates the network from the mesh's teeth
+   geometry. **Warp-only**: the warp with the mouth labels switched off (lips drawn as skin, no
+   teeth), no network.
 4. PSNR and SSIM of both against the real frame t on the **mouth region** (the bounding box of
    frame t's outer-lip landmarks plus 4 px, in the 128 crop), and on the whole 72x72 network window.
 """
@@ -57,7 +62,9 @@ def mouth_box(lm_crop: np.ndarray, size: int, margin: int = 4) -> Tuple[slice, s
 @torch.no_grad()
 def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_targets: int = 30,
                    device: str = "cpu", mosaic_rows: int = 6) -> Dict:
-    """Evaluate one clip; returns {"name", "frames", "model": {psnr, ssim}, "warp_only": {...}, "mosaic"}."""
+    """Evaluate one clip; returns {"name", "frames", "source_frames", "model", "model_true_labels",
+    "warp_only" (each {psnr, ssim, window_psnr, window_ssim}), "mosaic" (RGB rows: source | GL |
+    warp-only | model | true labels | model on true labels | real)}."""
     from mini_live.generate_fusion_mask import load_fusion_masks
     from mini_live.obj.image_utils import standard_image, standard_points
     from mini_live.obj.utils import fit_avatar, load_wrap_template
@@ -80,7 +87,6 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
     std = standard_points(lm, rects, MODEL_SIZE)
     _, mats = fit_avatar(std)
     opening = mouth_opening(lm)
-    s = int(np.argmin(opening[:max(1, n // 4)]))
     half = n // 2
     targets = np.arange(half, n)
     if len(targets) > max_targets:
@@ -90,14 +96,21 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
     pipe = DINet_mini_pipeline(3, 12, face_mask, mouth_mask).to(device).eval()
     pipe.infer_model.load_state_dict(load_dinet_mini_state(checkpoint), strict=True)
     teeth = teeth_references(frames[:half], rects[:half], std[:half])
-    pipe.ref_input(reference_tensor(build_reference(frames[s], rects[s], std[s], teeth)).to(device))
 
     template = load_wrap_template()
     win = (slice(None), slice(None), slice(PAD_Y, PAD_Y + INPUT_HEIGHT), slice(PAD_X, PAD_X + INPUT_WIDTH))
-    scores: Dict[str, List[Tuple[float, float, float, float]]] = {"model": [], "warp_only": []}
+    from talkingface.data.teeth_labels import label_colours, mouth_labels
+
+    methods = ("model", "model_true_labels", "warp_only")
+    scores: Dict[str, List[Tuple[float, float, float, float]]] = {m: [] for m in methods}
     rows = []
     with MouthRenderer(size=2 * MODEL_SIZE) as renderer:
+        sources = []
         for k, t in enumerate(targets):
+            near = [j for j in range(max(0, t - 12), min(n, t + 13)) if abs(j - t) >= 3]
+            s = int(near[int(np.argmin(opening[near]))])
+            sources.append(s)
+            pipe.ref_input(reference_tensor(build_reference(frames[s], rects[s], std[s], teeth)).to(device))
             normalized = apply_pose(np.linalg.inv(mats[t]), std[t])
             mesh = newWrapModel(template, normalized)
             src_pts = standard_points(lm[s][None], rects[t][None], MODEL_SIZE)[0][mesh.target_ids, :2]
@@ -107,20 +120,25 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
             renderer.set_mesh(warp_only_mesh(mesh))
             gl_warp = renderer.render(src_pts * 2.0, pose, None)[::2, ::2]
             src = _to_tensor(_rgba(standard_image(frames[s], rects[t], MODEL_SIZE)), device)
-            target = _to_tensor(_rgba(standard_image(frames[t], rects[t], MODEL_SIZE)), device)
+            target_bgr = standard_image(frames[t], rects[t], MODEL_SIZE)
+            target = _to_tensor(_rgba(target_bgr), device)
+            colour, mask = label_colours(mouth_labels(cv2.cvtColor(target_bgr, cv2.COLOR_BGR2RGB), std[t][:, :2]))
+            gl_true = gl_warp.copy()
+            gl_true[mask > 0, :3] = np.round(colour[mask > 0] * 255.0 - 0.01).astype(np.uint8)
             model = pipe.interface(src, _to_tensor(gl, device))
+            model_true = pipe.interface(src, _to_tensor(gl_true, device))
             warp = pipe.interface(src, _to_tensor(gl_warp, device), use_network=False)
             rows_m, cols_m = mouth_box(std[t], MODEL_SIZE)
             box = (slice(None), slice(0, 3), rows_m, cols_m)
-            for name, out in (("model", model), ("warp_only", warp)):
+            for name, out in (("model", model), ("model_true_labels", model_true), ("warp_only", warp)):
                 mouth_scores = region_metrics(out[box].cpu(), target[box].cpu())
                 window_scores = region_metrics(out[win][:, :3].cpu(), target[win][:, :3].cpu())
                 scores[name].append(mouth_scores + window_scores)
             if k < mosaic_rows:
-                tiles = [src, _to_tensor(gl, device), warp, model, target]
+                tiles = [src, _to_tensor(gl, device), warp, model, _to_tensor(gl_true, device), model_true, target]
                 rows.append(np.concatenate([(x[0, :3].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
                                             for x in tiles], 1))
-    result = {"name": Path(video).name, "source_frame": s, "frames": [int(t) for t in targets]}
+    result = {"name": Path(video).name, "frames": [int(t) for t in targets], "source_frames": sources}
     for name, vals in scores.items():
         arr = np.asarray(vals)
         result[name] = {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean()),
@@ -132,17 +150,18 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
 def summarize(results: List[Dict]) -> Dict[str, Dict[str, float]]:
     """Mean PSNR/SSIM over clips, per method."""
     out = {}
-    for name in ("model", "warp_only"):
+    for name in ("model", "model_true_labels", "warp_only"):
         out[name] = {m: float(np.mean([r[name][m] for r in results]))
                      for m in ("psnr", "ssim", "window_psnr", "window_ssim")}
     return out
 
 
 def format_table(results: List[Dict], summary: Optional[Dict] = None) -> str:
-    lines = ["| clip | mouth PSNR model / warp-only | mouth SSIM model / warp-only | 72x72 window PSNR | "
-             "window SSIM |", "|---|---:|---:|---:|---:|"]
+    lines = ["| clip | method | mouth PSNR | mouth SSIM | 72x72 window PSNR | window SSIM |",
+             "|---|---|---:|---:|---:|---:|"]
     for r in results + ([dict(name="**mean**", **summary)] if summary else []):
-        m, w = r["model"], r["warp_only"]
-        lines.append(f"| {r['name']} | {m['psnr']:.2f} / {w['psnr']:.2f} | {m['ssim']:.4f} / {w['ssim']:.4f} | "
-                     f"{m['window_psnr']:.2f} / {w['window_psnr']:.2f} | {m['window_ssim']:.4f} / {w['window_ssim']:.4f} |")
+        for name in ("model_true_labels", "model", "warp_only"):
+            m = r[name]
+            lines.append(f"| {r['name']} | {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['window_psnr']:.2f} | "
+                         f"{m['window_ssim']:.4f} |")
     return "\n".join(lines)

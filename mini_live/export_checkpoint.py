@@ -1,0 +1,52 @@
+"""Strip a DINet_mini training checkpoint down to the generator for shipping.
+
+    python mini_live/export_checkpoint.py RUN/epoch_40.pth checkpoint/DINet_mini/epoch_40.pth
+
+Writes ``{"epoch", "step", "state_dict": {"net_g": ...}}`` - the layout the original's loaders read
+(``ckpt["state_dict"]["net_g"]``) - without the discriminator and optimiser states, and copies the
+training sidecar ``.json`` beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+
+from talkingface.errors import UserInputError
+from talkingface.util.cli import run_cli, setup_logging
+
+log = logging.getLogger("export_checkpoint")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("src", type=Path, help="training checkpoint (mini_live/train.py)")
+    parser.add_argument("dst", type=Path, help="output .pth")
+    args = parser.parse_args(argv)
+    setup_logging()
+    from talkingface.models.DINet_mini import DINet_mini
+
+    if not args.src.is_file():
+        raise UserInputError(f"checkpoint not found: {args.src}")
+    ckpt = torch.load(str(args.src), map_location="cpu", weights_only=True)
+    try:
+        net_g = ckpt["state_dict"]["net_g"]
+    except (KeyError, TypeError) as exc:
+        raise UserInputError(f"{args.src}: not a training checkpoint with state_dict.net_g") from exc
+    DINet_mini(3, 12).load_state_dict(net_g, strict=True)
+    args.dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.dst.with_name(f".tmp_{args.dst.name}")
+    torch.save({"epoch": ckpt.get("epoch"), "step": ckpt.get("step"), "state_dict": {"net_g": net_g}}, tmp)
+    tmp.replace(args.dst)
+    side = args.src.with_suffix(".json")
+    if side.is_file():
+        shutil.copyfile(side, args.dst.with_suffix(".json"))
+    log.info("wrote %s (%.1f kB)", args.dst, args.dst.stat().st_size / 1024)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
