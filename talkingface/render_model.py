@@ -117,13 +117,13 @@ class RenderModel:
         self.boxes: List[CropBox] = [face_crop_box(m, self.cfg.size) for m in smooth_main]
         self.lip_w, self.lip_h = max_lip_extent(to_main(forward)[..., :2], self.cfg.size)
         rng = np.random.default_rng(self.seed)
-        refs = []
-        for r in select_ref_index(to_main(forward), self.n_ref, self.cfg.ref_drop_infer, rng):
-            refs.append(to_tensor(reference_image(frames[r], self.main[r], face_crop_box(self.main[r], self.cfg.size))))
+        self.ref_index = select_ref_index(to_main(forward), self.n_ref, self.cfg.ref_drop_infer, rng)
+        refs = [to_tensor(reference_image(frames[r], self.main[r], face_crop_box(self.main[r], self.cfg.size)))
+                for r in self.ref_index]
         with torch.no_grad():
             self.net.ref_input(torch.cat(refs, dim=0).unsqueeze(0).to(self.device))
         self.frame_index = 0
-        log.info("avatar %s: %d frames, references %s", avatar_dir, n_video, "ok")
+        log.info("avatar %s: %d frames, reference frames %s", avatar_dir, n_video, self.ref_index)
 
     @property
     def num_frames(self) -> int:

@@ -96,6 +96,19 @@ def test_render_model_both_keypoint_forms(dhlive_avatar_dir, forward_only_avatar
     assert model.frame_index == 0
 
 
+def test_original_forward_only_avatar(sample_data, small_render_ckpt):
+    """The original's own prepared avatar: 306-frame palindrome, (153, 478, 3) keypoints."""
+    model = RenderModel(device="cpu")
+    model.loadModel(small_render_ckpt)
+    model.reset_charactor(sample_data / "dh_live/video_data/test")
+    assert model.num_frames == 306
+    model.frame_index = 200  # second half: keypoints mirrored from frame 105
+    frame = model.interface(_mouth(4))
+    assert frame.shape == model.frames[200].shape
+    box = model.boxes[200]
+    assert box == model.boxes[105]
+
+
 def test_render_model_errors(tmp_path, small_render_ckpt):
     model = RenderModel(device="cpu")
     with pytest.raises(UserInputError, match="render.pth"):

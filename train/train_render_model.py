@@ -27,8 +27,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train_data", nargs="+", required=True, help="prepared data folder(s)")
-    parser.add_argument("--device", default="auto", help="auto|cpu|cuda")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (0 = torch default; 1 is much faster on a busy shared CPU)")
     for f in fields(DINetTrainingOptions):
         if f.name in ("train_data", "device"):
             continue
