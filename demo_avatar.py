@@ -39,6 +39,9 @@ def main(argv=None) -> int:
     ap.add_argument("--audio_ckpt", type=Path, default=None, help="audio model (default: the renderer's)")
     ap.add_argument("--seconds", type=float, default=None, help="stop after this many seconds of microphone audio")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (default: 1 for mini, whose tiny per-frame work only loses to "
+                         "thread hand-offs; the torch default for dinet)")
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements as JSON")
     args = ap.parse_args(argv)
     setup_logging()
@@ -46,6 +49,11 @@ def main(argv=None) -> int:
 
     device = resolve_device(args.device)
     name = args.renderer or ("dinet" if device.startswith("cuda") else "mini")
+    threads = args.threads if args.threads is not None else (1 if name == "mini" else 0)
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
     if args.audio is not None and not args.audio.is_file():
         raise UserInputError(f"audio file not found: {args.audio}")
     window = args.out is None and realtime.display_available()

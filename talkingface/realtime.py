@@ -363,6 +363,7 @@ def run_stream(source, renderer: StreamRenderer, sink) -> StreamStats:
     request end the loop cleanly: the sink is closed with what was rendered so far.
     """
     stats = StreamStats(lookahead_frames=renderer.lookahead_frames)
+    renderer.render_block(np.zeros(SAMPLES_PER_FRAME, np.float32))  # warm-up: first-call costs are not latency
     renderer.reset()
     blocks: "queue.Queue" = queue.Queue()
     stop = threading.Event()
