@@ -98,27 +98,24 @@ class RenderModel:
         kps = load_keypoints(kp_path)
         n_video = len(frames)
         if len(kps) == n_video:
-            full = kps
-        elif 2 * len(kps) == n_video:
-            full = np.concatenate([kps, kps[::-1]], axis=0)
+            rows, order = kps, list(range(n_video))
+        elif 2 * len(kps) == n_video:  # forward rows only: the second half of the loop mirrors them
+            rows, order = kps, [i if i < len(kps) else n_video - 1 - i for i in range(n_video)]
         else:
             raise UserInputError(f"{avatar_dir}: {n_video} video frames but {len(kps)} keypoint rows "
                                  "(expected the same number or half)")
-        if full.shape[1] != 478 or full.shape[2] != 3:
-            raise UserInputError(f"{kp_path}: expected (N, 478, 3) keypoints, got {full.shape}")
-        forward = full[: (n_video + 1) // 2]
-        geometry = video_geometry(forward)
-        half = len(forward)
-        order = [i if i < half else n_video - 1 - i for i in range(n_video)]
+        if rows.shape[1] != 478 or rows.shape[2] != 3:
+            raise UserInputError(f"{kp_path}: expected (N, 478, 3) keypoints, got {rows.shape}")
+        main = to_main(rows)[..., :2]
         self.frames = frames
-        self.main = to_main(full)[..., :2]
-        self.contours = geometry.contours[order]
-        smooth_main = smooth_sequence(to_main(forward)[..., :2], CROP_SMOOTH_KERNEL)[order]
-        self.boxes: List[CropBox] = [face_crop_box(m, self.cfg.size) for m in smooth_main]
-        self.lip_w, self.lip_h = max_lip_extent(to_main(forward)[..., :2], self.cfg.size)
+        self.main = main[order]
+        self.contours = video_geometry(rows).contours[order]
+        self.boxes: List[CropBox] = [face_crop_box(m, self.cfg.size)
+                                     for m in smooth_sequence(main, CROP_SMOOTH_KERNEL)[order]]
+        self.lip_w, self.lip_h = max_lip_extent(main, self.cfg.size)
         rng = np.random.default_rng(self.seed)
-        self.ref_index = select_ref_index(to_main(forward), self.n_ref, self.cfg.ref_drop_infer, rng)
-        refs = [to_tensor(reference_image(frames[r], self.main[r], face_crop_box(self.main[r], self.cfg.size)))
+        self.ref_index = select_ref_index(main, self.n_ref, self.cfg.ref_drop_infer, rng)
+        refs = [to_tensor(reference_image(frames[r], main[r], face_crop_box(main[r], self.cfg.size)))
                 for r in self.ref_index]
         with torch.no_grad():
             self.net.ref_input(torch.cat(refs, dim=0).unsqueeze(0).to(self.device))

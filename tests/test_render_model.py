@@ -88,8 +88,9 @@ def test_render_model_both_keypoint_forms(dhlive_avatar_dir, forward_only_avatar
             # Outside the face crop the source pixels are untouched; inside, the jaw changed.
             assert np.array_equal(frame[:, : max(box.x0, 0)], source[k][:, : max(box.x0, 0)])
             assert np.abs(frame.astype(int) - source[k].astype(int)).sum() > 0
-    # Forward-only keypoints mirror into the second half: same result on the first frames.
-    assert np.array_equal(outputs["2N"][0], outputs["N"][0])
+    # Forward-only keypoints give the same geometry as the full palindrome (up to the pose fit).
+    diff = np.abs(outputs["2N"][0].astype(int) - outputs["N"][0].astype(int))
+    assert diff.mean() < 1.0
     # The frame counter wraps around the loop.
     model.frame_index = model.num_frames - 1
     model.interface(_mouth(2))
