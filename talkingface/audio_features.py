@@ -109,13 +109,3 @@ def compute_fbank(audio: np.ndarray, cfg: Optional[FbankConfig] = None) -> np.nd
     """All complete fbank frames of a waveform: (F, 80) float32 (same frames as streaming)."""
     return StreamingFbank(cfg).accept(check_waveform(audio))
 
-
-def frame_log_energy(audio: np.ndarray, n_frames: Optional[int] = None, eps: float = 1e-8) -> np.ndarray:
-    """Log mean-square energy per 40 ms video frame: (N,) float32; zero-padded to ``n_frames``."""
-    a = check_waveform(audio)
-    n = n_frames if n_frames is not None else int(np.ceil(a.size / SAMPLES_PER_FRAME))
-    padded = np.zeros(n * SAMPLES_PER_FRAME, np.float32)
-    m = min(a.size, padded.size)
-    padded[:m] = a[:m]
-    blocks = padded.reshape(n, SAMPLES_PER_FRAME)
-    return np.log(np.mean(blocks.astype(np.float64) ** 2, axis=1) + eps).astype(np.float32)

@@ -124,6 +124,27 @@ class BlendshapeBasis:
         base = self.mean if neutral is None else np.asarray(neutral, np.float64)
         return base + self.displacement(coefs)
 
+    def draw(self, coefs: np.ndarray, size: int = 256) -> np.ndarray:
+        """A size x size BGR picture of the shape for ``coefs`` (6,): lip rings as polylines, other
+        points as dots, in the canonical x-y plane framed on the neutral shape."""
+        import cv2
+
+        from talkingface.utils import MP_LIPS_INNER, MP_LIPS_OUTER
+
+        shape = self.decode(coefs)
+        lo, hi = self.mean[:, :2].min(0), self.mean[:, :2].max(0)
+        scale = 0.8 * size / max(hi - lo)
+        xy = (shape[:, :2] - (lo + hi) / 2) * scale + size / 2
+        img = np.full((size, size, 3), 255, np.uint8)
+        pos = {int(m): i for i, m in enumerate(self.landmark_ids)}
+        for p in xy:
+            cv2.circle(img, (int(round(p[0])), int(round(p[1]))), 1, (170, 170, 170), -1)
+        for ring in (MP_LIPS_OUTER, MP_LIPS_INNER):
+            if all(i in pos for i in ring):
+                pts = np.round(xy[[pos[i] for i in ring]]).astype(np.int32)
+                cv2.polylines(img, [pts], True, (0, 0, 200), 2, cv2.LINE_AA)
+        return img
+
     def project(self, normalized: np.ndarray, neutral: np.ndarray) -> np.ndarray:
         """Coefficients of pose-normalised shapes: normalized (N,478,3), neutral (478,3) -> (N,6)."""
         d = (np.asarray(normalized)[:, self.landmark_ids] - np.asarray(neutral)[self.landmark_ids])
@@ -200,6 +221,12 @@ class PixelBasis:
         c = np.asarray(coefs, np.float64)[..., : len(self.components)]
         img = self.mean + c @ self.components
         return np.clip(img, 0, 255).astype(np.uint8).reshape(*c.shape[:-1], *MOUTH_SHAPE)
+
+    def draw(self, coefs: np.ndarray, zoom: int = 8) -> np.ndarray:
+        """The decoded 15x30 mouth for ``coefs`` (6,), enlarged ``zoom`` times (bicubic), BGR uint8."""
+        import cv2
+
+        return cv2.resize(self.decode(coefs), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
 
     def project(self, crops: np.ndarray) -> np.ndarray:
         """Processed crops (N, 15, 30, 3) -> coefficients (N, 6)."""

@@ -2,14 +2,16 @@
 
     python train_audio/preparation_step1.py VIDEO_FOLDER OUT [--exclude NAME ...]
 
-For every video with an audio track (25 fps, 16 kHz): face mesh, pose normalisation and mouth crops
-are cached in ``OUT/clips/<name>.clip.npz`` with the cut audio ``OUT/clips/<name>.wav``. Then:
+For every video (25 fps): face mesh, pose normalisation and mouth crops are cached in
+``OUT/clips/<name>.clip.npz``, with the cut audio (16 kHz) in ``OUT/clips/<name>.wav``. Videos
+without an audio track help fit the bases (and relate them) but cannot train the LSTM. Then:
 
 - ``OUT/blendshape_basis.npz`` (+ ``.png``: each component at mean -2, 0, +2 std) for the mini
   renderer;
 - ``OUT/pixel_basis.npz`` (+ ``.png``: decoded mouths across each component) for DH_live;
 - ``OUT/clips/<name>.bs.txt`` and ``<name>.pixel.txt``: one row of 6 coefficients per 40 ms,
-  the targets of ``train_audio/train_lstm.py``.
+  the targets of ``train_audio/train_lstm.py`` (clips without audio get them too: ``distill.py``
+  uses them to relate the two bases).
 
 ``--exclude`` (file name, stem or glob; repeatable) keeps validation speakers out of everything.
 """
@@ -54,19 +56,24 @@ def main(argv=None) -> int:
         raise UserInputError(f"no videos found in {args.videos}")
     args.out.mkdir(parents=True, exist_ok=True)
     clip_dir = args.out / "clips"
-    clips = []
+    clips, silent = [], []
     for video in tqdm(videos, desc="clips", unit="clip"):
         try:
-            clips.append(prepare_clip(video, clip_dir, name=clip_name(video, args.videos)))
+            clip = prepare_clip(video, clip_dir, name=clip_name(video, args.videos), require_audio=False)
         except (MediaError, UserInputError) as exc:
             log.warning("skipping %s: %s", video.name, exc)
+            continue
+        (clips if clip.audio.size else silent).append(clip)
     if not clips:
         raise UserInputError(f"no usable clip (video with a face and speech) in {args.videos}")
-    log.info("fitting bases on %d clips, %d frames", len(clips), sum(c.n_frames for c in clips))
-    bs = fit_blendshape_basis([c.normalized for c in clips], n_components=args.components)
-    px = fit_pixel_basis([process_crops(c.raw_crops) for c in clips],
-                         openings=[mouth_opening(c.normalized) for c in clips], n_components=args.components)
-    sources = [c.name for c in clips]
+    if silent:
+        log.info("%d videos without audio are used for the bases only", len(silent))
+    fit = clips + silent
+    log.info("fitting bases on %d clips, %d frames", len(fit), sum(c.n_frames for c in fit))
+    bs = fit_blendshape_basis([c.normalized for c in fit], n_components=args.components)
+    px = fit_pixel_basis([process_crops(c.raw_crops) for c in fit],
+                         openings=[mouth_opening(c.normalized) for c in fit], n_components=args.components)
+    sources = [c.name for c in fit]
     bs.info["clips_used"] = px.info["clips_used"] = sources
     bs.save(args.out / "blendshape_basis.npz")
     px.save(args.out / "pixel_basis.npz")
@@ -74,7 +81,7 @@ def main(argv=None) -> int:
         tmp = args.out / f".tmp_{name}"
         cv2.imwrite(str(tmp), img)
         os.replace(tmp, args.out / name)
-    for clip in clips:
+    for clip in fit:
         write_targets(clip, clip_dir, bs, px)
     summary = {"clips": sources, "frames": sum(c.n_frames for c in clips), "excluded": args.exclude,
                "blendshape": {k: v for k, v in bs.info.items() if k != "clips_used"},

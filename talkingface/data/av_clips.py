@@ -72,8 +72,12 @@ def _fill_missing(lm: np.ndarray, name: str) -> np.ndarray:
 
 
 def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Optional[str] = None,
-                 progress: bool = False) -> ClipData:
-    """Decode, mesh, pose-normalise and crop one video (cached in ``cache_dir``)."""
+                 progress: bool = False, require_audio: bool = True) -> ClipData:
+    """Decode, mesh, pose-normalise and crop one video (cached in ``cache_dir``).
+
+    A video without an audio track raises MediaError, or with ``require_audio=False`` gives a clip
+    with empty audio (usable for fitting bases, not for training targets).
+    """
     from talkingface.mediapipe_utils import landmarks_for_video
     from talkingface.mouth_basis import cut_mouth_crops, mouth_box, normalize_landmarks
     from talkingface.util.media import load_audio, probe_video, read_video, save_wav
@@ -83,15 +87,18 @@ def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Opt
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     npz, wav = cache_dir / f"{name}.clip.npz", cache_dir / f"{name}.wav"
-    if npz.is_file() and wav.is_file():
+    if npz.is_file():
         with np.load(npz, allow_pickle=False) as d:
-            audio = load_audio(wav)
+            audio = load_audio(wav) if wav.is_file() else np.zeros(0, np.float32)
+            if require_audio and audio.size == 0:
+                raise MediaError(f"{video.name} has no audio track")
             return ClipData(name, audio, d["landmarks"], d["mats"], d["normalized"], d["raw_crops"])
-    if not probe_video(video).has_audio:
+    has_audio = probe_video(video).has_audio
+    if require_audio and not has_audio:
         raise MediaError(f"{video.name} has no audio track")
-    audio = load_audio(video)
+    audio = load_audio(video) if has_audio else np.zeros(0, np.float32)
     frames = read_video(video)
-    n = min(len(frames), int(np.ceil(audio.size / 640)))
+    n = min(len(frames), int(np.ceil(audio.size / 640))) if has_audio else len(frames)
     if n < 10:
         raise UserInputError(f"{video}: too short ({n} frames with audio)")
     frames = frames[:n]
@@ -101,9 +108,11 @@ def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Opt
     tmp = cache_dir / f".tmp_{name}.clip.npz"
     np.savez_compressed(tmp, landmarks=lm.astype(np.float32), mats=mats.astype(np.float32),
                         normalized=normalized.astype(np.float32), raw_crops=crops)
-    save_wav(wav, audio)
+    if has_audio:
+        save_wav(wav, audio)
+        audio = load_audio(wav)
     os.replace(tmp, npz)
-    return ClipData(name, load_audio(wav), lm, mats, normalized, crops)
+    return ClipData(name, audio, lm, mats, normalized, crops)
 
 
 def blendshape_coefficients(clip: ClipData, basis) -> np.ndarray:

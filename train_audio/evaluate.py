@@ -1,0 +1,85 @@
+"""Score audio models on real clips: predicted vs measured mouth opening, beside an energy baseline.
+
+    python train_audio/evaluate.py [--model NAME=CKPT ...] [--clips VIDEO_OR_FOLDER ...] [--json OUT.json]
+
+Truth per frame is the first blendshape coefficient (jaw/lips open-closed) measured by the face
+mesh on the real video against the clip's own neutral shape. Each model contributes its
+coefficient 0 (offline inference); ``energy`` is the log energy of each 40 ms of audio.
+Per clip and method: Pearson r at lag 0 and the best r over lags -5..+5. Defaults: the shipped
+blendshape model and the held-out clips of ``talkingface/eval/heldout.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+from talkingface.errors import UserInputError
+from talkingface.util.cli import run_cli, setup_logging
+
+log = logging.getLogger("evaluate")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--model", action="append", default=[],
+                    help="NAME=CHECKPOINT[:SIGN] (coefficient 0, times SIGN=+1/-1); repeatable")
+    ap.add_argument("--basis", type=Path, default=REPO / "checkpoint" / "mouth_basis" / "blendshape_basis.npz",
+                    help="blendshape basis that defines the truth")
+    ap.add_argument("--clips", type=Path, action="append", default=[], help="video or folder (default: held-out)")
+    ap.add_argument("--cache", type=Path, default=Path("output/audio_eval_cache"), help="face-mesh cache folder")
+    ap.add_argument("--json", type=Path, help="write all rows and the summary here")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging(args.verbose)
+    from talkingface.data.av_clips import list_videos, prepare_clip
+    from talkingface.eval.audio_sync import (common_lag_scores, energy_predictor, evaluate_clips, model_predictor,
+                                             rows_as_dicts, summarize)
+    from talkingface.eval.heldout import heldout_paths
+    from talkingface.mouth_basis import BlendshapeBasis
+
+    videos = []
+    for c in args.clips:
+        videos += list_videos(c) if c.is_dir() else [c]
+    videos = videos or heldout_paths()
+    if not videos:
+        raise UserInputError("no clips to evaluate")
+    models = args.model or [f"ours={REPO / 'checkpoint' / 'lstm' / 'lstm_blendshape.pkl'}"]
+    predictors = {"energy": energy_predictor}
+    for spec in models:
+        name, _, rest = spec.partition("=")
+        path, _, sign = rest.partition(":")
+        if not name or not path:
+            raise UserInputError(f"--model expects NAME=CHECKPOINT[:SIGN], got {spec!r}")
+        predictors[name] = model_predictor(Path(path), 0, float(sign or 1))
+    basis = BlendshapeBasis.load(args.basis)
+    clips = [prepare_clip(v, args.cache, name=f"{v.parent.name}__{v.stem}") for v in videos]
+    rows = evaluate_clips(clips, basis, predictors)
+    summary = summarize(rows)
+    common = common_lag_scores(clips, basis, predictors)
+    print(f"{'clip':28s} {'method':10s} {'r@0':>7s} {'lag':>4s} {'r@best':>7s}")
+    for r in rows:
+        print(f"{r.clip:28s} {r.method:10s} {r.r:7.3f} {r.best_lag:4d} {r.r_best:7.3f}")
+    print(f"\n{'method':10s} {'clips':>5s} {'mean r@0':>9s} {'mean r@best':>12s} {'common lag':>11s} {'r@common':>9s}")
+    for name, s in summary.items():
+        print(f"{name:10s} {s['clips']:5d} {s['r']:9.3f} {s['r_best']:12.3f} {common[name]['lag']:11d} "
+              f"{common[name]['r']:9.3f}")
+    if args.json:
+        tmp = args.json.with_name(f".tmp_{args.json.name}")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"rows": rows_as_dicts(rows), "summary": summary, "common_lag": common,
+                       "basis": str(args.basis), "models": models}, fh, indent=1)
+        os.replace(tmp, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
