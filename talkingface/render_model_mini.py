@@ -378,11 +378,33 @@ def _copy_file(src: Path, dst: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ rendering
-def mesh_bs_table(mesh) -> np.ndarray:
-    """The blendshape table (6, V, 3) for ``mesh``: the committed table of the project's template,
-    re-indexed through MediaPipe ids when ``mesh`` has another topology (an original pack)."""
-    from mini_live.obj.utils import load_bs_table, load_wrap_template
+def resolve_blendshape_basis(audio_checkpoint: PathLike, card: dict) -> Optional[Path]:
+    """The ``BlendshapeBasis`` file that decodes a blendshape audio model's outputs: named by its
+    card's ``basis`` (relative to the checkpoint's folder or the repository), else
+    ``blendshape_basis.npz`` beside the checkpoint; None when there is none."""
+    names = [card["basis"]] if isinstance(card.get("basis"), str) else []
+    names.append("blendshape_basis.npz")
+    for name in names:
+        for base in (Path(audio_checkpoint).parent, REPO_ROOT):
+            path = Path(name) if Path(name).is_absolute() else base / name
+            if path.is_file():
+                return path
+    return None
+
+
+def mesh_bs_table(mesh, basis=None) -> np.ndarray:
+    """The blendshape table (K, V, 3) for ``mesh``.
+
+    With ``basis`` (a ``talkingface.mouth_basis.BlendshapeBasis``, the one the audio model predicts)
+    the table is built from it through the mesh's MediaPipe ids, so the weights mean what the audio
+    model meant. Without, the committed table of the project's template is used, re-indexed through
+    MediaPipe ids when ``mesh`` has another topology (an original pack).
+    """
+    from mini_live.obj.utils import bs_table_from_basis, load_bs_table, load_wrap_template
     from mini_live.obj.wrap_utils import LABEL_ANCHOR, LABEL_LOWER_TEETH
+
+    if basis is not None:
+        return bs_table_from_basis(basis, mesh)
 
     table = load_bs_table()
     template = load_wrap_template()
@@ -455,15 +477,16 @@ class RenderModelMini:
         self.pipeline.infer_model = net.eval().fused()
         self.checkpoint_id = weights_id(state)
 
-    def reset_charactor(self, pack: AssetPack, use_pack_ref: Optional[bool] = None) -> None:  # noqa: N802
+    def reset_charactor(self, pack: AssetPack, use_pack_ref: Optional[bool] = None, basis=None) -> None:  # noqa: N802
         """Set the avatar: upload its mesh and blendshape table, set the reference feature.
 
         ``use_pack_ref``: True uses the pack's ``ref_data`` as is, False recomputes it, None (default)
-        uses it only when the pack says it was made with the loaded checkpoint.
+        uses it only when the pack says it was made with the loaded checkpoint. ``basis``: the
+        ``BlendshapeBasis`` of the audio model that will drive the mouth (see :func:`mesh_bs_table`).
         """
         self.pack = pack
         self.renderer.set_mesh(warp_only_mesh(pack.mesh) if self.warp_only else pack.mesh)
-        self.renderer.set_blendshapes(mesh_bs_table(pack.mesh))
+        self.renderer.set_blendshapes(mesh_bs_table(pack.mesh, basis))
         if use_pack_ref is None:
             use_pack_ref = pack.ref_data is not None and pack.ref_checkpoint == self.checkpoint_id
         if use_pack_ref:
@@ -567,6 +590,8 @@ class SynthesisStats:
     paste: float = 0.0
     encode: float = 0.0
     total: float = 0.0
+    cpu: float = 0.0  # CPU seconds of this process and its children (ffmpeg), all threads
+
 
     def per_frame_ms(self) -> Dict[str, float]:
         n = max(self.frames, 1)
@@ -577,36 +602,65 @@ class SynthesisStats:
         """Real-time factor: processing time / audio duration (< 1 is faster than real time)."""
         return self.total / max(self.audio_seconds, 1e-9)
 
+    @property
+    def cpu_rtf(self) -> float:
+        """CPU seconds per second of audio: the real-time factor on an otherwise idle core."""
+        return self.cpu / max(self.audio_seconds, 1e-9)
+
 
 def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                audio_checkpoint: Optional[PathLike] = None, device: str = "cpu", backend: str = "auto",
                use_pack_ref: Optional[bool] = None, bs_scale: float = 1.0, use_network: bool = True,
-               progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8) -> SynthesisStats:
+               progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8,
+               threads: Optional[int] = 1) -> SynthesisStats:
     """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (reference §1.7).
 
     One output frame per 40 ms of audio (N = ceil(samples / 640)); the avatar video plays as a
     ping-pong loop while the mouth follows the **audio** frame index (the original indexed the
     blendshapes by the loop index, replaying the first 2N frames' motion on long audio).
     ``mosaic``: also write a PNG of the mouth crops of ``mosaic_frames`` evenly spaced output
-    frames (with their mouth-opening weight), to check the motion by eye.
+    frames (with their mouth-opening weight), to check the motion by eye. ``threads``: torch CPU
+    threads (the per-frame network is tiny: one thread avoids thread-synchronisation overhead that
+    dominates at batch 1, especially on a busy machine); None keeps torch's setting.
     """
     import time
 
     from talkingface.audio_model import AudioModel
     from talkingface.util.media import SAMPLES_PER_FRAME, VideoWriter, load_audio
 
+    import resource
+
+    def cpu_now() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
     t_start = time.perf_counter()
+    cpu_start = cpu_now()
+    if threads is not None and device == "cpu":
+        torch.set_num_threads(int(threads))
     stats = SynthesisStats()
     if not Path(audio_path).is_file():
         raise UserInputError(f"audio file not found: {audio_path}")
     pack = load_asset_pack(pack_dir)
+    from talkingface.mouth_basis import BlendshapeBasis
+
+    audio_checkpoint = Path(audio_checkpoint) if audio_checkpoint is not None else find_mini_audio_checkpoint()
+    if not audio_checkpoint.is_file():
+        raise UserInputError(f"audio checkpoint not found: {audio_checkpoint}")
+    audio_model = AudioModel(audio_checkpoint, device=device)
+    if audio_model.card.get("target", "blendshape") != "blendshape":
+        raise UserInputError(f"{audio_checkpoint} predicts {audio_model.card.get('target')!r} coefficients; "
+                             "demo_mini needs a blendshape audio model")
+    basis_path = resolve_blendshape_basis(audio_checkpoint, audio_model.card)
+    if basis_path is None:
+        log.warning("no blendshape basis beside %s; using the renderer's committed table", audio_checkpoint)
+    basis = BlendshapeBasis.load(basis_path) if basis_path is not None else None
     model = RenderModelMini(checkpoint, device=device, backend=backend, warp_only=not use_network)
     try:
-        model.reset_charactor(pack, use_pack_ref=use_pack_ref)
+        model.reset_charactor(pack, use_pack_ref=use_pack_ref, basis=basis)
         stats.load = time.perf_counter() - t_start
         t0 = time.perf_counter()
         wav = load_audio(audio_path)
-        audio_model = AudioModel(audio_checkpoint or find_mini_audio_checkpoint(), device=device)
         bs = audio_model.interface_wav(wav) * float(bs_scale)
         stats.audio = time.perf_counter() - t0
         stats.audio_seconds = wav.size / 16000.0
@@ -636,6 +690,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
     finally:
         model.close()
     stats.total = time.perf_counter() - t_start
+    stats.cpu = cpu_now() - cpu_start
     return stats
 
 

@@ -134,3 +134,13 @@ def test_demo_mini_end_to_end(our_pack, sample_data, random_ckpt, tmp_path):
     finally:
         model.close()
     assert max(interior) - min(interior) > 20, interior
+
+
+def test_demo_and_web_prep_bad_input_exit_2(tmp_path):
+    (tmp_path / "speech.wav").write_bytes(b"")
+    for cmd in (["demo_mini.py", str(tmp_path / "no_pack"), str(tmp_path / "speech.wav"), str(tmp_path / "o.mp4")],
+                ["data_preparation_web.py", str(tmp_path / "no_avatar")]):
+        proc = subprocess.run([sys.executable, *cmd], capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr[-1000:]
+        assert proc.stderr.strip().splitlines()[-1].startswith("error:")
+    assert not (tmp_path / "o.mp4").exists()
