@@ -244,3 +244,15 @@ def test_make_assets_script_reproduces_committed_files(tmp_path):
     fresh, committed = WrapMesh.load(tmp_path / "wrap_template.npz"), load_wrap_template()
     assert np.array_equal(fresh.faces, committed.faces) and np.allclose(fresh.vertices, committed.vertices)
     assert fresh.config == committed.config and fresh.num_targets == committed.num_targets == 209
+
+
+def test_bs_table_built_from_the_shipped_basis(repo_root):
+    import hashlib
+
+    basis = repo_root / "checkpoint" / "mouth_basis" / "blendshape_basis.npz"
+    if not basis.is_file():
+        pytest.skip("no shipped blendshape basis")
+    with np.load(DATA_DIR / "bs_table.npz") as d:
+        recorded = str(d["basis_sha256"])
+    assert recorded == hashlib.sha256(basis.read_bytes()).hexdigest(), (
+        "bs_table.npz is stale: python -m mini_live.obj.make_assets --basis checkpoint/mouth_basis/blendshape_basis.npz")

@@ -67,10 +67,14 @@ def write_bs_table(basis_path: Path, template: WrapMesh, mean_face: np.ndarray, 
     """Build the blendshape table of ``template`` from a basis ``.npz``; save table, coef_std, neutral_face."""
     from talkingface.mouth_basis import BlendshapeBasis
 
+    import hashlib
+
     basis = BlendshapeBasis.load(basis_path)
     table = bs_table_from_basis(basis, template, jaw_gain=jaw_gain)
+    digest = hashlib.sha256(Path(basis_path).read_bytes()).hexdigest()
     _save_npz(out_path, table=table, coef_std=basis.coef_std.astype(np.float32),
-              neutral_face=neutral_face_from_basis(basis, mean_face), source=np.array(Path(basis_path).name))
+              neutral_face=neutral_face_from_basis(basis, mean_face), source=np.array(Path(basis_path).name),
+              basis_sha256=np.array(digest), jaw_gain=np.array(jaw_gain))
     log.info("blendshape table %s from %s", table.shape, basis_path)
     return table
 

@@ -11,7 +11,7 @@ Committed assets (written by ``python -m mini_live.obj.make_assets``; never edit
   ``BlendshapeBasis`` (:func:`bs_table_from_basis`), its ``coef_std`` (6,) and ``neutral_face`` (478, 3):
   the canonical mean face with the basis's rest (closed-mouth) shape on its landmarks - the reference
   :func:`~mini_live.obj.wrap_utils.normalizeLips` closes an avatar's lips to, so that all-zero weights
-  render the mouth at rest.
+  render the mouth at rest; ``basis_sha256`` identifies the basis file it was built from.
 """
 from __future__ import annotations
 

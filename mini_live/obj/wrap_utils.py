@@ -209,13 +209,22 @@ def select_wrap_region(face: np.ndarray, tris: np.ndarray, cfg: WrapConfig = Wra
     return np.sort(used[keep])
 
 
+def _lip_line(points: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """y of the polyline through lip ``points`` (K, >=2) at abscissae ``x`` (clamped at its ends)."""
+    order = np.argsort(points[:, 0], kind="stable")
+    return np.interp(x, points[order, 0], points[order, 1])
+
+
 def make_teeth(face: np.ndarray, cfg: WrapConfig = WrapConfig()):
     """Procedural upper and lower teeth bands fitted to the mouth of a face (478, 3).
 
     Each band is 2 rows x 9 columns along an arch: x spans ``cfg.teeth_width`` of the outer mouth-corner
     distance W (61-291) about the mouth centre, z bends back as ``teeth_arch_depth * W * t**2``
-    (t in [-1, 1]) from a front ``teeth_behind_lips * W`` behind the inner-lip midline (13/14), and the
-    rows sit at the heights given in :class:`WrapConfig` relative to the inner lips.
+    (t in [-1, 1]) from a front ``teeth_behind_lips * W`` behind the inner-lip midline (13/14). The rows
+    follow the inner lips column by column (so a tilted or curved mouth keeps its teeth hidden when
+    closed): with y_up(x), y_low(x) the inner upper/lower lip at that column and mid = their mean, the
+    upper band spans y_up - upper_teeth_top W .. mid + upper_teeth_edge W and the lower band
+    mid - lower_teeth_top W .. y_low + lower_teeth_bottom W.
 
     Returns ``(upper (18,3), lower (18,3), band_faces (16,3), cavity_faces (16,3))``: vertex k of a band
     is column k // 2, row k % 2 (row 0 = top); ``band_faces`` index one band (0..17); ``cavity_faces``
@@ -228,17 +237,19 @@ def make_teeth(face: np.ndarray, cfg: WrapConfig = WrapConfig()):
     if not width > 0:
         raise UserInputError("mouth corners coincide; cannot place the teeth")
     centre_x = (left[0] + right[0]) / 2
-    y_up, y_low = face[13, 1], face[14, 1]
-    y_mid = (y_up + y_low) / 2
     z_front = min(face[13, 2], face[14, 2]) + cfg.teeth_behind_lips * width
     t = np.linspace(-1.0, 1.0, TEETH_COLUMNS)
     x = centre_x + 0.5 * cfg.teeth_width * width * t
     z = z_front + cfg.teeth_arch_depth * width * t ** 2
+    inner = np.asarray(MP_LIPS_RINGS[3])
+    y_up = _lip_line(face[inner[RING_UPPER]], x)
+    y_low = _lip_line(face[np.concatenate([inner[RING_LOWER], inner[:1]])], x)
+    y_mid = (y_up + y_low) / 2
 
-    def band(top: float, bottom: float) -> np.ndarray:
+    def band(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
         out = np.zeros((2 * TEETH_COLUMNS, 3))
-        out[0::2] = np.stack([x, np.full_like(x, top), z], 1)
-        out[1::2] = np.stack([x, np.full_like(x, bottom), z], 1)
+        out[0::2] = np.stack([x, top, z], 1)
+        out[1::2] = np.stack([x, bottom, z], 1)
         return out
 
     upper = band(y_up - cfg.upper_teeth_top * width, y_mid + cfg.upper_teeth_edge * width)
