@@ -82,10 +82,14 @@ class _NumpyStep:
             self.w0, self.b0 = _fold_bn(ds[0], ds[1])
             self.w1, self.b1 = ds[3].weight.double().numpy(), ds[3].bias.double().numpy()
             self.lstm = []
+            hid = net.LSTM.hidden_size
+            # torch's gate order is (i, f, g, o); reorder to (i, f, o, g) so one sigmoid covers 3 gates
+            order = torch.cat([torch.arange(0, 2 * hid), torch.arange(3 * hid, 4 * hid), torch.arange(2 * hid, 3 * hid)])
             for k in range(net.LSTM.num_layers):
                 w = torch.cat([getattr(net.LSTM, f"weight_ih_l{k}"), getattr(net.LSTM, f"weight_hh_l{k}")], 1)
                 b = getattr(net.LSTM, f"bias_ih_l{k}") + getattr(net.LSTM, f"bias_hh_l{k}")
-                self.lstm.append((w.double().numpy(), b.double().numpy()))
+                self.lstm.append((w[order].double().numpy(), b[order].double().numpy()))
+            self.hid = hid
             self.f0, self.fb0 = _fold_bn(fc[0], fc[1])
             self.f1, self.fb1 = _fold_bn(fc[3], fc[4])
             self.f2, self.fb2 = fc[6].weight.double().numpy(), fc[6].bias.double().numpy()
@@ -96,12 +100,12 @@ class _NumpyStep:
     def __call__(self, pair: np.ndarray, h: np.ndarray, c: np.ndarray) -> np.ndarray:
         """pair: 2x80 fbank; h, c: layers x hidden (updated in place) -> (6,) float64."""
         z = self.w1 @ self._act(self.w0 @ pair.reshape(-1).astype(np.float64) + self.b0) + self.b1
+        n = self.hid
         for k, (w, b) in enumerate(self.lstm):
             gates = w @ np.concatenate([z, h[k]]) + b
-            i, f, g, o = np.split(gates, 4)
-            i, f, o = 1.0 / (1.0 + np.exp(-i)), 1.0 / (1.0 + np.exp(-f)), 1.0 / (1.0 + np.exp(-o))
-            c[k] = f * c[k] + i * np.tanh(g)
-            h[k] = o * np.tanh(c[k])
+            sig = 1.0 / (1.0 + np.exp(-gates[: 3 * n]))  # input, forget, output gates
+            c[k] = sig[n:2 * n] * c[k] + sig[:n] * np.tanh(gates[3 * n:])
+            h[k] = sig[2 * n:] * np.tanh(c[k])
             z = h[k]
         z = self._act(self.f1 @ self._act(self.f0 @ z + self.fb0) + self.fb1)
         return self.f2 @ z + self.fb2

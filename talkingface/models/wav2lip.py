@@ -147,15 +147,15 @@ def wav2lip_mel(audio, sample_rate: int = 16000):
     return np.clip(8.0 * ((db + 100.0) / 100.0) - 4.0, -4.0, 4.0).astype(np.float32)
 
 
-def mel_chunks(mel, fps: float = 25.0):
+def mel_chunks(mel, n_frames: int, fps: float = 25.0):
     """One (80, 16) mel chunk per video frame: frame i starts at mel frame int(80 i / fps).
 
-    Returns (N, 80, 16) float32; the last chunks are padded by repeating the final mel frame, so
-    every 40 ms of audio gets a frame (the original dropped up to 7 tail frames).
+    Returns (n_frames, 80, 16) float32; the last chunks are padded by repeating the final mel
+    frame, so every 40 ms of audio gets a frame (the original dropped up to 7 tail frames).
     """
     import numpy as np
 
-    n = int(np.ceil(mel.shape[1] / MEL_FPS * fps))
+    n = int(n_frames)
     padded = np.concatenate([mel, np.repeat(mel[:, -1:], MEL_STEP, axis=1)], axis=1)
     starts = [int(MEL_FPS * i / fps) for i in range(n)]
     return np.stack([padded[:, s:s + MEL_STEP] for s in starts]).astype(np.float32)
@@ -170,7 +170,7 @@ def render_teacher_frames(net: Wav2Lip, face96, audio, batch_size: int = 8, devi
     """
     import numpy as np
 
-    chunks = mel_chunks(wav2lip_mel(audio))
+    chunks = mel_chunks(wav2lip_mel(audio), int(np.ceil(len(audio) / 640)))
     ref = torch.from_numpy(face96.astype(np.float32) / 255.0).permute(2, 0, 1)
     masked = ref.clone()
     masked[:, 48:] = 0.0
