@@ -176,7 +176,8 @@ class DinetStreamRenderer:
 
 class MiniStreamRenderer:
     """DH_live_mini: streaming blendshape audio model -> GL mouth render -> DINet_mini frame, on an
-    asset pack (:mod:`talkingface.render_model_mini`). The avatar video plays as a ping-pong loop."""
+    asset pack (:mod:`talkingface.render_model_mini`; the pack folder itself or the avatar folder
+    holding ``assets/``). The avatar video plays as a ping-pong loop."""
 
     name = "mini"
 
@@ -186,7 +187,10 @@ class MiniStreamRenderer:
         from talkingface.audio_model import AudioModel
 
         self._mini = mini
-        self.pack = mini.load_asset_pack(avatar_dir)
+        pack_dir = Path(avatar_dir)
+        if (pack_dir / "assets" / mini.PACK_JSON).is_file():  # a data_preparation_mini/_web folder
+            pack_dir = pack_dir / "assets"
+        self.pack = mini.load_asset_pack(pack_dir)
         self.model = mini.RenderModelMini(render_checkpoint or mini.DEFAULT_CHECKPOINT, device=device)
         self.model.reset_charactor(self.pack)
         self.audio = AudioModel(audio_checkpoint or mini.find_mini_audio_checkpoint(), device="cpu")
@@ -214,9 +218,10 @@ RENDERERS: Dict[str, Callable[..., StreamRenderer]] = {
 }
 
 
-#: Avatars used when none is given: the original's paths (``video_data/test`` for DH_live; the web
-#: demo's ``assets`` pack for mini), relative to the repository.
-DEFAULT_AVATARS = {"dinet": Path("video_data") / "test", "mini": Path("video_data") / "assets"}
+#: Avatars used when none is given, relative to the repository: the original's ``video_data/test``
+#: for DH_live; for mini the folder made by ``data_preparation_mini.py VIDEO video_data/mini`` and
+#: ``data_preparation_web.py video_data/mini``.
+DEFAULT_AVATARS = {"dinet": Path("video_data") / "test", "mini": Path("video_data") / "mini"}
 
 
 def default_avatar(renderer: str) -> Path:
@@ -225,10 +230,9 @@ def default_avatar(renderer: str) -> Path:
 
     path = REPO_ROOT / DEFAULT_AVATARS[renderer]
     if not path.exists():
-        how = ("data_preparation.py VIDEO" if renderer == "dinet"
-               else "data_preparation_mini.py VIDEO DIR, then data_preparation_web.py DIR,")
-        raise UserInputError(f"default avatar {path} not found: give --avatar DIR (make one with {how} "
-                             f"or copy it to {path})")
+        how = (f"data_preparation.py VIDEO {path}" if renderer == "dinet"
+               else f"data_preparation_mini.py VIDEO {path}, then data_preparation_web.py {path}")
+        raise UserInputError(f"default avatar {path} not found: give --avatar DIR or make it with {how}")
     return path
 
 
@@ -271,6 +275,7 @@ class Mp4Sink:
 
     ``audio``: the whole track when known in advance (a file source), else the recording is given
     to :meth:`close` (microphone). Either is padded to whole 40 ms blocks so every frame is kept.
+    Encoding runs on a writer thread, so the real-time loop never waits for the encoder.
     """
 
     stop_requested = False
@@ -291,9 +296,24 @@ class Mp4Sink:
         else:
             self._writer = VideoWriter(self._tmpdir / "video.mp4")
         self.frames = 0
+        self._queue: "queue.Queue" = queue.Queue()
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._drain, name="mp4-writer", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                return
+            if self._error is None:
+                try:
+                    self._writer.write(frame)
+                except BaseException as exc:  # reported by close()
+                    self._error = exc
 
     def write(self, frame: np.ndarray) -> None:
-        self._writer.write(frame)
+        self._queue.put(frame)
         self.frames += 1
 
     def close(self, audio: Optional[np.ndarray] = None) -> None:
@@ -301,7 +321,12 @@ class Mp4Sink:
         from talkingface.dhlive_pipeline import save_block_aligned_wav
         from talkingface.util.media import mux_audio
 
+        self._queue.put(None)
+        self._thread.join()
         try:
+            if self._error is not None:
+                self._writer.abort()
+                raise self._error
             if self.frames == 0:
                 self._writer.abort()
                 raise UserInputError("no frame was rendered; nothing written")
