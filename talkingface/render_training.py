@@ -76,18 +76,22 @@ def _lr_lambda(non_decay: int, decay: int):
 
 
 @torch.no_grad()
-def evaluate_l1(net_g: DINet_five_Ref, dataset: Few_Shot_Dataset, indices: List[int], device: str) -> float:
-    """Mean absolute error between generated and target frames (eval mode, fixed inputs), in [0, 1]."""
+def evaluate_l1(net_g: DINet_five_Ref, dataset: Few_Shot_Dataset, indices: List[int], device: str):
+    """Mean absolute error between generated and target frames (eval mode, fixed inputs), in [0, 1],
+    and a preview of the first frame: 3xHx(2W) RGB float [output | target]."""
     was_training = net_g.training
     net_g.eval()
     total = 0.0
+    preview = None
     for i in indices:
         s = dataset[i]
         src, ref, tgt = (s[k].unsqueeze(0).to(device) for k in ("source", "ref", "target"))
         out = net_g(src[:, :3], src[:, 3:], ref)
         total += float(F.l1_loss(out, tgt))
+        if preview is None:
+            preview = torch.cat([out[0], tgt[0]], dim=2).flip(0).cpu()  # BGR -> RGB for TensorBoard
     net_g.train(was_training)
-    return total / max(len(indices), 1)
+    return total / max(len(indices), 1), preview
 
 
 class RenderTrainer:
@@ -98,6 +102,8 @@ class RenderTrainer:
             raise UserInputError("no training data folders given")
         if opts.batch_size < 1:
             raise UserInputError("batch size must be at least 1")
+        if opts.eval_frames < 1:
+            raise UserInputError("eval_frames must be at least 1")
         if opts.resume and not os.path.isfile(opts.resume):
             raise UserInputError(f"resume checkpoint not found: {opts.resume}")
         self.opts = opts
@@ -206,9 +212,10 @@ class RenderTrainer:
             planned = min(planned, max(opts.max_steps - self.step, 0))
         log.info("%d videos, %d steps per epoch, %d steps planned, device %s, perceptual loss %s",
                  len(self.videos), steps_per_epoch, planned, self.device, self.perceptual.mode)
-        l1_start = evaluate_l1(self.net_g, self.eval_set, self.eval_indices, self.device)
+        l1_start, preview = evaluate_l1(self.net_g, self.eval_set, self.eval_indices, self.device)
         log.info("eval L1 at step %d: %.5f", self.step, l1_start)
         writer.add_scalar("eval/l1", l1_start, self.step)
+        writer.add_image("eval/output_target", preview, self.step)
         t0 = time.time()
         done = 0
         bar = tqdm(total=planned, desc="train render", unit="step")
@@ -225,9 +232,10 @@ class RenderTrainer:
                 for k, v in losses.items():
                     writer.add_scalar(f"train/{k}", v, self.step)
                 if opts.eval_every and self.step % opts.eval_every == 0:
-                    l1 = evaluate_l1(self.net_g, self.eval_set, self.eval_indices, self.device)
+                    l1, preview = evaluate_l1(self.net_g, self.eval_set, self.eval_indices, self.device)
                     log.info("eval L1 at step %d: %.5f", self.step, l1)
                     writer.add_scalar("eval/l1", l1, self.step)
+                    writer.add_image("eval/output_target", preview, self.step)
                 if done >= planned:
                     stop = True
                     break
@@ -241,8 +249,9 @@ class RenderTrainer:
                     log.info("saved %s", path)
         bar.close()
         wall = time.time() - t0
-        l1_end = evaluate_l1(self.net_g, self.eval_set, self.eval_indices, self.device)
+        l1_end, preview = evaluate_l1(self.net_g, self.eval_set, self.eval_indices, self.device)
         writer.add_scalar("eval/l1", l1_end, self.step)
+        writer.add_image("eval/output_target", preview, self.step)
         writer.close()
         last = self.save_training("last.pth")
         change = (l1_start - l1_end) / l1_start * 100.0 if l1_start > 0 else math.nan

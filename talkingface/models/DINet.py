@@ -1,7 +1,6 @@
 """DINet_five_Ref: the DH_live 256x256 render network (reference_system.md §2.1).
 
-Five reference frames (each RGB-order-agnostic 3 channels + a 3-channel line map) are encoded once
-per character; every output frame then runs the per-frame path: encode the masked source face and
+Five reference frames (each 3 image channels + a 3-channel line map) are encoded once per character; every output frame then runs the per-frame path: encode the masked source face and
 its mouth prompt, predict a 128-d code, use it to warp the reference features channel by channel
 (AdaAT), and decode the merged features to a 256x256 image.
 
