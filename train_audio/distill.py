@@ -12,8 +12,8 @@
 3. With ``--bases`` (the output folder of ``preparation_step1.py``): the student runs over the
    real clips with audio there, and a linear map from its outputs to the clips' measured
    blendshape coefficients is fitted (frame shift and ridge chosen by leave-one-clip-out
-   cross-validation) and folded into the last layer: ``OUT/audio_blendshape.pkl`` (for
-   demo_mini.py). The pixel coefficients of every clip (silent ones too) are regressed on its
+   cross-validation; coefficient 0 then rescaled to the measured within-clip amplitude) and
+   folded into the last layer: ``OUT/audio_blendshape.pkl`` (for demo_mini.py). The pixel coefficients of every clip (silent ones too) are regressed on its
    blendshape coefficients, and that map composed with the first gives ``OUT/audio_pixel.pkl``
    (for demo.py). Each has a sidecar ``.json``.
 
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
 
     from talkingface.audio_model import AudioModel
     from talkingface.audio_training import (LSTMTrainConfig, LSTMTrainer, fit_linear, fit_output_map,
-                                            fold_output_map, write_card)
+                                            fold_output_map, match_amplitude, write_card)
     from talkingface.data.dataset_wav import FbankWindowDataset, find_clips, load_clips
     from talkingface.models.audio2bs_lstm import load_audio2feature
 
@@ -180,7 +180,8 @@ def main(argv=None) -> int:
     if not pairs:
         raise UserInputError(f"no clips with audio and .bs.txt targets in {clip_dir}")
     audios, bs_true = load_clips(pairs)
-    bs_map = fit_output_map([model.interface_wav(a) for a in audios], bs_true)
+    preds = [model.interface_wav(a) for a in audios]
+    bs_map = match_amplitude(fit_output_map(preds, bs_true), preds, bs_true, dims=(0,))
     # pixel coefficients follow the mouth shape: relate the two bases on every clip (silent ones too)
     both = sorted(p.name[: -len(".bs.txt")] for p in clip_dir.glob("*.bs.txt")
                   if (clip_dir / p.name.replace(".bs.txt", ".pixel.txt")).is_file())
@@ -197,6 +198,7 @@ def main(argv=None) -> int:
         card = base_card | {"target": target, "basis": basis_file, "lookahead_steps": 4 + m.shift,
                             "output_map": {"audio_clips": [a.stem for a, _ in pairs], "shift": m.shift,
                                            "ridge": m.ridge, "cv_best_lag_r_coef0": round(m.score, 4),
+                                           "amplitude_matched": [0],
                                            "shape_to_pixel_clips": both if target == "pixel" else None}}
         write_card(path, card)
     log.info("mapped: shift %+d, ridge %g, leave-one-clip-out best-lag r(coef0) %.3f on %d clips",
