@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--ckpt", type=Path, default=None, help="the pipeline renderer's checkpoint (default: its own)")
     sr.add_argument("--audio-ckpt", type=Path, default=None,
                     help="the audio model driving the pipeline, also scored as a linear read-out (row audio-lin); "
-                         "default: checkpoint/audio.pkl when it exists")
+                         "default: the pipeline's shipped audio model")
     sr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="torch device of the pipeline's networks")
 
@@ -94,7 +94,7 @@ def _compare(args) -> None:
 def _selfrecon(args) -> None:
     from talkingface.eval.heldout import heldout_paths
     from talkingface.eval.report import HEADER, summary_markdown
-    from talkingface.eval.selfrecon import PipelineOptions, default_audio_checkpoint, list_clips, selfrecon
+    from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips, selfrecon
 
     sources: List[Path] = list(args.clip)
     if args.heldout:
@@ -107,7 +107,7 @@ def _selfrecon(args) -> None:
         if given is not None and not given.is_file():
             raise UserInputError(f"checkpoint not found: {given}")
     options = PipelineOptions(device=device, checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt)
-    readout = args.audio_ckpt or default_audio_checkpoint()
+    readout = args.audio_ckpt or get_pipeline(args.pipeline).audio_default()
     results = []
     print(HEADER, flush=True)
     failed = []

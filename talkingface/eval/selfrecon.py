@@ -43,20 +43,44 @@ class PipelineOptions:
 PipelineFn = Callable[[Path, Path, Path, PipelineOptions], Path]
 
 
+def default_audio_checkpoint() -> Optional[Path]:
+    """The shipped pixel-basis audio model (``checkpoint/audio.pkl``, DH_live route), if present."""
+    from talkingface.audio_model import DEFAULT_CHECKPOINT
+
+    return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None
+
+
+def default_mini_audio_checkpoint() -> Optional[Path]:
+    """The shipped blendshape audio model of the mini route, if present."""
+    from talkingface.render_model_mini import find_mini_audio_checkpoint
+
+    try:
+        return find_mini_audio_checkpoint()
+    except UserInputError:
+        return None
+
+
 @dataclass(frozen=True)
 class Pipeline:
     name: str
     fn: PipelineFn
     description: str
+    audio_default: Callable[[], Optional[Path]] = default_audio_checkpoint  # the audio model it runs by default
 
 
 PIPELINES: Dict[str, Pipeline] = {}
 
 
-def register_pipeline(name: str, description: str) -> Callable[[PipelineFn], PipelineFn]:
-    """Decorator adding ``fn(clip, wav, workdir, options) -> generated mp4`` under ``name``."""
+def register_pipeline(name: str, description: str,
+                      audio_default: Callable[[], Optional[Path]] = default_audio_checkpoint,
+                      ) -> Callable[[PipelineFn], PipelineFn]:
+    """Decorator adding ``fn(clip, wav, workdir, options) -> generated mp4`` under ``name``.
+
+    audio_default: returns the audio checkpoint the pipeline uses when none is given (scored as
+    the ``audio-lin`` reference row).
+    """
     def deco(fn: PipelineFn) -> PipelineFn:
-        PIPELINES[name] = Pipeline(name, fn, description)
+        PIPELINES[name] = Pipeline(name, fn, description, audio_default)
         return fn
     return deco
 
@@ -70,7 +94,8 @@ def get_pipeline(name: str) -> Pipeline:
 # ------------------------------------------------------------------------------------- adapters
 
 
-@register_pipeline("static", "baseline: the clip's neutral mouth pasted on every frame (no model)")
+@register_pipeline("static", "baseline: the clip's neutral mouth pasted on every frame (no model)",
+                   audio_default=default_mini_audio_checkpoint)
 def _static_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
     ref = Reference.from_track(track_video(clip, progress=options.progress))
     return write_static_mouth_video(clip, ref, workdir / "static.mp4")
@@ -94,12 +119,14 @@ def _run_mini(clip: Path, wav: Path, workdir: Path, options: PipelineOptions, us
 
 
 @register_pipeline("mini", "DH_live_mini: data_preparation_mini + data_preparation_web avatar of the clip, "
-                           "demo_mini synthesis (audio LSTM -> GL warp -> DINet_mini)")
+                           "demo_mini synthesis (audio LSTM -> GL warp -> DINet_mini)",
+                   audio_default=default_mini_audio_checkpoint)
 def _mini_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
     return _run_mini(clip, wav, workdir, options, use_network=True)
 
 
-@register_pipeline("mini-warp", "DH_live_mini without the network (GL warp only, demo_mini --warp_only)")
+@register_pipeline("mini-warp", "DH_live_mini without the network (GL warp only, demo_mini --warp_only)",
+                   audio_default=default_mini_audio_checkpoint)
 def _mini_warp_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
     return _run_mini(clip, wav, workdir, options, use_network=False)
 
@@ -133,13 +160,6 @@ def list_clips(paths: List[PathLike]) -> List[Path]:
     if not out:
         raise UserInputError(f"no video clips in {', '.join(map(str, paths))}")
     return out
-
-
-def default_audio_checkpoint() -> Optional[Path]:
-    """The repository's shipped audio checkpoint, when there is one."""
-    from talkingface.audio_model import DEFAULT_CHECKPOINT
-
-    return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None
 
 
 def selfrecon(clip: PathLike, pipeline: str, workdir: Optional[PathLike] = None,
