@@ -62,7 +62,7 @@ def load_waveform(audio: Union[str, Path, np.ndarray]) -> np.ndarray:
 
 def _fold_bn(linear: torch.nn.Linear, bn: torch.nn.BatchNorm1d):
     """(W, b) of ``bn(linear(x))`` in eval mode, as float64 numpy."""
-    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).double()
+    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
     w = linear.weight.double() * scale[:, None]
     b = (linear.bias.double() - bn.running_mean.double()) * scale + bn.bias.double()
     return w.numpy(), b.numpy()
@@ -87,7 +87,7 @@ class _NumpyStep:
             order = torch.cat([torch.arange(0, 2 * hid), torch.arange(3 * hid, 4 * hid), torch.arange(2 * hid, 3 * hid)])
             for k in range(net.LSTM.num_layers):
                 w = torch.cat([getattr(net.LSTM, f"weight_ih_l{k}"), getattr(net.LSTM, f"weight_hh_l{k}")], 1)
-                b = getattr(net.LSTM, f"bias_ih_l{k}") + getattr(net.LSTM, f"bias_hh_l{k}")
+                b = getattr(net.LSTM, f"bias_ih_l{k}").double() + getattr(net.LSTM, f"bias_hh_l{k}").double()
                 self.lstm.append((w[order].double().numpy(), b[order].double().numpy()))
             self.hid = hid
             self.f0, self.fb0 = _fold_bn(fc[0], fc[1])
@@ -139,7 +139,7 @@ class AudioModel:
 
     @torch.no_grad()
     def interface_wav(self, audio: Union[str, Path, np.ndarray]) -> np.ndarray:
-        """Whole-file inference: (N, 6) float32 with N = ceil(samples / 640); row t = frame t."""
+        """Whole-file inference: (N, 6) float64 with N = ceil(samples / 640); row t = frame t."""
         wav = load_waveform(audio)
         if wav.size == 0:
             raise UserInputError("empty audio")
@@ -151,7 +151,7 @@ class AudioModel:
         x = torch.from_numpy(feats).to(self.device, torch.float64)[None]
         h0, c0 = (s.double() for s in self.net.init_state(1, self.device))
         y, _, _ = self._net64(x, h0, c0)
-        return y[0, self.lookahead_steps:].cpu().numpy().astype(np.float32)
+        return y[0, self.lookahead_steps:].cpu().numpy()
 
     def reset(self) -> None:
         """Start a new stream: fresh fbank and zero LSTM state."""
@@ -160,15 +160,15 @@ class AudioModel:
         cfg = self.net.cfg
         self._h = np.zeros((cfg.num_layers, cfg.hidden))
         self._c = np.zeros((cfg.num_layers, cfg.hidden))
-        self._last = np.zeros(self.out_dim, np.float32)
+        self._last = np.zeros(self.out_dim)
 
     def interface_frame(self, block: np.ndarray) -> np.ndarray:
-        """Streaming: 640 new samples (float32 in [-1, 1]) -> (6,) row for frame k - lookahead_frames."""
+        """Streaming: 640 new samples (float32 in [-1, 1]) -> (6,) float64 row for frame k - lookahead_frames."""
         block = check_waveform(block)
         if block.size != SAMPLES_PER_FRAME:
             raise UserInputError(f"interface_frame needs {SAMPLES_PER_FRAME} samples, got {block.size}")
         self._pending = np.concatenate([self._pending, self._fbank.accept(block)])
         while len(self._pending) >= FBANK_PER_FRAME:
             pair, self._pending = self._pending[:FBANK_PER_FRAME], self._pending[FBANK_PER_FRAME:]
-            self._last = self._step(pair, self._h, self._c).astype(np.float32)
+            self._last = self._step(pair, self._h, self._c)
         return self._last.copy()

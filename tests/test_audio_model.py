@@ -68,7 +68,7 @@ def test_streaming_matches_offline(sample_data, which):
     padded[: audio.size] = audio
     model.reset()
     rows = np.stack([model.interface_frame(padded[640 * k: 640 * (k + 1)]) for k in range(n + la)])
-    assert np.abs(rows[la:] - offline).max() < 1e-4
+    assert np.abs(rows[la:] - offline).max() < 1e-6  # both float64: ~1e-13 in practice
     np.testing.assert_array_equal(rows[0], 0)
 
 
