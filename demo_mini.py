@@ -32,6 +32,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pack_ref", choices=("auto", "yes", "no"), default="auto",
                     help="use the pack's ref_data: auto = only if it was made with --ckpt")
     ap.add_argument("--bs_scale", type=float, default=1.0, help="scale of the mouth motion")
+    ap.add_argument("--blend", choices=("original", "interior"), default="original",
+                    help="original: network output over the whole mouth window (reference); interior: only "
+                         "inside the mouth opening, lips and skin warped")
     ap.add_argument("--warp_only", action="store_true", help="skip the network (GL warp only), for comparison")
     ap.add_argument("--mosaic", type=Path, default=None, help="also write a PNG of 8 output mouths")
     ap.add_argument("--backend", default="auto", choices=("auto", "egl", "glfw"), help="OpenGL backend")
@@ -46,7 +49,7 @@ def main(argv=None) -> int:
                        device=resolve_device(args.device), backend=args.backend,
                        use_pack_ref={"auto": None, "yes": True, "no": False}[args.pack_ref],
                        bs_scale=args.bs_scale, use_network=not args.warp_only, progress=not args.quiet,
-                       mosaic=args.mosaic, threads=args.threads)
+                       mosaic=args.mosaic, threads=args.threads, blend=args.blend)
     per = stats.per_frame_ms()
     log.info("wrote %s: %d frames, %.2f s of audio in %.2f s (RTF %.2f, CPU %.2f s/s); ms/frame %s", args.out,
              stats.frames, stats.audio_seconds, stats.total, stats.rtf, stats.cpu_rtf,

@@ -3,8 +3,8 @@
     python mini_live/evaluate.py --ckpt checkpoint/DINet_mini/epoch_40.pth VIDEO [VIDEO ...] [--json OUT.json]
 
 See talkingface.eval.mini_selfrecon for the protocol. Prints a markdown table; ``--mosaic DIR`` writes
-one PNG per clip (rows: source crop | GL input | warp-only | model | true labels | model on true
-labels | real frame).
+one PNG per clip (rows: source crop | GL input | warp-only | model | model with the interior blend |
+true labels | model on true labels | real frame).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda")
     args = parser.parse_args(argv)
     setup_logging()
-    from talkingface.eval.mini_selfrecon import format_table, selfrecon_clip, summarize
+    from talkingface.eval.mini_selfrecon import METHODS, format_table, selfrecon_clip, summarize
 
     if not args.ckpt.is_file():
         raise UserInputError(f"checkpoint not found: {args.ckpt}")
@@ -47,9 +47,8 @@ def main(argv=None) -> int:
             args.mosaic.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(args.mosaic / f"{v.stem}.png"), cv2.cvtColor(mosaic, cv2.COLOR_RGB2BGR))
         results.append(r)
-        log.info("%s: mouth PSNR/SSIM: model (true labels) %.2f / %.4f, model (GL labels) %.2f / %.4f, "
-                 "warp-only %.2f / %.4f", v.name, r["model_true_labels"]["psnr"], r["model_true_labels"]["ssim"],
-                 r["model"]["psnr"], r["model"]["ssim"], r["warp_only"]["psnr"], r["warp_only"]["ssim"])
+        log.info("%s: mouth PSNR/SSIM %s", v.name, ", ".join(f"{k} {r[k]['psnr']:.2f} / {r[k]['ssim']:.4f}"
+                                                              for k in METHODS))
     summary = summarize(results)
     print(format_table(results, summary))
     if args.json is not None:

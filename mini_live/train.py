@@ -62,6 +62,7 @@ class MiniTrainConfig:
     max_steps: Optional[int] = None
     procedural_teeth_p: float = 0.3
     gan_start_step: int = 0  # >0: reconstruction-only warm-up (no D) for that many steps, for CPU budgets
+    channel_gain: float = 0.0  # extra colour-cast augmentation (see MiniDatasetConfig)
 
 
 def lr_factor(epoch: int, cfg: MiniTrainConfig) -> float:
@@ -215,6 +216,8 @@ def main(argv=None) -> int:
     parser.add_argument("data_dir", type=Path, help="folder of prepared *.npz videos")
     parser.add_argument("--out", type=Path, default=Path("checkpoint/DINet_mini"))
     parser.add_argument("--resume", type=Path, default=None, help="training checkpoint to continue from")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start G from these weights (any DINet_mini layout); a fresh schedule, unlike --resume")
     parser.add_argument("--vgg_weights", default=None, help="ImageNet VGG19 weights file (else L1+SSIM fallback)")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
@@ -246,7 +249,8 @@ def main(argv=None) -> int:
     train_videos, val_videos = split_videos(args.data_dir, cfg.val)
     log.info("training on %d videos (%d frames), validating on %d videos: %s", len(train_videos),
              sum(len(v) for v in train_videos), len(val_videos), ", ".join(v.name for v in val_videos) or "-")
-    ds_cfg = MiniDatasetConfig(samples_per_epoch=cfg.samples_per_epoch, procedural_teeth_p=cfg.procedural_teeth_p)
+    ds_cfg = MiniDatasetConfig(samples_per_epoch=cfg.samples_per_epoch, procedural_teeth_p=cfg.procedural_teeth_p,
+                               channel_gain=cfg.channel_gain)
     train_set = DHLiveMiniDataset(train_videos, ds_cfg, seed=cfg.seed)
     val_batches = []
     if val_videos:
@@ -257,6 +261,13 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "val").mkdir(exist_ok=True)
     trainer = MiniTrainer(cfg, device, args.vgg_weights)
+    if args.init is not None:
+        from talkingface.models.DINet_mini import load_dinet_mini_state
+
+        if not args.init.is_file():
+            raise UserInputError(f"checkpoint not found: {args.init}")
+        trainer.net_g.load_state_dict(load_dinet_mini_state(args.init), strict=True)
+        log.info("generator initialised from %s", args.init)
     if args.resume is not None:
         trainer.load(args.resume)
         log.info("resumed from %s (epoch %d, step %d)", args.resume, trainer.epoch, trainer.step_count)

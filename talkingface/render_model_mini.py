@@ -447,20 +447,24 @@ class RenderModelMini:
 
     ``checkpoint``: DINet_mini weights in any layout :func:`load_dinet_mini_state` reads.
     ``warp_only``: render without mouth labels and skip the network (the comparison baseline).
+    ``blend``: "original" (reference §2.2) or "interior" (the network paints only the mouth
+    opening; lips and skin are warped; needs a second, label-free render per frame), see
+    :class:`~talkingface.models.DINet_mini.DINet_mini_pipeline`.
     """
 
     def __init__(self, checkpoint: PathLike = DEFAULT_CHECKPOINT, device: str = "cpu", backend: str = "auto",
-                 warp_only: bool = False):
+                 warp_only: bool = False, blend: str = "original"):
         from mini_live.generate_fusion_mask import load_fusion_masks
         from mini_live.render import MouthRenderer
         from talkingface.models.DINet_mini import DINet_mini_pipeline
 
         face_mask, mouth_mask = load_fusion_masks()
         self.device = device
-        self.pipeline = DINet_mini_pipeline(3, 12, face_mask, mouth_mask).to(device).eval()
+        self.pipeline = DINet_mini_pipeline(3, 12, face_mask, mouth_mask, blend=blend).to(device).eval()
         self.checkpoint_id: Optional[str] = None
         self.loadModel(checkpoint)
         self.renderer = MouthRenderer(size=2 * MODEL_SIZE, backend=backend)
+        self.warp_renderer = MouthRenderer(size=2 * MODEL_SIZE, backend=backend) if blend == "interior" else None
         self.pack: Optional[AssetPack] = None
         self.warp_only = warp_only
         self.timings: Dict[str, float] = {"gl": 0.0, "network": 0.0, "paste": 0.0}
@@ -486,7 +490,11 @@ class RenderModelMini:
         """
         self.pack = pack
         self.renderer.set_mesh(warp_only_mesh(pack.mesh) if self.warp_only else pack.mesh)
-        self.renderer.set_blendshapes(mesh_bs_table(pack.mesh, basis))
+        table = mesh_bs_table(pack.mesh, basis)
+        self.renderer.set_blendshapes(table)
+        if self.warp_renderer is not None:
+            self.warp_renderer.set_mesh(warp_only_mesh(pack.mesh))
+            self.warp_renderer.set_blendshapes(table)
         if use_pack_ref is None:
             use_pack_ref = pack.ref_data is not None and pack.ref_checkpoint == self.checkpoint_id
         if use_pack_ref:
@@ -499,12 +507,13 @@ class RenderModelMini:
             with torch.no_grad():
                 self.pipeline.ref_input(reference_tensor(pack_reference(pack)).to(self.device))
 
-    def render_gl(self, frame_index: int, bs: Sequence[float]) -> np.ndarray:
+    def render_gl(self, frame_index: int, bs: Sequence[float], renderer=None) -> np.ndarray:
         """GL warp field + labels of one frame, rendered at 256 and decimated to 128: 128x128x4 uint8 RGBA."""
         pack = self.pack
-        scale = self.renderer.size / float(MODEL_SIZE)
+        renderer = renderer or self.renderer
+        scale = renderer.size / float(MODEL_SIZE)
         pose = np.diag([scale, scale, scale, 1.0]) @ pack.mats[frame_index]
-        gl = self.renderer.render(pack.points[frame_index] * scale, pose, bs)
+        gl = renderer.render(pack.points[frame_index] * scale, pose, bs)
         step = int(round(scale))
         return gl[::step, ::step]
 
@@ -526,8 +535,11 @@ class RenderModelMini:
         crop = standard_image(frame, rect, MODEL_SIZE)
         src = np.dstack([cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.full(crop.shape[:2], 255, np.uint8)])
         src_t = torch.from_numpy(src.transpose(2, 0, 1).copy())[None].float().div_(255.0).to(self.device)
-        gl_t = torch.from_numpy(np.ascontiguousarray(gl.transpose(2, 0, 1)))[None].float().div_(255.0).to(self.device)
-        out = self.pipeline.interface(src_t, gl_t, use_network=not self.warp_only)[0, :3]
+        gl_t = _gl_tensor(gl, self.device)
+        gl_warp = None
+        if self.warp_renderer is not None:
+            gl_warp = _gl_tensor(self.render_gl(frame_index, bs, self.warp_renderer), self.device)
+        out = self.pipeline.interface(src_t, gl_t, use_network=not self.warp_only, gl_warp=gl_warp)[0, :3]
         t2 = time.perf_counter()
         result = paste_delta(frame, rect, src[..., :3], out.permute(1, 2, 0).cpu().numpy())
         t3 = time.perf_counter()
@@ -538,6 +550,13 @@ class RenderModelMini:
 
     def close(self) -> None:
         self.renderer.close()
+        if self.warp_renderer is not None:
+            self.warp_renderer.close()
+
+
+def _gl_tensor(gl: np.ndarray, device: str) -> torch.Tensor:
+    """HxWx4 uint8 GL render -> 1x4xHxW float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(gl.transpose(2, 0, 1)))[None].float().div_(255.0).to(device)
 
 
 def paste_delta(frame: np.ndarray, rect: Sequence[int], src_rgb: np.ndarray, out_rgb: np.ndarray) -> np.ndarray:
@@ -558,6 +577,7 @@ def paste_delta(frame: np.ndarray, rect: Sequence[int], src_rgb: np.ndarray, out
 
 # ------------------------------------------------------------------------------------- synthesis
 AUDIO_CHECKPOINT_CANDIDATES = (
+    REPO_ROOT / "checkpoint" / "lstm" / "lstm_blendshape.pkl",
     REPO_ROOT / "checkpoint" / "lstm" / "audio_blendshape.pkl",
     REPO_ROOT / "checkpoint" / "audio_blendshape.pkl",
 )
@@ -612,7 +632,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
                audio_checkpoint: Optional[PathLike] = None, device: str = "cpu", backend: str = "auto",
                use_pack_ref: Optional[bool] = None, bs_scale: float = 1.0, use_network: bool = True,
                progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8,
-               threads: Optional[int] = 1) -> SynthesisStats:
+               threads: Optional[int] = 1, blend: str = "original") -> SynthesisStats:
     """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (reference §1.7).
 
     One output frame per 40 ms of audio (N = ceil(samples / 640)); the avatar video plays as a
@@ -655,7 +675,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
     if basis_path is None:
         log.warning("no blendshape basis beside %s; using the renderer's committed table", audio_checkpoint)
     basis = BlendshapeBasis.load(basis_path) if basis_path is not None else None
-    model = RenderModelMini(checkpoint, device=device, backend=backend, warp_only=not use_network)
+    model = RenderModelMini(checkpoint, device=device, backend=backend, warp_only=not use_network, blend=blend)
     try:
         model.reset_charactor(pack, use_pack_ref=use_pack_ref, basis=basis)
         stats.load = time.perf_counter() - t_start

@@ -165,3 +165,22 @@ def test_fused_copy_matches_eval_model():
     with torch.no_grad():
         torch.testing.assert_close(fused(ref, src), model(ref, src), rtol=1e-4, atol=1e-5)
     assert len(model.state_dict()) == 115, "the original module is untouched"
+
+
+def test_interior_blend_changes_only_the_mouth_opening():
+    torch.manual_seed(5)
+    pipe = DINet_mini_pipeline(3, 12, blend="interior").eval()
+    pipe.ref_input(torch.rand(1, 12, INPUT_HEIGHT, INPUT_WIDTH))
+    src = torch.rand(1, 4, MODEL_SIZE, MODEL_SIZE)
+    gl_warp = torch.full((1, 4, MODEL_SIZE, MODEL_SIZE), 0.5)
+    gl = gl_warp.clone()
+    gl[:, :3, 55:75, 45:85] = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)  # upper lip
+    gl[:, :3, 62:68, 52:78] = 0.0  # cavity
+    with torch.no_grad():
+        with pytest.raises(ValueError):
+            pipe.interface(src, gl)
+        out = pipe.interface(src, gl, gl_warp=gl_warp)
+    changed = (out - src).abs().amax(dim=1)[0] > 1e-4
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    assert changed.any() and rows.min() >= 62 - 3 and rows.max() <= 67 + 3
+    assert cols.min() >= 52 - 3 and cols.max() <= 77 + 3, "lips and skin keep the warped source"

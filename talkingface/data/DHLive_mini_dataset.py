@@ -17,6 +17,7 @@ Sampling (:class:`DHLiveMiniDataset`, reference §3.3) returns float tensors in 
 
 Augmentation shared by target and references: contrast gain U(0.8, 1.2) and a hue shift
 randint(-15, 15) (OpenCV's 0..180 hue scale); vertical crop jitter U(-4 %, 4 %) of the box side.
+Optionally (``channel_gain``, off by default) per-channel gains that simulate colour casts.
 Unlike the original, teeth labels apply only inside the mouth opening (reference §9.30).
 """
 from __future__ import annotations
@@ -137,6 +138,7 @@ class MiniDatasetConfig:
     jitter: float = 0.04  # vertical crop jitter, fraction of the box side
     contrast: Tuple[float, float] = (0.8, 1.2)
     hue_shift: int = 15  # OpenCV hue units (0..180)
+    channel_gain: float = 0.0  # extra: per-RGB-channel gains U(1-g, 1+g) (colour casts); 0 = the original recipe
     open_fraction: float = 0.67  # teeth references come from the top 67 % by lip opening
     procedural_teeth_p: float = 0.3
     procedural_bank: int = 64  # distinct procedural teeth references drawn once per dataset
@@ -147,11 +149,12 @@ def augment(images: Sequence[np.ndarray], rng: np.random.Generator, cfg: MiniDat
     """The same contrast gain and hue shift applied to every RGB uint8 image of one sample."""
     alpha = rng.uniform(*cfg.contrast)
     shift = int(rng.integers(-cfg.hue_shift, cfg.hue_shift + 1))
+    gains = rng.uniform(1.0 - cfg.channel_gain, 1.0 + cfg.channel_gain, size=3) if cfg.channel_gain > 0 else np.ones(3)
     out = []
     for img in images:
         hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
         hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + shift) % 180).astype(np.uint8)
-        rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).astype(np.float32) * alpha
+        rgb = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).astype(np.float32) * (alpha * gains)
         out.append(np.clip(rgb, 0, 255).astype(np.uint8))
     return out
 

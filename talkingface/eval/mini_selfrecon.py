@@ -16,7 +16,9 @@ For a real clip of a person the renderer never saw:
    mouth labels of frame t itself (lips from its landmarks, teeth/cavity segmented from its pixels
    by :mod:`talkingface.data.teeth_labels`), which isolates the network from the mesh's teeth
    geometry. **Warp-only**: the warp with the mouth labels switched off (lips drawn as skin, no
-   teeth), no network.
+   teeth), no network. Each model row is also given with the "interior" blend of
+   :class:`~talkingface.models.DINet_mini.DINet_mini_pipeline` (network output only inside the
+   mouth opening).
 4. PSNR and SSIM of both against the real frame t on the **mouth region** (the bounding box of
    frame t's outer-lip landmarks plus 4 px, in the 128 crop), and on the whole 72x72 network window.
 """
@@ -31,6 +33,9 @@ import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
+
+#: Evaluated outputs: GL labels (the product) or true labels, original or interior blend; the baseline.
+METHODS = ("model", "model_interior", "model_true_labels", "model_true_labels_interior", "warp_only")
 
 
 def _to_tensor(rgba: np.ndarray, device: str) -> torch.Tensor:
@@ -63,8 +68,8 @@ def mouth_box(lm_crop: np.ndarray, size: int, margin: int = 4) -> Tuple[slice, s
 def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_targets: int = 30,
                    device: str = "cpu", mosaic_rows: int = 6) -> Dict:
     """Evaluate one clip; returns {"name", "frames", "source_frames", "model", "model_true_labels",
-    "warp_only" (each {psnr, ssim, window_psnr, window_ssim}), "mosaic" (RGB rows: source | GL |
-    warp-only | model | true labels | model on true labels | real)}."""
+    "warp_only", ... (each {psnr, ssim, window_psnr, window_ssim}), "mosaic" (RGB rows: source | GL |
+    warp-only | model | model, interior blend | true labels | model on true labels | real)}."""
     from mini_live.generate_fusion_mask import load_fusion_masks
     from mini_live.obj.image_utils import standard_image, standard_points
     from mini_live.obj.utils import fit_avatar, load_wrap_template
@@ -82,6 +87,10 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
     frames = read_video(video)
     lm = landmarks_for_video(frames, progress=False)
     n = len(frames)
+    # tightly framed clips (MEAD's 256x256 faces): pad the frames so every mouth crop fits
+    pad = 64
+    frames = [cv2.copyMakeBorder(f, pad, pad, pad, pad, cv2.BORDER_REPLICATE) for f in frames]
+    lm = lm + np.array([pad, pad, 0.0])
     h, w = frames[0].shape[:2]
     rects = video_mouth_rects(lm, (w, h))
     std = standard_points(lm, rects, MODEL_SIZE)
@@ -101,8 +110,7 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
     win = (slice(None), slice(None), slice(PAD_Y, PAD_Y + INPUT_HEIGHT), slice(PAD_X, PAD_X + INPUT_WIDTH))
     from talkingface.data.teeth_labels import label_colours, mouth_labels
 
-    methods = ("model", "model_true_labels", "warp_only")
-    scores: Dict[str, List[Tuple[float, float, float, float]]] = {m: [] for m in methods}
+    scores: Dict[str, List[Tuple[float, float, float, float]]] = {m: [] for m in METHODS}
     rows = []
     with MouthRenderer(size=2 * MODEL_SIZE) as renderer:
         sources = []
@@ -125,17 +133,26 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
             colour, mask = label_colours(mouth_labels(cv2.cvtColor(target_bgr, cv2.COLOR_BGR2RGB), std[t][:, :2]))
             gl_true = gl_warp.copy()
             gl_true[mask > 0, :3] = np.round(colour[mask > 0] * 255.0 - 0.01).astype(np.uint8)
-            model = pipe.interface(src, _to_tensor(gl, device))
-            model_true = pipe.interface(src, _to_tensor(gl_true, device))
-            warp = pipe.interface(src, _to_tensor(gl_warp, device), use_network=False)
+            outs = {}
+            clean = _to_tensor(gl_warp, device)
+            for blend in ("original", "interior"):
+                pipe.blend = blend
+                suffix, extra = ("", None) if blend == "original" else ("_interior", clean)
+                outs["model" + suffix] = pipe.interface(src, _to_tensor(gl, device), gl_warp=extra)
+                outs["model_true_labels" + suffix] = pipe.interface(src, _to_tensor(gl_true, device), gl_warp=extra)
+            pipe.blend = "original"
+            model, model_true = outs["model"], outs["model_true_labels"]
+            outs["warp_only"] = pipe.interface(src, _to_tensor(gl_warp, device), use_network=False)
+            warp = outs["warp_only"]
             rows_m, cols_m = mouth_box(std[t], MODEL_SIZE)
             box = (slice(None), slice(0, 3), rows_m, cols_m)
-            for name, out in (("model", model), ("model_true_labels", model_true), ("warp_only", warp)):
+            for name, out in outs.items():
                 mouth_scores = region_metrics(out[box].cpu(), target[box].cpu())
                 window_scores = region_metrics(out[win][:, :3].cpu(), target[win][:, :3].cpu())
                 scores[name].append(mouth_scores + window_scores)
             if k < mosaic_rows:
-                tiles = [src, _to_tensor(gl, device), warp, model, _to_tensor(gl_true, device), model_true, target]
+                tiles = [src, _to_tensor(gl, device), warp, model, outs["model_interior"], _to_tensor(gl_true, device),
+                         model_true, target]
                 rows.append(np.concatenate([(x[0, :3].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
                                             for x in tiles], 1))
     result = {"name": Path(video).name, "frames": [int(t) for t in targets], "source_frames": sources}
@@ -150,7 +167,7 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
 def summarize(results: List[Dict]) -> Dict[str, Dict[str, float]]:
     """Mean PSNR/SSIM over clips, per method."""
     out = {}
-    for name in ("model", "model_true_labels", "warp_only"):
+    for name in METHODS:
         out[name] = {m: float(np.mean([r[name][m] for r in results]))
                      for m in ("psnr", "ssim", "window_psnr", "window_ssim")}
     return out
@@ -160,7 +177,7 @@ def format_table(results: List[Dict], summary: Optional[Dict] = None) -> str:
     lines = ["| clip | method | mouth PSNR | mouth SSIM | 72x72 window PSNR | window SSIM |",
              "|---|---|---:|---:|---:|---:|"]
     for r in results + ([dict(name="**mean**", **summary)] if summary else []):
-        for name in ("model_true_labels", "model", "warp_only"):
+        for name in METHODS:
             m = r[name]
             lines.append(f"| {r['name']} | {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['window_psnr']:.2f} | "
                          f"{m['window_ssim']:.4f} |")

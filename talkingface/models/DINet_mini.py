@@ -123,11 +123,22 @@ class DINet_mini_pipeline(nn.Module):
 
     The state dict equals DINet_mini's with the prefix ``infer_model.``; the masks and the
     identity grid are non-persistent buffers.
+
+    ``blend``: how the 72x72 network output goes back into the warped crop. "original" (default,
+    reference §2.2): everywhere, weighted by the mouth fusion mask. "interior": only inside the
+    mouth opening (GL teeth and cavity labels, grown by 2 px and feathered), so skin and lips keep
+    the warped source pixels and the network paints only what the warp cannot (teeth, cavity).
+    "interior" needs a label-free warp field of the same frame (``gl_warp`` in :meth:`interface`),
+    because the label render carries colours, not displacements, on the lips.
     """
 
     def __init__(self, source_channel: int = 3, ref_channel: int = 12,
-                 face_fusion_mask: Optional[np.ndarray] = None, mouth_fusion_mask: Optional[np.ndarray] = None):
+                 face_fusion_mask: Optional[np.ndarray] = None, mouth_fusion_mask: Optional[np.ndarray] = None,
+                 blend: str = "original"):
         super().__init__()
+        if blend not in ("original", "interior"):
+            raise ValueError(f"blend must be 'original' or 'interior', not {blend!r}")
+        self.blend = blend
         self.infer_model = DINet_mini(source_channel, ref_channel)
         theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
         grid = F.affine_grid(theta, [1, 4, MODEL_SIZE, MODEL_SIZE], align_corners=False)
@@ -156,6 +167,13 @@ class DINet_mini_pipeline(nn.Module):
         """1 where GL blue is 0 or 1 (lips, teeth, cavity), 0 where it is 0.5 (skin): Bx1xHxW."""
         return 10.0 * F.relu((gl_tensor[:, 2:3] * 2.0 - 1.0).abs() - 0.9)
 
+    def interior_weight(self, gl_window: torch.Tensor) -> torch.Tensor:
+        """Bx1xhxw blend weight of the mouth opening: label pixels that are not lips (teeth, cavity:
+        red < 0.25), grown by 2 px and feathered over 3 px."""
+        inside = self.mouth_label_mask(gl_window) * (gl_window[:, :1] < 0.25).to(gl_window.dtype)
+        grown = F.max_pool2d(inside, 5, stride=1, padding=2)
+        return F.avg_pool2d(grown, 3, stride=1, padding=1)
+
     def network_input(self, warped: torch.Tensor, gl_tensor: torch.Tensor) -> torch.Tensor:
         """The 72x72 network input: warped RGB with lips/teeth replaced by label colours (Bx3x72x72)."""
         win = (slice(None), slice(None), slice(PAD_Y, PAD_Y + INPUT_HEIGHT), slice(PAD_X, PAD_X + INPUT_WIDTH))
@@ -163,13 +181,17 @@ class DINet_mini_pipeline(nn.Module):
         mask = self.mouth_label_mask(gl)
         return warped[win][:, :3] * (1.0 - mask) + gl[:, :3] * mask
 
-    def interface(self, source_tensor: torch.Tensor, gl_tensor: torch.Tensor, use_network: bool = True
-                  ) -> torch.Tensor:
+    def interface(self, source_tensor: torch.Tensor, gl_tensor: torch.Tensor, use_network: bool = True,
+                  gl_warp: Optional[torch.Tensor] = None) -> torch.Tensor:
         """source_tensor, gl_tensor: Bx4x128x128 RGBA in [0, 1]. Returns Bx4x128x128 RGBA in [0, 1].
 
         With ``use_network=False`` the result is the warp-only output (the evaluation baseline).
+        ``gl_warp``: optional Bx4x128x128 render of the same frame without mouth labels; when given,
+        the source is warped with it (valid displacements on the lips too).
         """
-        warped = self.warp(source_tensor, gl_tensor)
+        if self.blend == "interior" and gl_warp is None and use_network:
+            raise ValueError("the interior blend needs gl_warp, a render without mouth labels")
+        warped = self.warp(source_tensor, gl_tensor if gl_warp is None else gl_warp)
         out = warped.clone()
         out[:, 3:] = source_tensor[:, 3:]
         if not use_network:
@@ -178,6 +200,8 @@ class DINet_mini_pipeline(nn.Module):
         rows = slice(PAD_Y, PAD_Y + INPUT_HEIGHT)
         cols = slice(PAD_X, PAD_X + INPUT_WIDTH)
         blend = self.mouth_fusion_tensor
+        if self.blend == "interior":
+            blend = blend * self.interior_weight(gl_tensor[:, :, rows, cols])
         out[:, :3, rows, cols] = mouth * blend + warped[:, :3, rows, cols] * (1.0 - blend)
         return out
 
