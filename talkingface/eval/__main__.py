@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="folder for <clip>.<pipeline>.json/.md and summary.md (default output/eval)")
     sr.add_argument("--workdir", type=Path, default=None,
                     help="keep avatars and generated videos here (default: a temporary folder)")
+    sr.add_argument("--avatar-source", choices=["neutral", "clip"], default="neutral",
+                    help="build the avatar from the clip with its mouth neutralised (default) or from the raw "
+                         "clip (its real mouth can leak into the output; for diagnosis)")
     sr.add_argument("--ckpt", type=Path, default=None, help="the pipeline renderer's checkpoint (default: its own)")
     sr.add_argument("--audio-ckpt", type=Path, default=None,
                     help="the audio model driving the pipeline, also scored as a linear read-out (row audio-lin); "
@@ -114,14 +117,15 @@ def _selfrecon(args) -> None:
     for clip in clips:
         workdir = args.workdir / clip.stem if args.workdir is not None else None
         try:
-            res = selfrecon(clip, args.pipeline, workdir=workdir, options=options, audio_readout=readout)
+            res = selfrecon(clip, args.pipeline, workdir=workdir, options=options, audio_readout=readout,
+                            avatar_source=args.avatar_source)
         except UserInputError as exc:
             if len(clips) == 1:
                 raise
             log.error("%s: skipped: %s", clip.name, exc)  # one unusable clip must not stop a folder run
             failed.append(clip.name)
             continue
-        stem = f"{clip.stem}.{args.pipeline}"
+        stem = f"{clip.stem}.{args.pipeline}" + ("" if args.avatar_source == "neutral" else ".rawavatar")
         res.save(args.out / f"{stem}.json")
         _write_text(args.out / f"{stem}.md", res.markdown())
         print("\n".join(res.markdown_rows()), flush=True)

@@ -5,10 +5,18 @@ through a registered pipeline, and compare the generated frames with the real on
 (:func:`talkingface.eval.metrics.compare_videos`). The static-mouth and audio-energy baselines
 (:mod:`talkingface.eval.baselines`) are scored beside it.
 
-Pipelines are thin adapters in a registry: ``name -> fn(clip, wav, workdir, options) -> mp4``, where
-``clip`` is the real video, ``wav`` its audio as 16 kHz mono wav, ``workdir`` an empty folder the
-adapter may fill (avatar, intermediates), ``options`` a :class:`PipelineOptions`, and the returned
-mp4 has one frame per 40 ms of audio at the clip's frame size. Add one with :func:`register_pipeline`.
+The avatar source is, by default, the clip with its mouth neutralised on every frame (the
+static-mouth video: same frames and head motion, the most-closed mouth pasted in). Built from the
+raw clip, the avatar frames would carry the real mouth and a renderer that keeps part of its source
+pixels (the mini route's warp, for one) would copy the answer: a warp-only mini render of the raw
+clip scores r ~0.8 without following the audio at all. ``avatar_source="clip"`` keeps that variant
+for diagnosis.
+
+Pipelines are thin adapters in a registry: ``name -> fn(avatar_video, wav, workdir, options) -> mp4``,
+where ``avatar_video`` is the avatar source (25 fps, the clip's frame size), ``wav`` the clip's audio
+as 16 kHz mono wav, ``workdir`` an empty folder the adapter may fill (avatar, intermediates),
+``options`` a :class:`PipelineOptions`, and the returned mp4 has one frame per 40 ms of audio at the
+clip's frame size. Add one with :func:`register_pipeline`.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ from talkingface.util.media import PathLike, extract_audio, load_audio, probe_vi
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".webm")
+AVATAR_SOURCES = ("neutral", "clip")
 
 
 @dataclass(frozen=True)
@@ -94,14 +103,13 @@ def get_pipeline(name: str) -> Pipeline:
 # ------------------------------------------------------------------------------------- adapters
 
 
-@register_pipeline("static", "baseline: the clip's neutral mouth pasted on every frame (no model)",
+@register_pipeline("static", "no model: only the baselines (static mouth, energy, audio read-out)",
                    audio_default=default_mini_audio_checkpoint)
-def _static_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
-    ref = Reference.from_track(track_video(clip, progress=options.progress))
-    return write_static_mouth_video(clip, ref, workdir / "static.mp4")
+def _static_pipeline(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
+    return avatar_video  # the avatar unchanged: with the neutral avatar, the static-mouth baseline itself
 
 
-def _run_mini(clip: Path, wav: Path, workdir: Path, options: PipelineOptions, use_network: bool) -> Path:
+def _run_mini(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions, use_network: bool) -> Path:
     """data_preparation_mini.py -> data_preparation_web.py -> demo_mini.py, through their package calls."""
     from talkingface.preparation import PrepConfig, load_keypoints, prepare_mini_avatar
     from talkingface.render_model_mini import DEFAULT_CHECKPOINT, synthesize, write_asset_pack
@@ -109,7 +117,7 @@ def _run_mini(clip: Path, wav: Path, workdir: Path, options: PipelineOptions, us
     checkpoint = options.checkpoint or DEFAULT_CHECKPOINT
     if not Path(checkpoint).is_file():
         raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint} (give --ckpt)")
-    avatar = prepare_mini_avatar(clip, workdir / "avatar", PrepConfig(progress=options.progress))
+    avatar = prepare_mini_avatar(avatar_video, workdir / "avatar", PrepConfig(progress=options.progress))
     write_asset_pack(avatar, avatar / "data" / "processed.mp4", load_keypoints(avatar / "data" / "processed.pkl"),
                      checkpoint=checkpoint, device=options.device)
     out = workdir / ("mini.mp4" if use_network else "mini_warp.mp4")
@@ -121,23 +129,23 @@ def _run_mini(clip: Path, wav: Path, workdir: Path, options: PipelineOptions, us
 @register_pipeline("mini", "DH_live_mini: data_preparation_mini + data_preparation_web avatar of the clip, "
                            "demo_mini synthesis (audio LSTM -> GL warp -> DINet_mini)",
                    audio_default=default_mini_audio_checkpoint)
-def _mini_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
-    return _run_mini(clip, wav, workdir, options, use_network=True)
+def _mini_pipeline(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
+    return _run_mini(avatar_video, wav, workdir, options, use_network=True)
 
 
 @register_pipeline("mini-warp", "DH_live_mini without the network (GL warp only, demo_mini --warp_only)",
                    audio_default=default_mini_audio_checkpoint)
-def _mini_warp_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
-    return _run_mini(clip, wav, workdir, options, use_network=False)
+def _mini_warp_pipeline(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
+    return _run_mini(avatar_video, wav, workdir, options, use_network=False)
 
 
 @register_pipeline("dinet", "DH_live: data_preparation.py avatar of the clip, demo.py synthesis (DINet_five_Ref; "
                             "needs a render checkpoint, --ckpt or checkpoint/render.pth)")
-def _dinet_pipeline(clip: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
+def _dinet_pipeline(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
     from talkingface.dhlive_pipeline import synthesize
     from talkingface.preparation import PrepConfig, prepare_dhlive_avatar
 
-    avatar = prepare_dhlive_avatar(clip, workdir / "avatar", PrepConfig(progress=options.progress))
+    avatar = prepare_dhlive_avatar(avatar_video, workdir / "avatar", PrepConfig(progress=options.progress))
     out = workdir / "dinet.mp4"
     synthesize(avatar, wav, out, render_checkpoint=options.checkpoint, audio_checkpoint=options.audio_checkpoint,
                device=options.device)
@@ -163,21 +171,25 @@ def list_clips(paths: List[PathLike]) -> List[Path]:
 
 
 def selfrecon(clip: PathLike, pipeline: str, workdir: Optional[PathLike] = None,
-              options: PipelineOptions = PipelineOptions(), audio_readout: Optional[PathLike] = None) -> ClipResult:
+              options: PipelineOptions = PipelineOptions(), audio_readout: Optional[PathLike] = None,
+              avatar_source: str = "neutral") -> ClipResult:
     """Run ``pipeline`` on ``clip`` driven by its own audio; score it and both baselines.
 
     workdir: where the avatar and generated videos go (kept); a temporary folder when None.
+    avatar_source: ``neutral`` (the static-mouth video of the clip, default) or ``clip`` (raw).
     audio_readout: also score the linear read-out of this audio checkpoint (row ``audio-lin``).
     Returns rows ``[pipeline, "static", "energy"(, "audio-lin")]`` (``static`` once when it is the
     pipeline).
     """
     clip = Path(clip)
     pipe = get_pipeline(pipeline)
+    if avatar_source not in AVATAR_SOURCES:
+        raise UserInputError(f"unknown avatar source {avatar_source!r}; choose from {', '.join(AVATAR_SOURCES)}")
     if not probe_video(clip).has_audio:
         raise UserInputError(f"{clip}: no audio track; self-reconstruction needs a clip with its own speech")
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="selfrecon_") as tmp:
-            return selfrecon(clip, pipeline, tmp, options, audio_readout)
+            return selfrecon(clip, pipeline, tmp, options, audio_readout, avatar_source)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     wav = extract_audio(clip, work / "audio.wav")
@@ -186,18 +198,20 @@ def selfrecon(clip: PathLike, pipeline: str, workdir: Optional[PathLike] = None,
     if ref.track.failures == ref.track.n_frames:
         raise UserInputError(f"{clip}: no face found in any frame")
 
+    static = write_static_mouth_video(clip, ref, work / "static.mp4")
     rows = []
-    pipe_dir = work / pipe.name
-    pipe_dir.mkdir(exist_ok=True)
-    log.info("%s: running pipeline %s", clip.name, pipe.name)
-    generated = pipe.fn(clip, wav, pipe_dir, options)
-    rows.append(compare_videos(generated, clip, method=pipe.name, ref=ref, progress=progress))
+    generated = None
     if pipe.name != "static":
-        static = write_static_mouth_video(clip, ref, work / "static.mp4")
-        rows.append(compare_videos(static, clip, method="static", ref=ref, progress=progress))
+        pipe_dir = work / pipe.name
+        pipe_dir.mkdir(exist_ok=True)
+        log.info("%s: running pipeline %s on the %s avatar", clip.name, pipe.name, avatar_source)
+        generated = pipe.fn(static if avatar_source == "neutral" else clip, wav, pipe_dir, options)
+        method = pipe.name if avatar_source == "neutral" else f"{pipe.name}@raw-avatar"
+        rows.append(compare_videos(generated, clip, method=method, ref=ref, progress=progress))
+    rows.append(compare_videos(static, clip, method="static", ref=ref, progress=progress))
     audio = load_audio(wav)
     rows.append(energy_baseline(ref, audio))
     if audio_readout is not None:
         rows.append(audio_model_row(ref, audio, audio_readout, options.device))
-    return ClipResult(clip=clip.name, kind="selfrecon", pipeline=pipe.name, gt=str(clip), pred=str(generated),
-                      rows=rows)
+    return ClipResult(clip=clip.name, kind="selfrecon", pipeline=pipe.name, gt=str(clip),
+                      pred=str(generated) if generated is not None else None, rows=rows)
