@@ -32,9 +32,9 @@ def main(argv=None) -> int:
     ap.add_argument("--pack_ref", choices=("auto", "yes", "no"), default="auto",
                     help="use the pack's ref_data: auto = only if it was made with --ckpt")
     ap.add_argument("--bs_scale", type=float, default=1.0, help="scale of the mouth motion")
-    ap.add_argument("--blend", choices=("original", "interior"), default="original",
-                    help="original: network output over the whole mouth window (reference); interior: only "
-                         "inside the mouth opening, lips and skin warped")
+    ap.add_argument("--blend", choices=("original", "interior"), default="interior",
+                    help="interior (default): the network paints only the mouth opening, lips and skin are "
+                         "warped; original: its output over the whole mouth window, as the reference")
     ap.add_argument("--warp_only", action="store_true", help="skip the network (GL warp only), for comparison")
     ap.add_argument("--mosaic", type=Path, default=None, help="also write a PNG of 8 output mouths")
     ap.add_argument("--backend", default="auto", choices=("auto", "egl", "glfw"), help="OpenGL backend")

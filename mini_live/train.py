@@ -319,9 +319,10 @@ def main(argv=None) -> int:
         if not done:
             trainer.epoch += 1
     progress.close()
+    trainer.epoch = min(trainer.epoch, last_epoch)
     if val_batches:
         metrics, _ = trainer.validate(val_batches)
-    final = save_checkpoint(trainer, args.out, f"epoch_{min(trainer.epoch, last_epoch)}.pth",
+    final = save_checkpoint(trainer, args.out, f"epoch_{trainer.epoch}.pth",
                             dict(sidecar, step=trainer.step_count, epoch=trainer.epoch, metrics=metrics,
                                  wall_minutes=round((time.time() - start) / 60.0, 2)))
     writer.close()

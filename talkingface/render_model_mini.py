@@ -447,13 +447,14 @@ class RenderModelMini:
 
     ``checkpoint``: DINet_mini weights in any layout :func:`load_dinet_mini_state` reads.
     ``warp_only``: render without mouth labels and skip the network (the comparison baseline).
-    ``blend``: "original" (reference §2.2) or "interior" (the network paints only the mouth
-    opening; lips and skin are warped; needs a second, label-free render per frame), see
-    :class:`~talkingface.models.DINet_mini.DINet_mini_pipeline`.
+    ``blend``: "interior" (default: the network paints only the mouth opening, lips and skin are
+    warped; a second, label-free render per frame) or "original" (reference §2.2, the network's
+    output over the whole mouth window), see :class:`~talkingface.models.DINet_mini.DINet_mini_pipeline`.
+    On held-out self-reconstruction the interior blend scores higher (checkpoint/DINet_mini/DINet_mini.md).
     """
 
     def __init__(self, checkpoint: PathLike = DEFAULT_CHECKPOINT, device: str = "cpu", backend: str = "auto",
-                 warp_only: bool = False, blend: str = "original"):
+                 warp_only: bool = False, blend: str = "interior"):
         from mini_live.generate_fusion_mask import load_fusion_masks
         from mini_live.render import MouthRenderer
         from talkingface.models.DINet_mini import DINet_mini_pipeline
@@ -464,7 +465,8 @@ class RenderModelMini:
         self.checkpoint_id: Optional[str] = None
         self.loadModel(checkpoint)
         self.renderer = MouthRenderer(size=2 * MODEL_SIZE, backend=backend)
-        self.warp_renderer = MouthRenderer(size=2 * MODEL_SIZE, backend=backend) if blend == "interior" else None
+        need_clean = blend == "interior" and not warp_only
+        self.warp_renderer = MouthRenderer(size=2 * MODEL_SIZE, backend=backend) if need_clean else None
         self.pack: Optional[AssetPack] = None
         self.warp_only = warp_only
         self.timings: Dict[str, float] = {"gl": 0.0, "network": 0.0, "paste": 0.0}
@@ -529,17 +531,16 @@ class RenderModelMini:
         pack = self.pack
         t0 = time.perf_counter()
         gl = self.render_gl(frame_index, bs)
+        gl_clean = self.render_gl(frame_index, bs, self.warp_renderer) if self.warp_renderer is not None else None
         t1 = time.perf_counter()
         frame = pack.frames[frame_index]
         rect = pack.rects[frame_index]
         crop = standard_image(frame, rect, MODEL_SIZE)
         src = np.dstack([cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.full(crop.shape[:2], 255, np.uint8)])
         src_t = torch.from_numpy(src.transpose(2, 0, 1).copy())[None].float().div_(255.0).to(self.device)
-        gl_t = _gl_tensor(gl, self.device)
-        gl_warp = None
-        if self.warp_renderer is not None:
-            gl_warp = _gl_tensor(self.render_gl(frame_index, bs, self.warp_renderer), self.device)
-        out = self.pipeline.interface(src_t, gl_t, use_network=not self.warp_only, gl_warp=gl_warp)[0, :3]
+        gl_warp = _gl_tensor(gl_clean, self.device) if gl_clean is not None else None
+        out = self.pipeline.interface(src_t, _gl_tensor(gl, self.device), use_network=not self.warp_only,
+                                      gl_warp=gl_warp)[0, :3]
         t2 = time.perf_counter()
         result = paste_delta(frame, rect, src[..., :3], out.permute(1, 2, 0).cpu().numpy())
         t3 = time.perf_counter()
@@ -599,7 +600,12 @@ def find_mini_audio_checkpoint() -> Path:
 
 @dataclass
 class SynthesisStats:
-    """Per-stage wall time (seconds, whole run) and sizes of one :func:`synthesize` call."""
+    """Per-stage wall time (seconds, whole run) and sizes of one :func:`synthesize` call.
+
+    Stages: load (pack, models, reference), audio (decode + audio model), gl (label render and, for
+    the interior blend, the label-free render), network (crop + warp + DINet_mini + blend), paste,
+    encode (writing frames to the ffmpeg encoder).
+    """
 
     frames: int = 0
     audio_seconds: float = 0.0
@@ -632,7 +638,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
                audio_checkpoint: Optional[PathLike] = None, device: str = "cpu", backend: str = "auto",
                use_pack_ref: Optional[bool] = None, bs_scale: float = 1.0, use_network: bool = True,
                progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8,
-               threads: Optional[int] = 1, blend: str = "original") -> SynthesisStats:
+               threads: Optional[int] = 1, blend: str = "interior") -> SynthesisStats:
     """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (reference §1.7).
 
     One output frame per 40 ms of audio (N = ceil(samples / 640)); the avatar video plays as a
