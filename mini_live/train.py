@@ -48,6 +48,7 @@ class MiniTrainConfig:
     lamb_perception: float = 10.0
     lamb_pixel: float = 10.0
     lamb_gan: float = 1.0
+    lamb_interior: float = 0.0  # extra: L1 inside the mouth opening (teeth, cavity); 0 = the original recipe
     d_num_blocks: int = 3
     d_block_expansion: int = 64
     d_max_features: int = 256
@@ -164,6 +165,10 @@ class MiniTrainer:
         fake_half, target_half = half_scale_pair(fake, target)
         loss_pix = (F.l1_loss(fake, target) + F.l1_loss(fake_half, target_half)) * self.cfg.lamb_pixel
         loss_g = loss_gan + loss_perc + loss_pix
+        if self.cfg.lamb_interior > 0:
+            inside = batch["interior_mask"].to(self.device)
+            err = ((fake - target).abs() * inside).sum() / (3.0 * inside.sum()).clamp_min(1.0)
+            loss_g = loss_g + self.cfg.lamb_interior * err
         loss_g.backward()
         self.opt_g.step()
         self.step_count += 1

@@ -33,7 +33,8 @@ import torch
 from torch.utils.data import Dataset
 
 from talkingface.data.mouth_crop import box_to_crop_matrix, crop_mouth
-from talkingface.data.teeth_labels import inner_mouth, lip_map, mouth_labels, paint_labels, procedural_teeth_reference
+from talkingface.data.teeth_labels import (CAVITY, inner_mouth, lip_map, mouth_labels, paint_labels,
+                                           procedural_teeth_reference)
 from talkingface.models.DINet_mini import INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y
 from talkingface.utils import mouth_opening
 
@@ -178,8 +179,9 @@ class DHLiveMiniDataset(Dataset):
 
     Item ``i`` is deterministic given ``seed`` (its own RNG), so a run is reproducible and a
     validation set is just a dataset with a fixed seed. Returns a dict with ``source`` 3x72x72,
-    ``ref`` 12x72x72, ``target`` 3x72x72 (float in [0, 1], RGB) and ``mouth_mask`` 1x72x72 (the
-    lips and opening of the target, for mouth-region metrics).
+    ``ref`` 12x72x72, ``target`` 3x72x72 (float in [0, 1], RGB), ``mouth_mask`` 1x72x72 (the
+    lips and opening of the target, for mouth-region metrics) and ``interior_mask`` 1x72x72 (the
+    opening only: teeth and cavity).
     """
 
     def __init__(self, videos: Sequence[PreparedVideo], cfg: MiniDatasetConfig = MiniDatasetConfig(),
@@ -233,9 +235,11 @@ class DHLiveMiniDataset(Dataset):
         maps = [lip_map(lab) for lab in ref_labels] + teeth_maps
         source = paint_labels(target, labels_t)
         mouth = (labels_t > 0).astype(np.float32)[None]
+        interior = (labels_t >= CAVITY).astype(np.float32)[None]
         return {
             "source": _to_tensor(source),
             "ref": _to_tensor(reference_stack(rgbs, maps)),
             "target": _to_tensor(target),
             "mouth_mask": torch.from_numpy(mouth),
+            "interior_mask": torch.from_numpy(interior),
         }
