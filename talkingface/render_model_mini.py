@@ -466,7 +466,8 @@ class RenderModelMini:
         self.loadModel(checkpoint)
         self.renderer = MouthRenderer(size=2 * MODEL_SIZE, backend=backend)
         need_clean = blend == "interior" and not warp_only
-        self.warp_renderer = MouthRenderer(size=2 * MODEL_SIZE, backend=backend) if need_clean else None
+        # the label-free render only supplies a smooth warp field: render it straight at 128
+        self.warp_renderer = MouthRenderer(size=MODEL_SIZE, backend=backend) if need_clean else None
         self.pack: Optional[AssetPack] = None
         self.warp_only = warp_only
         self.timings: Dict[str, float] = {"gl": 0.0, "network": 0.0, "paste": 0.0}
@@ -510,7 +511,8 @@ class RenderModelMini:
                 self.pipeline.ref_input(reference_tensor(pack_reference(pack)).to(self.device))
 
     def render_gl(self, frame_index: int, bs: Sequence[float], renderer=None) -> np.ndarray:
-        """GL warp field + labels of one frame, rendered at 256 and decimated to 128: 128x128x4 uint8 RGBA."""
+        """GL warp field + labels of one frame at the 128 scale: 128x128x4 uint8 RGBA (the label render is
+        drawn at 256 and decimated, as the original does)."""
         pack = self.pack
         renderer = renderer or self.renderer
         scale = renderer.size / float(MODEL_SIZE)
