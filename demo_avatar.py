@@ -9,9 +9,9 @@ end (file finished, window closed or Ctrl-C) it prints the achieved fps, the ren
 and the audio-to-frame latency (median and 95th percentile; it includes the audio model's lookahead).
 
 Renderers: `mini` (DH_live_mini, ~40 MFLOPs per frame, the CPU default; AVATAR = an asset pack from
-data_preparation_mini.py + data_preparation_web.py, default video_data/mini) and `dinet` (DH_live
-256x256, GPU-class, the default when CUDA is present; AVATAR = a data_preparation.py folder, default
-video_data/test as in the original).
+data_preparation_mini.py + data_preparation_web.py; default video_data/mini, built from the sample
+data on first use) and `dinet` (DH_live 256x256, GPU-class, the default when CUDA is present;
+AVATAR = a data_preparation.py folder, default video_data/test as in the original).
 """
 from __future__ import annotations
 

@@ -3,10 +3,10 @@
 Usage: python scripts/make_demo.py [--data DATA_DIR] [--out OUT_DIR] [--wav WAV]
 
 Runs, with the shipped checkpoints, on CPU and without a display:
-  1. data_preparation_mini.py DATA/dh_live/video_data/000002/video.mp4 OUT/avatar_000002
-  2. data_preparation_web.py  OUT/avatar_000002
-  3. demo_mini.py             OUT/avatar_000002/assets WAV OUT/demo.mp4 --mosaic OUT/demo_mouths.png
-Steps 1-2 are skipped when the pack already exists. The sample media are read from DATA (default:
+  1. data_preparation_mini.py DATA/dh_live/video_data/000002/video.mp4 video_data/mini
+  2. data_preparation_web.py  video_data/mini
+  3. demo_mini.py             video_data/mini/assets WAV OUT/demo.mp4 --mosaic OUT/demo_mouths.png
+Steps 1-2 are skipped when the pack already exists (demo_avatar.py uses the same default avatar). The sample media are read from DATA (default:
 $TALKINGFACE_DATA or ../shared/data) and never copied into the repository.
 """
 from __future__ import annotations
@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 from talkingface.errors import UserInputError
+from talkingface.sample_avatar import DEFAULT_MINI_AVATAR, ensure_sample_mini_avatar
 from talkingface.util.cli import run_cli, setup_logging
 from talkingface.util.sample_data import find_sample_data
 
 REPO = Path(__file__).resolve().parents[1]
-AVATAR_VIDEO = ("dh_live", "video_data", "000002", "video.mp4")
 DEFAULT_WAV = ("speech", "speech_orig_16k.wav")
 log = logging.getLogger("make_demo")
 
@@ -47,17 +47,12 @@ def main(argv=None) -> int:
     if data is None:
         raise UserInputError("sample data not found: set $TALKINGFACE_DATA or pass --data "
                              "(or run demo_mini.py on your own asset pack and wav)")
-    video = data.joinpath(*AVATAR_VIDEO)
     wav = args.wav or data.joinpath(*DEFAULT_WAV)
-    for path in (video, wav):
-        if not path.is_file():
-            raise UserInputError(f"sample file missing: {path}")
+    if not wav.is_file():
+        raise UserInputError(f"sample file missing: {wav}")
     out = args.out.resolve()
-    avatar = out / "avatar_000002"
-    if not (avatar / "assets" / "combined_data.json.gz").is_file():
-        if not (avatar / "data" / "processed.pkl").is_file():
-            _run(["data_preparation_mini.py", video, avatar, "--quiet"])
-        _run(["data_preparation_web.py", avatar])
+    out.mkdir(parents=True, exist_ok=True)
+    avatar = ensure_sample_mini_avatar(DEFAULT_MINI_AVATAR, data=data)
     result = out / "demo.mp4"
     _run(["demo_mini.py", avatar / "assets", wav, result, "--mosaic", out / "demo_mouths.png", "--quiet"])
     print(f"demo written: {result}  (mouth mosaic: {out / 'demo_mouths.png'})")

@@ -218,21 +218,26 @@ RENDERERS: Dict[str, Callable[..., StreamRenderer]] = {
 }
 
 
-#: Avatars used when none is given, relative to the repository: the original's ``video_data/test``
-#: for DH_live; for mini the folder made by ``data_preparation_mini.py VIDEO video_data/mini`` and
-#: ``data_preparation_web.py video_data/mini``.
-DEFAULT_AVATARS = {"dinet": Path("video_data") / "test", "mini": Path("video_data") / "mini"}
+#: The DH_live avatar used when none is given, relative to the repository (the original's path).
+DEFAULT_DINET_AVATAR = Path("video_data") / "test"
 
 
 def default_avatar(renderer: str) -> Path:
-    """The default avatar folder of ``renderer`` (see :data:`DEFAULT_AVATARS`); a clear error if absent."""
+    """The default avatar folder of ``renderer``; a clear error if it is absent.
+
+    mini: the sample avatar ``video_data/mini`` (built from the sample data on first use, see
+    :mod:`talkingface.sample_avatar`). dinet: ``video_data/test``, made with ``data_preparation.py``.
+    """
     from talkingface.render_model import REPO_ROOT
 
-    path = REPO_ROOT / DEFAULT_AVATARS[renderer]
+    if renderer == "mini":
+        from talkingface.sample_avatar import ensure_sample_mini_avatar
+
+        return ensure_sample_mini_avatar()
+    path = REPO_ROOT / DEFAULT_DINET_AVATAR
     if not path.exists():
-        how = (f"data_preparation.py VIDEO {path}" if renderer == "dinet"
-               else f"data_preparation_mini.py VIDEO {path}, then data_preparation_web.py {path}")
-        raise UserInputError(f"default avatar {path} not found: give --avatar DIR or make it with {how}")
+        raise UserInputError(f"default avatar {path} not found: give --avatar DIR or make it with "
+                             f"data_preparation.py VIDEO {path}")
     return path
 
 
