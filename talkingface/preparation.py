@@ -31,6 +31,7 @@ import numpy as np
 from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import FaceRules, checked_landmarks_for_video
 from talkingface.run_utils import calc_face_mat, jaw_mask_contour, load_mean_face_main, smooth_sequence
+from talkingface.util.files import publish
 from talkingface.utils import INDEX_FACE_OVAL, ROTATE_REF_INDEX, main_keypoints, safe_crop
 from talkingface.util.media import DEFAULT_FPS, probe_video, read_video, write_video
 
@@ -84,13 +85,13 @@ def staged_output(out_dir: Path) -> Iterator[Path]:
             raise UserInputError(f"output path exists and is not a directory: {out_dir}")
         if created:
             out_dir.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(stage, out_dir)
+            publish(stage, out_dir)
         else:
             for item in stage.iterdir():
                 target = out_dir / item.name
                 if target.is_dir():
                     shutil.rmtree(target)
-                os.replace(item, target)
+                publish(item, target)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 

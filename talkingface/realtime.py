@@ -191,9 +191,15 @@ class MiniStreamRenderer:
         if (pack_dir / "assets" / mini.PACK_JSON).is_file():  # a data_preparation_mini/_web folder
             pack_dir = pack_dir / "assets"
         self.pack = mini.load_asset_pack(pack_dir)
+        from talkingface.mouth_basis import BlendshapeBasis
+
+        audio_checkpoint = audio_checkpoint or mini.find_mini_audio_checkpoint()
+        self.audio = AudioModel(audio_checkpoint, device="cpu")
+        # The mesh's blendshape table must decode the coefficients this audio model predicts.
+        basis_path = mini.resolve_blendshape_basis(audio_checkpoint, self.audio.card)
+        basis = BlendshapeBasis.load(basis_path) if basis_path is not None else None
         self.model = mini.RenderModelMini(render_checkpoint or mini.DEFAULT_CHECKPOINT, device=device)
-        self.model.reset_charactor(self.pack)
-        self.audio = AudioModel(audio_checkpoint or mini.find_mini_audio_checkpoint(), device="cpu")
+        self.model.reset_charactor(self.pack, basis=basis)
         self.lookahead_frames = self.audio.lookahead_frames
         self._count = 0
 

@@ -106,7 +106,7 @@ def calc_face_mat(pts: np.ndarray, mean: np.ndarray, ref_index: Optional[Sequenc
         from sklearn.decomposition import PCA
 
         flat = normalized.reshape(n, -1)
-        pca = PCA(n_components=n_comp)
+        pca = PCA(n_components=n_comp, svd_solver="full")  # deterministic (no randomized SVD)
         denoised = pca.inverse_transform(pca.fit_transform(flat)).reshape(normalized.shape)
     else:
         denoised = normalized

@@ -27,6 +27,7 @@ from typing import Iterator, List, Optional, Sequence, Union
 import numpy as np
 
 from talkingface.errors import MediaError, UserInputError
+from talkingface.util.files import publish
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ class VideoWriter:
             self._fail()
         if self._err is not None:
             self._err.close()
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
         self._proc = None
         return self.path
 
@@ -285,7 +286,7 @@ def mux_audio(video: PathLike, audio: PathLike, out: PathLike) -> Path:
     try:
         run_ffmpeg(["-y", "-i", v, "-i", a, "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy",
                     "-c:a", "aac", "-b:a", "128k", "-shortest", "-f", "mp4", tmp], what="muxing audio")
-        os.replace(tmp, out)
+        publish(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return out
@@ -329,7 +330,7 @@ def save_wav(path: PathLike, audio: np.ndarray, sample_rate: int = AUDIO_RATE) -
     out = Path(path)
     tmp = out.with_name(f".tmp_{out.name}")
     sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, out)
+    publish(tmp, out)
     return out
 
 
