@@ -9,16 +9,13 @@ without sudden jumps; otherwise the script names the frame and exits with status
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("video", type=Path, help="avatar source video (any format, any fps)")
     ap.add_argument("out_dir", type=Path, help="output folder (created)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")

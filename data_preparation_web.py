@@ -8,19 +8,16 @@ writes OUT_DIR/assets/01.mp4 + OUT_DIR/assets/combined_data.json.gz in the origi
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 
 def main(argv=None) -> int:
     from talkingface.render_model_mini import DEFAULT_CHECKPOINT, DEFAULT_TEETH_SEED
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("out_dir", type=Path, help="folder given to data_preparation_mini.py")
     ap.add_argument("--ckpt", type=Path, default=DEFAULT_CHECKPOINT, help="DINet_mini weights for ref_data")
     ap.add_argument("--teeth_seed", type=int, default=DEFAULT_TEETH_SEED,

@@ -9,20 +9,17 @@ original's optional 4th argument, names a file in checkpoint/ or a path.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
 
 log = logging.getLogger("demo")
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("avatar_dir", type=Path, help="prepared avatar folder (data_preparation.py output)")
     ap.add_argument("audio", type=Path, help="speech file")
     ap.add_argument("out", type=Path, help="output mp4")

@@ -15,21 +15,18 @@ AVATAR = a data_preparation.py folder, default video_data/test as in the origina
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("demo_avatar")
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("--avatar", type=Path, default=None, help="avatar folder (default depends on --renderer)")
     ap.add_argument("--audio", type=Path, default=None, help="speech file played at real-time pace (default: microphone)")
     ap.add_argument("--renderer", choices=["mini", "dinet"], default=None,

@@ -8,11 +8,10 @@ channel count, any length. Runs headless (EGL) on CPU; one frame per 40 ms of au
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("demo_mini")
 
@@ -20,9 +19,7 @@ log = logging.getLogger("demo_mini")
 def main(argv=None) -> int:
     from talkingface.render_model_mini import DEFAULT_CHECKPOINT
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("assets", type=Path, help="asset pack folder")
     ap.add_argument("audio", type=Path, help="speech audio (wav, mp3, flac, ...)")
     ap.add_argument("out", type=Path, help="output mp4")

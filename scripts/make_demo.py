@@ -11,7 +11,6 @@ $TALKINGFACE_DATA or ../shared/data) and never copied into the repository.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from talkingface.errors import UserInputError
 from talkingface.sample_avatar import DEFAULT_MINI_AVATAR, ensure_sample_mini_avatar
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
 from talkingface.util.sample_data import find_sample_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,9 +34,7 @@ def _run(args) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("--data", type=Path, default=None, help="sample data folder (default: auto)")
     ap.add_argument("--out", type=Path, default=REPO / "output", help="output folder")
     ap.add_argument("--wav", type=Path, default=None, help="speech to synthesise (default: a sample wav)")

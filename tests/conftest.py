@@ -57,3 +57,15 @@ def grid_landmarks(sample_data) -> "np.ndarray":
     from talkingface.util.media import read_video
 
     return landmarks_for_video(read_video(sample_data / "av/grid/bbaf2n.mpg"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny CPU workloads run faster single-threaded on a shared, busy machine; restored after.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -13,13 +13,7 @@ from talkingface.models.common.Discriminator import Discriminator, lsgan_loss
 from talkingface.models.common.VGG19 import PerceptualLoss, Vgg19, ssim
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny CPU workloads run faster single-threaded on a shared, busy machine; restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # The original's DINet_five_Ref(6, 30) layout (checkpoint_keys.md §3), written as blocks:
 # (prefix, kind, in, out, kernel). "cbn" = conv + BatchNorm block, "res" = pre-activation ResBlock.

@@ -19,13 +19,7 @@ from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny CPU workloads run faster single-threaded on a shared, busy machine; restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _script(name: str):

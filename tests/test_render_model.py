@@ -20,13 +20,7 @@ from talkingface.util.media import count_frames, load_audio, probe_video, read_v
 FACE = 96  # a small face crop keeps the 9.4 M-parameter network fast enough for tests
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny CPU workloads run faster single-threaded on a shared, busy machine; restored after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,21 +10,18 @@ line and skipped; the exit status is 2 when no video could be prepared.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
 
 log = logging.getLogger("data_preparation_face")
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("data_dir", type=Path, help="folder of videos")
     ap.add_argument("--out", type=Path, default=None, help="output root (default: DATA_DIR)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")

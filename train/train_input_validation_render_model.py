@@ -8,7 +8,6 @@ augmentation), so what the network sees can be inspected before a long training 
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import tempfile
@@ -19,14 +18,13 @@ import numpy as np
 
 from talkingface.data.few_shot_dataset import FewShotConfig, Few_Shot_Dataset, data_preparation, sample_mosaic
 from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
 
 log = logging.getLogger("train_input_validation_render_model")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("data", nargs="+", help="prepared folder(s) (train/data_preparation_face.py output)")
     parser.add_argument("--out", default="validation.png", help="mosaic PNG to write (default: validation.png)")
     parser.add_argument("--rows", type=int, default=4, help="number of samples (rows)")

@@ -9,7 +9,6 @@ generator alone to OUT_DIR/render.pth (+ render.json model card); TensorBoard lo
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from dataclasses import fields
@@ -17,15 +16,14 @@ from dataclasses import fields
 import torch
 
 from talkingface.render_training import DINetTrainingOptions, RenderTrainer
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("train_render_model")
 
 
 def main(argv=None) -> int:
     defaults = DINetTrainingOptions()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--train_data", nargs="+", required=True, help="prepared data folder(s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=0,

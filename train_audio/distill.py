@@ -22,7 +22,6 @@ The teacher may be any Audio2Feature checkpoint, e.g. the original's published `
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -32,14 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("distill")
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = script_parser(__doc__)
     ap.add_argument("--teacher", type=Path, required=True, help="teacher Audio2Feature state dict")
     ap.add_argument("--speech", type=Path, action="append", required=True, help="folder of speech audio (repeatable)")
     ap.add_argument("--exclude", action="append", default=[], help="sub-folder name or glob to skip (repeatable)")

@@ -10,22 +10,20 @@ blendshape model and the held-out clips of ``talkingface/eval/heldout.py``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 from pathlib import Path
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
 
 log = logging.getLogger("evaluate")
 REPO = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = script_parser(__doc__)
     ap.add_argument("--model", action="append", default=[],
                     help="NAME=CHECKPOINT[:SIGN] (coefficient 0, times SIGN=+1/-1); repeatable")
     ap.add_argument("--basis", type=Path, default=REPO / "checkpoint" / "mouth_basis" / "blendshape_basis.npz",

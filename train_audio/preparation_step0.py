@@ -11,20 +11,18 @@ to fit the bases on these videos and write the LSTM targets.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("preparation_step0")
 DEFAULT_WAV2LIP = Path(__file__).resolve().parents[1] / "checkpoint" / "wav2lip.pth"
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = script_parser(__doc__)
     ap.add_argument("face", type=Path, help="image of one frontal face (e.g. the original's face.jpg)")
     ap.add_argument("wav_dir", type=Path, help="folder of speech files (searched recursively)")
     ap.add_argument("--wav2lip", type=Path, default=DEFAULT_WAV2LIP, help="Wav2Lip weights (user-supplied)")

@@ -17,21 +17,19 @@ without an audio track help fit the bases (and relate them) but cannot train the
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 from pathlib import Path
 
 from talkingface.errors import MediaError, UserInputError
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
 
 log = logging.getLogger("preparation_step1")
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = script_parser(__doc__)
     ap.add_argument("videos", type=Path, help="folder of real talking videos with audio (searched recursively)")
     ap.add_argument("out", type=Path, help="output folder")
     ap.add_argument("--exclude", action="append", default=[], help="video name/stem/glob to leave out (repeatable)")

@@ -9,20 +9,18 @@ lips and lower face. ``--basis`` overrides the sidecar. For the original's publi
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 from pathlib import Path
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("test")
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = script_parser(__doc__)
     ap.add_argument("wav", type=Path, help="speech (any format ffmpeg reads)")
     ap.add_argument("checkpoint", type=Path, help="Audio2Feature checkpoint (.pkl)")
     ap.add_argument("--out", type=Path, help="output mp4 (default: <wav stem>_<checkpoint stem>.mp4 here)")

@@ -14,7 +14,6 @@ name; default: every clip is its own speaker), 20 % with random state 777, or na
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("train_lstm")
 
@@ -31,8 +30,7 @@ def parse_args(argv=None):
     from talkingface.audio_training import LSTMTrainConfig
 
     d = LSTMTrainConfig()
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = script_parser(__doc__)
     ap.add_argument("data_dir", type=Path, help="folder of <name>.wav + <name>.<target>.txt")
     ap.add_argument("out", type=Path, help="output folder (checkpoints, logs, audio.pkl)")
     ap.add_argument("--target", default="bs", help="coefficient file suffix: bs, pixel, or '' for <name>.txt")

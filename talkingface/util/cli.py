@@ -6,6 +6,7 @@ sure a KeyboardInterrupt stops quietly with status 130.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -56,3 +57,11 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Opti
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(int(rc or 0))
+
+
+def script_parser(doc: str) -> argparse.ArgumentParser:
+    """Argument parser of a script whose module docstring is its help: the first paragraph is the
+    description, the rest (usage examples, outputs) is shown after the options, formatting kept."""
+    head, _, rest = (doc or "").strip().partition("\n\n")
+    return argparse.ArgumentParser(description=head, epilog=rest or None,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
