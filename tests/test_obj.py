@@ -155,13 +155,23 @@ def test_bs_table_columns():
     template = load_wrap_template()
     table = load_bs_table()
     assert table.shape == (6, len(template.vertices), 3) and table.dtype == np.float32
-    still = (template.labels == LABEL_ANCHOR) | (template.labels == LABEL_UPPER_TEETH)
-    assert np.abs(table[:, still]).max() == 0
+    assert np.abs(table[:, template.labels == LABEL_ANCHOR]).max() == 0
+    up = np.flatnonzero(template.labels == LABEL_UPPER_TEETH)
     low = np.flatnonzero(template.labels == LABEL_LOWER_TEETH)
-    assert np.allclose(table[:, low], table[:, low[:1]])  # the jaw moves the lower teeth rigidly
-    assert table[0, low[0], 1] > 0  # opening (component 0) moves the jaw down (y down)
+    centre = 2 * (len(up) // 4)  # top row of the middle column
+    pos = {int(m): v for v, m in enumerate(template.mp_ids) if m >= 0}
+    # the outer rows follow the inner lips (upper band top: upper lip 13; lower band bottom: lower lip 14)
+    assert np.allclose(table[:, up[centre], 1], table[:, pos[13], 1], atol=2e-3)
+    assert np.allclose(table[:, low[centre + 1], 1], table[:, pos[14], 1], atol=2e-3)
+    # opening the mouth (component 0, y down) widens the cavity between the incisal edges ...
+    edge_gap = table[0, low[centre], 1] - table[0, up[centre + 1], 1]
+    lip_gap = table[0, pos[14], 1] - table[0, pos[13], 1]
+    assert lip_gap > 0 and 0 < edge_gap < lip_gap
+    # ... by the lip gap's share not taken by the teeth
+    share = 1.0 - template.config.upper_teeth_share - template.config.lower_teeth_share
+    assert edge_gap == pytest.approx(share * lip_gap, rel=0.05)
 
-    class Basis:  # a basis without the inner lower lip cannot drive the jaw
+    class Basis:  # a basis without the inner lips cannot drive the teeth
         landmark_ids = np.array([1, 2, 3])
         components = np.zeros((6, 3, 3))
 

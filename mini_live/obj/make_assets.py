@@ -62,19 +62,19 @@ def write_mesh_assets(mean_face: np.ndarray, out_dir: Path = DATA_DIR, cfg: Wrap
     return template
 
 
-def write_bs_table(basis_path: Path, template: WrapMesh, mean_face: np.ndarray, out_path: Path = BS_TABLE_PATH,
-                   jaw_gain: float = 0.8) -> np.ndarray:
+def write_bs_table(basis_path: Path, template: WrapMesh, mean_face: np.ndarray, out_path: Path = BS_TABLE_PATH
+                   ) -> np.ndarray:
     """Build the blendshape table of ``template`` from a basis ``.npz``; save table, coef_std, neutral_face."""
     from talkingface.mouth_basis import BlendshapeBasis
 
     import hashlib
 
     basis = BlendshapeBasis.load(basis_path)
-    table = bs_table_from_basis(basis, template, jaw_gain=jaw_gain)
+    table = bs_table_from_basis(basis, template)
     digest = hashlib.sha256(Path(basis_path).read_bytes()).hexdigest()
     _save_npz(out_path, table=table, coef_std=basis.coef_std.astype(np.float32),
               neutral_face=neutral_face_from_basis(basis, mean_face), source=np.array(Path(basis_path).name),
-              basis_sha256=np.array(digest), jaw_gain=np.array(jaw_gain))
+              basis_sha256=np.array(digest))
     log.info("blendshape table %s from %s", table.shape, basis_path)
     return table
 
@@ -84,8 +84,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="output folder (default: the package's data/)")
     parser.add_argument("--basis", type=Path, default=None, help="BlendshapeBasis .npz for bs_table.npz")
-    parser.add_argument("--jaw_gain", type=float, default=0.8,
-                        help="lower teeth move this fraction of the inner lower lip's motion (default 0.8)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -96,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     mean_face = load_mean_face()
     template = write_mesh_assets(mean_face, args.out)
     if args.basis is not None:
-        write_bs_table(args.basis, template, mean_face, args.out / BS_TABLE_PATH.name, args.jaw_gain)
+        write_bs_table(args.basis, template, mean_face, args.out / BS_TABLE_PATH.name)
     return 0
 
 

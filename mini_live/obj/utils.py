@@ -20,7 +20,8 @@ from typing import Optional
 
 import numpy as np
 
-from mini_live.obj.wrap_utils import LABEL_ANCHOR, LABEL_LOWER_TEETH, RING_LOWER, WrapMesh, newWrapModel, normalizeLips
+from mini_live.obj.wrap_utils import (LABEL_ANCHOR, LABEL_LOWER_TEETH, LABEL_UPPER_TEETH, TEETH_COLUMNS, WrapMesh,
+                                     inner_lip_ids, newWrapModel, normalizeLips, teeth_row_weights)
 from talkingface.errors import UserInputError
 from talkingface.utils import MP_LIPS_RINGS
 
@@ -31,8 +32,6 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 FACE_MESH_PATH = DATA_DIR / "face_mesh.npz"
 WRAP_TEMPLATE_PATH = DATA_DIR / "wrap_template.npz"
 BS_TABLE_PATH = DATA_DIR / "bs_table.npz"
-#: Inner lower-lip ring positions whose motion the lower teeth follow (the middle five, no corners).
-JAW_RING_POSITIONS = RING_LOWER[2:7]
 
 
 def _need(path: Path) -> Path:
@@ -77,13 +76,14 @@ def neutral_face_from_basis(basis, mean_face: np.ndarray) -> np.ndarray:
     return out
 
 
-def bs_table_from_basis(basis, mesh: WrapMesh, jaw_gain: float = 0.8) -> np.ndarray:
+def bs_table_from_basis(basis, mesh: WrapMesh) -> np.ndarray:
     """The blendshape texture of ``mesh`` from a ``talkingface.mouth_basis.BlendshapeBasis``.
 
     Returns (n_components, V, 3) float32: column i = displacement of vertex i per unit coefficient.
-    Vertices whose MediaPipe id is in the basis take its components; anchors, ring vertices and upper
-    teeth stay fixed; the lower teeth move with ``jaw_gain`` times the mean displacement of the middle
-    five points of the inner lower lip (:data:`JAW_RING_POSITIONS`) - the jaw.
+    Vertices whose MediaPipe id is in the basis take its components; anchors and ring vertices stay fixed;
+    each teeth row moves with the inner lips exactly as :func:`~mini_live.obj.wrap_utils.make_teeth` places
+    it (:func:`~mini_live.obj.wrap_utils.teeth_row_weights`), so a blendshape that opens the mouth shows
+    the teeth the fitted geometry would: short bands at the lips, cavity between them.
     """
     comps = np.asarray(basis.components, np.float64)
     ids = np.asarray(basis.landmark_ids, np.int64)
@@ -92,12 +92,22 @@ def bs_table_from_basis(basis, mesh: WrapMesh, jaw_gain: float = 0.8) -> np.ndar
     for v, m in enumerate(mesh.mp_ids):
         if m >= 0 and int(m) in col and mesh.labels[v] != LABEL_ANCHOR:
             table[:, v] = comps[:, col[int(m)]]
-    jaw_ids = [MP_LIPS_RINGS[3][k] for k in JAW_RING_POSITIONS]
-    missing = [m for m in jaw_ids if m not in col]
+    up_ids, low_ids = inner_lip_ids()
+    lip_ids = np.concatenate([up_ids, low_ids])
+    missing = [int(m) for m in lip_ids if int(m) not in col]
     if missing:
-        raise UserInputError(f"blendshape basis lacks the inner lower-lip points {missing}")
-    jaw = comps[:, [col[m] for m in jaw_ids]].mean(axis=1)
-    table[:, mesh.labels == LABEL_LOWER_TEETH] = jaw_gain * jaw[:, None, :]
+        raise UserInputError(f"blendshape basis lacks the inner-lip points {missing}")
+    pos = {int(m): v for v, m in enumerate(mesh.mp_ids) if m >= 0}
+    lip_x = mesh.vertices[[pos[int(m)] for m in lip_ids], 0]
+    lip_disp = comps[:, [col[int(m)] for m in lip_ids]]                     # (C, K, 3)
+    for label, band_rows in ((LABEL_UPPER_TEETH, (0, 1)), (LABEL_LOWER_TEETH, (2, 3))):
+        idx = np.flatnonzero(mesh.labels == label)
+        if len(idx) != 2 * TEETH_COLUMNS:
+            continue
+        weights = teeth_row_weights(lip_x[: len(up_ids)], lip_x[len(up_ids):], mesh.vertices[idx[0::2], 0],
+                                    mesh.config)
+        for row, r in enumerate(band_rows):
+            table[:, idx[row::2]] = np.einsum("tk,ckd->ctd", weights[r], lip_disp)
     return table.astype(np.float32)
 
 

@@ -55,8 +55,10 @@ class WrapConfig:
     teeth_arch_depth: float = 0.45  # how far the arch ends lie behind its front, / mouth width
     teeth_behind_lips: float = 0.10  # arch front behind the inner-lip midline, / mouth width
     upper_teeth_top: float = 0.16    # above the upper inner lip, / mouth width
-    upper_teeth_edge: float = 0.05   # incisal edge below the lip midline, / mouth width
-    lower_teeth_top: float = 0.03    # above the lip midline (hidden behind the upper teeth), / mouth width
+    upper_teeth_share: float = 0.25  # upper incisal edge: this share of the lip gap below the upper inner lip ...
+    upper_teeth_hidden: float = 0.018  # ... minus this, / mouth width (teeth show once the gap exceeds 0.07 W)
+    lower_teeth_share: float = 0.18  # lower teeth top: this share of the lip gap above the lower inner lip ...
+    lower_teeth_hidden: float = 0.013  # ... minus this, / mouth width
     lower_teeth_bottom: float = 0.18  # below the lower inner lip, / mouth width
     num_targets: int = 209         # subset size (the original's, which its asset-pack layout assumes); 0 = as cut
 
@@ -209,10 +211,42 @@ def select_wrap_region(face: np.ndarray, tris: np.ndarray, cfg: WrapConfig = Wra
     return np.sort(used[keep])
 
 
-def _lip_line(points: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """y of the polyline through lip ``points`` (K, >=2) at abscissae ``x`` (clamped at its ends)."""
-    order = np.argsort(points[:, 0], kind="stable")
-    return np.interp(x, points[order, 0], points[order, 1])
+def _interp_weights(xp: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """(len(x), len(xp)) weights of linear interpolation at ``x`` over knots ``xp`` (any order; clamped at
+    the ends): ``weights @ yp`` equals ``np.interp(x, sorted xp, yp in that order)``."""
+    xp = np.asarray(xp, np.float64)
+    order = np.argsort(xp, kind="stable")
+    xs = xp[order]
+    out = np.zeros((len(x), len(xp)))
+    for i, xi in enumerate(np.asarray(x, np.float64)):
+        j = int(np.clip(np.searchsorted(xs, xi), 1, len(xs) - 1))
+        x0, x1 = xs[j - 1], xs[j]
+        t = float(np.clip((xi - x0) / (x1 - x0), 0.0, 1.0)) if x1 > x0 else 0.0
+        out[i, order[j - 1]] += 1.0 - t
+        out[i, order[j]] += t
+    return out
+
+
+def inner_lip_ids() -> tuple:
+    """MediaPipe ids of the inner upper lip (corner to corner) and inner lower lip (with the right corner)."""
+    inner = np.asarray(MP_LIPS_RINGS[3])
+    return inner[RING_UPPER], np.concatenate([inner[RING_LOWER], inner[:1]])
+
+
+def teeth_row_weights(lip_x_up: np.ndarray, lip_x_low: np.ndarray, x: np.ndarray,
+                      cfg: WrapConfig = WrapConfig()) -> np.ndarray:
+    """How each teeth row follows the inner lips: (4, len(x), len(lip_x_up) + len(lip_x_low)).
+
+    Rows: upper band top, upper band bottom (incisal edge), lower band top, lower band bottom. Row r at
+    column x has y = weights[r] @ concat(y_up_points, y_low_points) (plus the constant offsets of
+    :func:`make_teeth`), so the same weights move the teeth with the lips in the blendshape table: the
+    upper edge sits ``upper_teeth_share`` of the gap below the upper lip, the lower top
+    ``lower_teeth_share`` of it above the lower lip, and the teeth show only as the mouth opens.
+    """
+    w_up = np.concatenate([_interp_weights(lip_x_up, x), np.zeros((len(x), len(lip_x_low)))], 1)
+    w_low = np.concatenate([np.zeros((len(x), len(lip_x_up))), _interp_weights(lip_x_low, x)], 1)
+    a, b = cfg.upper_teeth_share, cfg.lower_teeth_share
+    return np.stack([w_up, (1 - a) * w_up + a * w_low, (1 - b) * w_low + b * w_up, w_low])
 
 
 def make_teeth(face: np.ndarray, cfg: WrapConfig = WrapConfig()):
@@ -221,10 +255,12 @@ def make_teeth(face: np.ndarray, cfg: WrapConfig = WrapConfig()):
     Each band is 2 rows x 9 columns along an arch: x spans ``cfg.teeth_width`` of the outer mouth-corner
     distance W (61-291) about the mouth centre, z bends back as ``teeth_arch_depth * W * t**2``
     (t in [-1, 1]) from a front ``teeth_behind_lips * W`` behind the inner-lip midline (13/14). The rows
-    follow the inner lips column by column (so a tilted or curved mouth keeps its teeth hidden when
-    closed): with y_up(x), y_low(x) the inner upper/lower lip at that column and mid = their mean, the
-    upper band spans y_up - upper_teeth_top W .. mid + upper_teeth_edge W and the lower band
-    mid - lower_teeth_top W .. y_low + lower_teeth_bottom W.
+    follow the inner lips column by column (:func:`teeth_row_weights`): with y_up(x), y_low(x) the inner
+    upper/lower lip at that column and g = y_low - y_up the gap, the upper band spans
+    y_up - upper_teeth_top W .. y_up + upper_teeth_share g - upper_teeth_hidden W and the lower band
+    y_low - lower_teeth_share g + lower_teeth_hidden W .. y_low + lower_teeth_bottom W. A closed mouth
+    hides both bands behind the lips; as it opens, short teeth appear at the lips with dark cavity between
+    them, as in real frames (shares and offsets measured on the training videos' teeth labels).
 
     Returns ``(upper (18,3), lower (18,3), band_faces (16,3), cavity_faces (16,3))``: vertex k of a band
     is column k // 2, row k % 2 (row 0 = top); ``band_faces`` index one band (0..17); ``cavity_faces``
@@ -241,10 +277,11 @@ def make_teeth(face: np.ndarray, cfg: WrapConfig = WrapConfig()):
     t = np.linspace(-1.0, 1.0, TEETH_COLUMNS)
     x = centre_x + 0.5 * cfg.teeth_width * width * t
     z = z_front + cfg.teeth_arch_depth * width * t ** 2
-    inner = np.asarray(MP_LIPS_RINGS[3])
-    y_up = _lip_line(face[inner[RING_UPPER]], x)
-    y_low = _lip_line(face[np.concatenate([inner[RING_LOWER], inner[:1]])], x)
-    y_mid = (y_up + y_low) / 2
+    up_ids, low_ids = inner_lip_ids()
+    rows = teeth_row_weights(face[up_ids, 0], face[low_ids, 0], x, cfg) @ face[np.concatenate([up_ids, low_ids]), 1]
+    offsets = width * np.array([-cfg.upper_teeth_top, -cfg.upper_teeth_hidden, cfg.lower_teeth_hidden,
+                                cfg.lower_teeth_bottom])
+    rows = rows + offsets[:, None]
 
     def band(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
         out = np.zeros((2 * TEETH_COLUMNS, 3))
@@ -252,8 +289,8 @@ def make_teeth(face: np.ndarray, cfg: WrapConfig = WrapConfig()):
         out[1::2] = np.stack([x, bottom, z], 1)
         return out
 
-    upper = band(y_up - cfg.upper_teeth_top * width, y_mid + cfg.upper_teeth_edge * width)
-    lower = band(y_mid - cfg.lower_teeth_top * width, y_low + cfg.lower_teeth_bottom * width)
+    upper = band(rows[0], rows[1])
+    lower = band(rows[2], rows[3])
     band_faces, cavity = [], []
     n = 2 * TEETH_COLUMNS
     for c in range(TEETH_COLUMNS - 1):

@@ -17,8 +17,8 @@ face-mesh landmarks and the pixels of the frame:
 
 Label codes (uint8): 0 skin/background, 1 upper lip, 2 lower lip, 3 cavity, 4 upper teeth,
 5 lower teeth. :func:`label_colours` turns them into the OpenGL renderer's colours (upper lip
-(1,0,0), lower lip (0.5,0,0), upper teeth (0,1,0), lower teeth (0,0,1), cavity (0,0,0)), so a
-training source looks like the GL-labelled inference input (reference §5.3).
+(1,0,0), lower lip (127/255,0,0), upper teeth (0,1,0), lower teeth (0,0,1), cavity (0,0,0)), so a
+training source carries exactly the 8-bit values of the GL-labelled inference input (reference §5.3).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ SKIN, UPPER_LIP, LOWER_LIP, CAVITY, UPPER_TEETH, LOWER_TEETH = 0, 1, 2, 3, 4, 5
 #: RGB colours in [0, 1] the GL shader draws for each label (skin has none).
 LABEL_RGB = {
     UPPER_LIP: (1.0, 0.0, 0.0),
-    LOWER_LIP: (0.5, 0.0, 0.0),
+    LOWER_LIP: (127.0 / 255.0, 0.0, 0.0),  # the shader's 127, not round(0.5 * 255) = 128
     CAVITY: (0.0, 0.0, 0.0),
     UPPER_TEETH: (0.0, 1.0, 0.0),
     LOWER_TEETH: (0.0, 0.0, 1.0),
