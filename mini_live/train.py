@@ -64,6 +64,7 @@ class MiniTrainConfig:
     procedural_teeth_p: float = 0.3
     gan_start_step: int = 0  # >0: reconstruction-only warm-up (no D) for that many steps, for CPU budgets
     channel_gain: float = 0.0  # extra colour-cast augmentation (see MiniDatasetConfig)
+    renderer_teeth_p: float = 0.0  # extra: sources labelled with the renderer's teeth geometry (see MiniDatasetConfig)
 
 
 def lr_factor(epoch: int, cfg: MiniTrainConfig) -> float:
@@ -255,7 +256,7 @@ def main(argv=None) -> int:
     log.info("training on %d videos (%d frames), validating on %d videos: %s", len(train_videos),
              sum(len(v) for v in train_videos), len(val_videos), ", ".join(v.name for v in val_videos) or "-")
     ds_cfg = MiniDatasetConfig(samples_per_epoch=cfg.samples_per_epoch, procedural_teeth_p=cfg.procedural_teeth_p,
-                               channel_gain=cfg.channel_gain)
+                               channel_gain=cfg.channel_gain, renderer_teeth_p=cfg.renderer_teeth_p)
     train_set = DHLiveMiniDataset(train_videos, ds_cfg, seed=cfg.seed)
     val_batches = []
     if val_videos:

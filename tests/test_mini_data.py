@@ -75,3 +75,23 @@ def test_dataset_sample(smiling_clip):
     # reference lip maps: 255 upper lip, 127 lower lip
     lip_values = set(np.unique(np.round(s["ref"][3].numpy() * 255)).astype(int))
     assert lip_values <= {0, 127, 255} and {127, 255} <= lip_values
+
+
+def test_renderer_teeth_labels(smiling_clip):
+    CAVITY, UPPER_TEETH, LOWER_TEETH = T.CAVITY, T.UPPER_TEETH, T.LOWER_TEETH
+    order = np.argsort(smiling_clip.opening)
+    wide, closed = order[-1], order[0]
+    labels = smiling_clip.labels[wide]
+    out = T.renderer_teeth_labels(labels, smiling_clip.landmarks[wide])
+    # lips and skin are kept; the opening is re-labelled: upper teeth above lower teeth, cavity between
+    assert np.array_equal(out < CAVITY, labels < CAVITY)
+    assert np.array_equal(out[labels < CAVITY], labels[labels < CAVITY])
+    ys_up, _ = np.nonzero(out == UPPER_TEETH)
+    ys_low, _ = np.nonzero(out == LOWER_TEETH)
+    assert len(ys_up) > 10 and len(ys_low) > 10 and ys_up.mean() < ys_low.mean()
+    assert (out == CAVITY).sum() > 0.3 * (labels >= CAVITY).sum()
+    # the teeth take a smaller share of a smaller opening (they appear gradually as the mouth opens)
+    shut = T.renderer_teeth_labels(smiling_clip.labels[closed], smiling_clip.landmarks[closed])
+    share_wide = (out >= UPPER_TEETH).sum() / (out >= CAVITY).sum()
+    share_shut = (shut >= UPPER_TEETH).sum() / max((shut >= CAVITY).sum(), 1)
+    assert share_shut < share_wide < 0.7

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from talkingface.data.mouth_crop import box_to_crop_matrix, crop_mouth
 from talkingface.data.teeth_labels import (CAVITY, inner_mouth, lip_map, mouth_labels, paint_labels,
-                                           procedural_teeth_reference)
+                                           procedural_teeth_reference, renderer_teeth_labels)
 from talkingface.models.DINet_mini import INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y
 from talkingface.utils import mouth_opening
 
@@ -143,6 +143,7 @@ class MiniDatasetConfig:
     open_fraction: float = 0.67  # teeth references come from the top 67 % by lip opening
     procedural_teeth_p: float = 0.3
     procedural_bank: int = 64  # distinct procedural teeth references drawn once per dataset
+    renderer_teeth_p: float = 0.0  # extra: share of sources whose opening is labelled as the GL renderer draws it
     samples_per_epoch: int = 1000
 
 
@@ -213,6 +214,9 @@ class DHLiveMiniDataset(Dataset):
         dy_t, dy_r = (int(rng.integers(-max_dy, max_dy + 1)) for _ in range(2))
         target = _window(video.images[t], dy_t)
         labels_t = _window(video.labels[t], dy_t)
+        source_labels = labels_t
+        if self.cfg.renderer_teeth_p > 0 and rng.random() < self.cfg.renderer_teeth_p:
+            source_labels = _window(renderer_teeth_labels(video.labels[t], video.landmarks[t]), dy_t)
         ref_imgs = [_window(video.images[r0], dy_r)]
         ref_labels = [_window(video.labels[r0], dy_r)]
         teeth_imgs: List[np.ndarray] = []
@@ -233,7 +237,7 @@ class DHLiveMiniDataset(Dataset):
             target, ref_imgs, teeth_imgs = aug[0], aug[1:1 + len(ref_imgs)], aug[1 + len(ref_imgs):]
         rgbs = [ref_imgs[0]] + [inner_mouth(img, lab) for img, lab in zip(ref_imgs[1:], ref_labels[1:])] + teeth_imgs
         maps = [lip_map(lab) for lab in ref_labels] + teeth_maps
-        source = paint_labels(target, labels_t)
+        source = paint_labels(target, source_labels)
         mouth = (labels_t > 0).astype(np.float32)[None]
         interior = (labels_t >= CAVITY).astype(np.float32)[None]
         return {

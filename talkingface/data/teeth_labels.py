@@ -134,6 +134,30 @@ def mouth_labels(image_rgb: np.ndarray, lm: np.ndarray) -> np.ndarray:
     return segment_teeth(image_rgb, lip_labels(lm, image_rgb.shape[:2]))
 
 
+def renderer_teeth_labels(labels: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """The mouth opening labelled as the mini renderer draws it, instead of segmented from the pixels.
+
+    labels: HxW uint8 from :func:`mouth_labels` (or :func:`lip_labels`); lm: (478, >=2) landmarks in the
+    same pixels. Inside the opening (CAVITY / teeth pixels), the procedural teeth bands of
+    :func:`mini_live.obj.wrap_utils.make_teeth` fitted to these landmarks become UPPER_TEETH / LOWER_TEETH
+    (lower drawn over upper) and the rest CAVITY; lips and skin are kept. Returns a new label map.
+    """
+    from mini_live.obj.wrap_utils import make_teeth
+
+    face = np.zeros((len(lm), 3))
+    face[:, :2] = np.asarray(lm, np.float64)[:, :2]
+    out = labels.copy()
+    opening = labels >= CAVITY
+    out[opening] = CAVITY
+    upper, lower, _, _ = make_teeth(face)
+    for band, code in ((upper, UPPER_TEETH), (lower, LOWER_TEETH)):
+        poly = np.concatenate([band[0::2, :2], band[1::2, :2][::-1]])
+        mask = np.zeros(labels.shape, np.uint8)
+        _fill(mask, poly, 1)
+        out[(mask > 0) & opening] = code
+    return out
+
+
 def label_colours(labels: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """labels HxW -> (colour HxWx3 float32 RGB in [0,1], mask HxW float32: 1 on mouth labels)."""
     colour = np.zeros(labels.shape + (3,), np.float32)
