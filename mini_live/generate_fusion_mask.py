@@ -1,4 +1,7 @@
-"""Generate the two fusion masks of the mini pipeline (reference §5.5) and load them.
+"""The two fusion masks of the mini pipeline (reference §5.5), computed by code.
+
+Nothing is stored in the repository: :func:`load_fusion_masks` computes both masks (well under a
+millisecond); the command line writes them as PNGs for inspection.
 
 - ``face_fusion_mask.png``: 128x128 grey. Pixel value min(255, ramp_step * d), d = distance in pixels
   from the crop border (0 on the outermost ring), so with the default step 16 it ramps 0 -> 255 over
@@ -8,8 +11,7 @@
   squeezed (top to 8 px, bottom to 10, sides to 10) and the result resized to 72x72: about 0 at the
   edge, 252 inside. It blends the network's mouth patch into the warped crop.
 
-    python mini_live/generate_fusion_mask.py            # writes both PNGs next to this file
-    python mini_live/generate_fusion_mask.py --out DIR
+    python mini_live/generate_fusion_mask.py --out DIR   # writes both PNGs into DIR
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ from talkingface.util.cli import run_cli, setup_logging
 
 log = logging.getLogger(__name__)
 
-MASK_DIR = Path(__file__).resolve().parent
 FACE_MASK_NAME = "face_fusion_mask.png"
 MOUTH_MASK_NAME = "mouth_fusion_mask.png"
 
@@ -85,7 +86,7 @@ def _write_png(path: Path, img: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def write_fusion_masks(out_dir: Path = MASK_DIR) -> Tuple[Path, Path]:
+def write_fusion_masks(out_dir: Path) -> Tuple[Path, Path]:
     """Write both masks into ``out_dir``; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     face_path, mouth_path = out_dir / FACE_MASK_NAME, out_dir / MOUTH_MASK_NAME
@@ -94,20 +95,14 @@ def write_fusion_masks(out_dir: Path = MASK_DIR) -> Tuple[Path, Path]:
     return face_path, mouth_path
 
 
-def load_fusion_masks(mask_dir: Path = MASK_DIR) -> Tuple[np.ndarray, np.ndarray]:
-    """(face 128x128, mouth 72x72) float32 in [0, 1] from the committed PNGs (channel 0)."""
-    out = []
-    for name in (FACE_MASK_NAME, MOUTH_MASK_NAME):
-        img = cv2.imread(str(Path(mask_dir) / name), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise UserInputError(f"fusion mask missing: {Path(mask_dir) / name} (run mini_live/generate_fusion_mask.py)")
-        out.append((img if img.ndim == 2 else img[..., 0]).astype(np.float32) / 255.0)
-    return out[0], out[1]
+def load_fusion_masks() -> Tuple[np.ndarray, np.ndarray]:
+    """(face 128x128, mouth 72x72) float32 in [0, 1], computed from code (cheap; no files involved)."""
+    return face_fusion_mask().astype(np.float32) / 255.0, mouth_fusion_mask().astype(np.float32) / 255.0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="Write face_fusion_mask.png and mouth_fusion_mask.png.")
-    parser.add_argument("--out", type=Path, default=MASK_DIR, help="output folder (default: mini_live/)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)

@@ -188,7 +188,7 @@ def test_assets_are_committed_files():
 
 
 # ---------------------------------------------------------------------------------------- masks
-def test_fusion_masks_committed_and_shaped(tmp_path):
+def test_fusion_masks_shaped(tmp_path):
     from mini_live.generate_fusion_mask import face_fusion_mask, load_fusion_masks, main, mouth_fusion_mask
 
     face, mouth = load_fusion_masks()
@@ -203,6 +203,22 @@ def test_fusion_masks_committed_and_shaped(tmp_path):
 
         run_cli(main, ["--out", str(tmp_path)])
     assert exc.value.code == 0 and (tmp_path / "face_fusion_mask.png").is_file()
+    assert (tmp_path / "mouth_fusion_mask.png").is_file()
+
+
+def test_fusion_masks_match_the_original(sample_data):
+    """The code reproduces the original's masks (read from the sample data, never committed)."""
+    import cv2
+
+    from mini_live.generate_fusion_mask import face_fusion_mask, mouth_fusion_mask
+
+    orig_face = cv2.imread(str(sample_data / "dh_live/mini_live/face_fusion_mask.png"), cv2.IMREAD_UNCHANGED)
+    orig_mouth = cv2.imread(str(sample_data / "dh_live/mini_live/mouth_fusion_mask.png"), cv2.IMREAD_UNCHANGED)
+    orig_face = orig_face if orig_face.ndim == 2 else orig_face[..., 0]
+    orig_mouth = orig_mouth if orig_mouth.ndim == 2 else orig_mouth[..., 0]
+    assert np.array_equal(face_fusion_mask(), orig_face)
+    assert orig_mouth.shape == (72, 72)
+    assert np.abs(mouth_fusion_mask().astype(int) - orig_mouth.astype(int)).mean() < 6
 
 
 # ------------------------------------------------------------------------------------ image helpers
