@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 
@@ -25,16 +24,10 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda")
     args = ap.parse_args(argv)
     setup_logging()
-    from talkingface.preparation import load_keypoints
-    from talkingface.render_model_mini import write_asset_pack
+    from talkingface.render_model_mini import write_avatar_pack
 
-    video = args.out_dir / "data" / "processed.mp4"
-    keypoints = args.out_dir / "data" / "processed.pkl"
-    for p in (video, keypoints):
-        if not p.is_file():
-            raise UserInputError(f"{p} not found: run data_preparation_mini.py VIDEO {args.out_dir} first")
-    write_asset_pack(args.out_dir, video, load_keypoints(keypoints), checkpoint=args.ckpt,
-                     teeth_seed=args.teeth_seed, device=resolve_device(args.device))
+    write_avatar_pack(args.out_dir, checkpoint=args.ckpt, teeth_seed=args.teeth_seed,
+                      device=resolve_device(args.device))
     return 0
 
 

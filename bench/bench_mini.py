@@ -27,21 +27,6 @@ import numpy as np
 from common import BenchReport, bench_argparser, measure
 
 
-def ensure_pack(cache: Path, checkpoint: Path) -> Path:
-    """Our asset pack of the default avatar, built into ``cache`` on first use."""
-    from talkingface.preparation import PrepConfig, load_keypoints, prepare_mini_avatar
-    from talkingface.render_model_mini import PACK_JSON, write_asset_pack
-    from talkingface.util.sample_data import sample_path
-
-    if (cache / "assets" / PACK_JSON).is_file():
-        return cache / "assets"
-    video = sample_path("dh_live", "video_data", "000002", "video.mp4")
-    if not (cache / "data" / "processed.pkl").is_file():
-        prepare_mini_avatar(video, cache, PrepConfig(progress=False))
-    return write_asset_pack(cache, cache / "data" / "processed.mp4", load_keypoints(cache / "data" / "processed.pkl"),
-                            checkpoint=checkpoint)
-
-
 def speech_clip(seconds: float, out: Path) -> Path:
     """The first ``seconds`` of a real English speech recording, as a 16 kHz wav."""
     from talkingface.util.media import load_audio, save_wav
@@ -67,6 +52,7 @@ def main(argv=None) -> int:
 
     from talkingface.models.DINet_mini import DINet_mini_pipeline
     from talkingface.render_model_mini import DEFAULT_CHECKPOINT, synthesize
+    from talkingface.sample_avatar import ensure_sample_mini_avatar
 
     if device == "cpu":
         torch.set_num_threads(args.threads)
@@ -116,7 +102,7 @@ def main(argv=None) -> int:
                                     warmup=args.warmup, sync=sync))
 
     # --- demo_mini end to end
-    pack = args.pack or ensure_pack(args.cache, Path(ckpt))
+    pack = args.pack or ensure_sample_mini_avatar(args.cache / "avatar", checkpoint=Path(ckpt)) / "assets"
     seconds = 3.0 if report.quick else 10.0
     wav = speech_clip(seconds, args.cache / f"speech_{int(seconds)}s.wav")
     out = args.cache / "bench_demo_mini.mp4"

@@ -19,9 +19,8 @@ from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import landmarks_for_video
 from talkingface.run_utils import MEAN_FACE_PATH, build_mean_face
 from talkingface.util.cli import run_cli, setup_logging
-from talkingface.util.media import read_video
+from talkingface.util.media import list_videos, read_video
 
-VIDEO_EXT = {".mp4", ".mpg", ".mov", ".avi", ".mkv", ".webm"}
 log = logging.getLogger("build_mean_face")
 
 
@@ -35,7 +34,7 @@ def main(argv=None) -> int:
     videos = []
     for item in map(Path, args.inputs):
         if item.is_dir():
-            videos += sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_EXT)
+            videos += list_videos(item)
         elif item.is_file():
             videos.append(item)
         else:

@@ -201,15 +201,16 @@ def prepare_training_face(video: Path, out_dir: Path, cfg: PrepConfig = PrepConf
     return Path(out_dir)
 
 
-def load_keypoints(path: Path) -> np.ndarray:
-    """Read a ``keypoint_rotate.pkl`` / ``processed.pkl`` landmark array as float64 (N, 478, 3)."""
-    with open(path, "rb") as fh:
-        arr = np.asarray(pickle.load(fh), dtype=np.float64)
-    if arr.ndim != 3 or arr.shape[1] != 478:
-        raise UserInputError(f"{path}: expected (N, 478, 3) keypoints, got {arr.shape}")
+def load_keypoints(path: Path, point_counts: Sequence[int] = (478,)) -> np.ndarray:
+    """Read a keypoint pickle (``keypoint_rotate.pkl``, ``processed.pkl``; ours or the original's) as
+    float64 (N, K, C) pixels, K in ``point_counts`` (478 face-mesh points; the DH_live code also takes
+    141 main keypoints), C = 2 or 3. Unreadable or misshaped files raise a clear error."""
+    try:
+        with open(path, "rb") as fh:
+            arr = np.asarray(pickle.load(fh), dtype=np.float64)
+    except (OSError, pickle.UnpicklingError, ValueError, EOFError) as exc:
+        raise UserInputError(f"cannot read keypoints {path}: {exc}") from exc
+    if arr.ndim != 3 or arr.shape[1] not in point_counts or arr.shape[2] not in (2, 3):
+        want = "|".join(map(str, point_counts))
+        raise UserInputError(f"{path}: expected keypoints (N, {want}, 2|3), got {arr.shape}")
     return arr
-
-
-def videos_in(folder: Path, exts: Sequence[str] = (".mp4", ".mpg", ".mov", ".avi", ".mkv", ".webm")) -> List[Path]:
-    """Video files directly inside ``folder``, sorted."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in exts)

@@ -24,11 +24,12 @@ import numpy as np
 import torch
 
 from talkingface.data.few_shot_dataset import (FACE_SIZE, CropBox, FewShotConfig, face_crop_box, inference_mouth,
-                                               jaw_blend_mask, load_keypoints, mask_polygon, masked_source,
+                                               jaw_blend_mask, mask_polygon, masked_source,
                                                max_lip_extent, prompt_image, prompt_rect, reference_image,
                                                select_ref_index, to_image, to_main, to_tensor, video_geometry)
 from talkingface.errors import UserInputError
 from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
+from talkingface.preparation import load_keypoints
 from talkingface.run_utils import smooth_sequence
 from talkingface.util.cli import resolve_device
 
@@ -95,7 +96,7 @@ class RenderModel:
             raise UserInputError(f"{avatar_dir} is not a DH_live avatar (needs circle.mp4 and keypoint_rotate.pkl; "
                                  "make one with data_preparation.py)")
         frames = read_video(video)
-        kps = load_keypoints(kp_path)
+        kps = load_keypoints(kp_path, point_counts=(478, 141))
         n_video = len(frames)
         if len(kps) == n_video:
             rows, order = kps, list(range(n_video))

@@ -371,6 +371,21 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
     return final
 
 
+def write_avatar_pack(avatar_dir: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
+                      teeth_seed: int = DEFAULT_TEETH_SEED, device: str = "cpu", progress: bool = False) -> Path:
+    """``data_preparation_web.py``: the asset pack ``avatar_dir/assets`` of a ``data_preparation_mini.py``
+    folder (its ``data/processed.mp4`` + ``data/processed.pkl``); see :func:`write_asset_pack`."""
+    from talkingface.preparation import load_keypoints
+
+    avatar_dir = Path(avatar_dir)
+    video, keypoints = avatar_dir / "data" / "processed.mp4", avatar_dir / "data" / "processed.pkl"
+    for p in (video, keypoints):
+        if not p.is_file():
+            raise UserInputError(f"{p} not found: run data_preparation_mini.py VIDEO {avatar_dir} first")
+    return write_asset_pack(avatar_dir, video, load_keypoints(keypoints), checkpoint=checkpoint,
+                            teeth_seed=teeth_seed, device=device, progress=progress)
+
+
 def _copy_file(src: Path, dst: Path) -> None:
     import shutil
 

@@ -21,8 +21,9 @@ DEFAULT_MINI_AVATAR = REPO_ROOT / "video_data" / "mini"
 
 
 def ensure_sample_mini_avatar(dest: Path = DEFAULT_MINI_AVATAR, data: Path | None = None,
-                              progress: bool = False) -> Path:
-    """Return ``dest`` holding a complete mini avatar (data/ + assets/), building it if needed."""
+                              checkpoint: Path | None = None, progress: bool = False) -> Path:
+    """Return ``dest`` holding a complete mini avatar (data/ + assets/), building it if needed
+    (``checkpoint``: the DINet_mini weights the pack's ``ref_data`` is made with; default the shipped one)."""
     dest = Path(dest)
     if (dest / "assets" / "combined_data.json.gz").is_file():
         return dest
@@ -34,12 +35,12 @@ def ensure_sample_mini_avatar(dest: Path = DEFAULT_MINI_AVATAR, data: Path | Non
     video = Path(data).joinpath(*SAMPLE_AVATAR_VIDEO)
     if not video.is_file():
         raise UserInputError(f"sample video missing: {video}")
-    from talkingface.preparation import PrepConfig, load_keypoints, prepare_mini_avatar
-    from talkingface.render_model_mini import write_asset_pack
+    from talkingface.preparation import PrepConfig, prepare_mini_avatar
+    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, write_avatar_pack
 
     if not (dest / "data" / "processed.pkl").is_file():
         log.info("building the sample mini avatar in %s from %s", dest, video)
         prepare_mini_avatar(video, dest, PrepConfig(progress=progress))
     log.info("building the asset pack %s", dest / "assets")
-    write_asset_pack(dest, dest / "data" / "processed.mp4", load_keypoints(dest / "data" / "processed.pkl"))
+    write_avatar_pack(dest, checkpoint=checkpoint or DEFAULT_CHECKPOINT)
     return dest

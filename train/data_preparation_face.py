@@ -27,11 +27,10 @@ def main(argv=None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
     setup_logging()
-    from talkingface.preparation import PrepConfig, prepare_training_face, videos_in
+    from talkingface.preparation import PrepConfig, prepare_training_face
+    from talkingface.util.media import list_videos
 
-    if not args.data_dir.is_dir():
-        raise UserInputError(f"not a folder: {args.data_dir}")
-    videos = videos_in(args.data_dir)
+    videos = list_videos(args.data_dir, recursive=False)
     if not videos:
         raise UserInputError(f"no videos in {args.data_dir}")
     out_root = args.out or args.data_dir

@@ -61,19 +61,9 @@ def parse_args(argv=None):
 
 
 def _speech_files(dirs, exclude):
-    from talkingface.data.dataset_wav import AUDIO_EXTS
+    from talkingface.util.media import list_audio
 
-    files = []
-    for d in dirs:
-        if not d.is_dir():
-            raise UserInputError(f"not a folder: {d}")
-        for p in sorted(d.rglob("*")):
-            if p.suffix.lower() not in AUDIO_EXTS or p.name.startswith("."):
-                continue
-            rel = p.relative_to(d)
-            if any(part in exclude for part in rel.parts) or any(p.match(x) for x in exclude):
-                continue
-            files.append(p)
+    files = [p for d in dirs for p in list_audio(d, exclude=exclude)]
     if not files:
         raise UserInputError("no speech files found")
     return files

@@ -38,7 +38,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    from talkingface.data.av_clips import list_videos, prepare_clip
+    from talkingface.data.av_clips import prepare_clip
+    from talkingface.util.media import list_videos
     from talkingface.eval.audio_sync import (common_lag_scores, energy_predictor, evaluate_clips, model_predictor,
                                              rows_as_dicts, summarize)
     from talkingface.eval.heldout import heldout_paths

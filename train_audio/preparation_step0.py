@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     import cv2
     from tqdm import tqdm
 
-    from talkingface.data.dataset_wav import AUDIO_EXTS
+    from talkingface.util.media import list_audio
     from talkingface.models.wav2lip import load_wav2lip, render_teacher_frames
     from talkingface.util.media import load_audio, write_video
 
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     if image is None:
         raise UserInputError(f"cannot read image {args.face}")
     face = face_crop96(image)
-    wavs = sorted(p for p in args.wav_dir.rglob("*") if p.suffix.lower() in AUDIO_EXTS and not p.name.startswith("."))
+    wavs = list_audio(args.wav_dir)
     if not wavs:
         raise UserInputError(f"no audio files in {args.wav_dir}")
     done = 0

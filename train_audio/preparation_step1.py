@@ -44,12 +44,13 @@ def main(argv=None) -> int:
     import cv2
     from tqdm import tqdm
 
-    from talkingface.data.av_clips import clip_name, list_videos, prepare_clip, write_targets
+    from talkingface.data.av_clips import clip_name, prepare_clip, write_targets
+    from talkingface.util.media import list_videos
     from talkingface.mouth_basis import (blendshape_sweep_image, fit_blendshape_basis, fit_pixel_basis,
                                          pixel_sweep_image, process_crops)
     from talkingface.utils import mouth_opening
 
-    videos = list_videos(args.videos, args.exclude)
+    videos = list_videos(args.videos, exclude=args.exclude)
     if not videos:
         raise UserInputError(f"no videos found in {args.videos}")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -18,7 +18,6 @@ from talkingface.errors import MediaError, UserInputError
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTS = (".mp4", ".mpg", ".mpeg", ".avi", ".mov", ".mkv", ".webm")
 MAX_MISSING_FRACTION = 0.1
 
 
@@ -41,15 +40,6 @@ class ClipData:
     @property
     def n_frames(self) -> int:
         return len(self.landmarks)
-
-
-def list_videos(folder: Union[str, Path], exclude: Sequence[str] = ()) -> List[Path]:
-    """Video files under ``folder`` (recursive, sorted); names matching any ``exclude`` glob are skipped."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise UserInputError(f"not a folder: {root}")
-    vids = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTS and p.is_file())
-    return [p for p in vids if not any(p.match(pat) or p.stem == pat or p.name == pat for pat in exclude)]
 
 
 def clip_name(video: Path, root: Optional[Path] = None) -> str:

@@ -24,7 +24,6 @@ from torch.utils.data import Dataset
 from talkingface.audio_features import FBANK_PER_FRAME, SAMPLES_PER_FRAME, compute_fbank
 from talkingface.errors import UserInputError
 
-AUDIO_EXTS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac")
 
 
 @dataclass
@@ -132,11 +131,10 @@ def find_clips(folder: Union[str, Path], target: Optional[str]) -> List[Tuple[Pa
     ``<name>.pixel.txt``, or any other; the original's ``<name>.txt`` with ``""``); None lists audio
     only. Audio without its coefficient file is skipped.
     """
-    root = Path(folder)
-    if not root.is_dir():
-        raise UserInputError(f"not a folder: {root}")
+    from talkingface.util.media import list_audio
+
     out = []
-    for audio in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTS and not p.name.startswith(".")):
+    for audio in list_audio(folder):
         if target is None:
             out.append((audio, None))
             continue

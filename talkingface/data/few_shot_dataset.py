@@ -37,6 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from talkingface.errors import UserInputError
+from talkingface.preparation import load_keypoints
 from talkingface.run_utils import apply_pose, calc_face_mat, jaw_mask_contour, load_mean_face_main
 from talkingface.utils import (INDEX_FACE_OVAL, INDEX_LIPS_INNER, INDEX_LIPS_OUTER,
                                INDEX_NOSE_EDGE, MAIN_KEYPOINTS, ROTATE_REF_INDEX, crop_face,
@@ -71,18 +72,6 @@ class FewShotConfig:
 
 
 # --------------------------------------------------------------------------------- keypoint handling
-def load_keypoints(path: os.PathLike) -> np.ndarray:
-    """keypoint_rotate.pkl -> float64 (N, 478|141, 2|3) pixels (our files or the original's)."""
-    try:
-        with open(path, "rb") as fh:
-            arr = np.asarray(pickle.load(fh), dtype=np.float64)
-    except (OSError, pickle.UnpicklingError, ValueError, EOFError) as exc:
-        raise UserInputError(f"cannot read keypoints {path}: {exc}") from exc
-    if arr.ndim != 3 or arr.shape[1] not in (478, 141) or arr.shape[2] < 2:
-        raise UserInputError(f"{path}: expected keypoints (N, 478|141, 2|3), got {arr.shape}")
-    return arr
-
-
 def to_main(kps: np.ndarray) -> np.ndarray:
     """(..., 478, C) or (..., 141, C) -> (..., 141, C) main keypoints."""
     kps = np.asarray(kps, dtype=np.float64)
@@ -353,7 +342,7 @@ def load_video_record(video_dir: os.PathLike, size: int = FACE_SIZE) -> VideoRec
     if not frames or not kp_path.is_file():
         raise UserInputError(f"{video_dir}: needs image/*.png and keypoint_rotate.pkl "
                              "(run train/data_preparation_face.py first)")
-    kps = load_keypoints(kp_path)
+    kps = load_keypoints(kp_path, point_counts=(478, 141))
     if len(kps) != len(frames):
         raise UserInputError(f"{video_dir}: {len(frames)} images but {len(kps)} keypoint frames")
     mask_path = video_dir / "face_mat_mask.pkl"

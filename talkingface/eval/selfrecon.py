@@ -31,11 +31,10 @@ from talkingface.eval.baselines import audio_model_row, energy_baseline, write_s
 from talkingface.eval.metrics import Reference, compare_videos
 from talkingface.eval.report import ClipResult
 from talkingface.eval.tracking import track_video
-from talkingface.util.media import PathLike, extract_audio, load_audio, probe_video
+from talkingface.util.media import PathLike, extract_audio, list_videos, load_audio, probe_video
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".webm")
 AVATAR_SOURCES = ("neutral", "clip")
 
 
@@ -111,15 +110,14 @@ def _static_pipeline(avatar_video: Path, wav: Path, workdir: Path, options: Pipe
 
 def _run_mini(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions, use_network: bool) -> Path:
     """data_preparation_mini.py -> data_preparation_web.py -> demo_mini.py, through their package calls."""
-    from talkingface.preparation import PrepConfig, load_keypoints, prepare_mini_avatar
-    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, synthesize, write_asset_pack
+    from talkingface.preparation import PrepConfig, prepare_mini_avatar
+    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, synthesize, write_avatar_pack
 
     checkpoint = options.checkpoint or DEFAULT_CHECKPOINT
     if not Path(checkpoint).is_file():
         raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint} (give --ckpt)")
     avatar = prepare_mini_avatar(avatar_video, workdir / "avatar", PrepConfig(progress=options.progress))
-    write_asset_pack(avatar, avatar / "data" / "processed.mp4", load_keypoints(avatar / "data" / "processed.pkl"),
-                     checkpoint=checkpoint, device=options.device)
+    write_avatar_pack(avatar, checkpoint=checkpoint, device=options.device)
     out = workdir / ("mini.mp4" if use_network else "mini_warp.mp4")
     synthesize(avatar, wav, out, checkpoint=checkpoint, audio_checkpoint=options.audio_checkpoint,
                device=options.device, use_network=use_network, progress=options.progress)
@@ -160,7 +158,7 @@ def list_clips(paths: List[PathLike]) -> List[Path]:
     out: List[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
+            out += list_videos(p, recursive=False)
         elif p.is_file():
             out.append(p)
         else:

@@ -78,6 +78,43 @@ def _check_input(path: PathLike) -> Path:
     return p
 
 
+#: File suffixes treated as video / audio when a folder is listed.
+VIDEO_EXTS = (".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".webm")
+AUDIO_EXTS = (".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac")
+
+
+def list_media(folder: PathLike, exts: Sequence[str], recursive: bool = True,
+               exclude: Sequence[str] = ()) -> List[Path]:
+    """Files of ``folder`` with one of ``exts`` (sorted; hidden names skipped; recursive by default).
+
+    ``exclude``: patterns matched against each file's path (glob), name, stem or any folder below
+    ``folder``. Raises a clear error when ``folder`` is not a folder.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise UserInputError(f"not a folder: {root}")
+    found = root.rglob("*") if recursive else root.iterdir()
+    out = []
+    for p in sorted(found):
+        if not p.is_file() or p.suffix.lower() not in exts or p.name.startswith("."):
+            continue
+        parts = p.relative_to(root).parts
+        if any(p.match(x) or x in (p.name, p.stem) or x in parts[:-1] for x in exclude):
+            continue
+        out.append(p)
+    return out
+
+
+def list_videos(folder: PathLike, recursive: bool = True, exclude: Sequence[str] = ()) -> List[Path]:
+    """Video files of ``folder`` (see :func:`list_media`)."""
+    return list_media(folder, VIDEO_EXTS, recursive, exclude)
+
+
+def list_audio(folder: PathLike, recursive: bool = True, exclude: Sequence[str] = ()) -> List[Path]:
+    """Audio files of ``folder`` (see :func:`list_media`)."""
+    return list_media(folder, AUDIO_EXTS, recursive, exclude)
+
+
 # --------------------------------------------------------------------------------------------- video
 
 
