@@ -51,6 +51,7 @@ import tracemalloc
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
+from talkingface.util import files
 
 log = logging.getLogger("bench")
 
@@ -279,11 +280,7 @@ def write_json(path: Path, obj: Any) -> Path:
 
 def write_text(path: Path, text: str) -> Path:
     """Write ``text`` via a temporary file and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp_{path.name}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return files.write_text(path, text)
 
 
 def _fmt(x: Optional[float], nd: int = 2) -> str:

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
-from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.files import write_image
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +78,12 @@ def mouth_fusion_mask(size: Tuple[int, int] = (72, 72), canvas: int = 100, level
     return np.clip(np.round(cv2.resize(squeezed, size, interpolation=cv2.INTER_AREA)), 0, 255).astype(np.uint8)
 
 
-def _write_png(path: Path, img: np.ndarray) -> None:
-    tmp = path.with_name(f".tmp_{path.name}")
-    if not cv2.imwrite(str(tmp), img):
-        raise UserInputError(f"cannot write {path}")
-    os.replace(tmp, path)
-
-
 def write_fusion_masks(out_dir: Path) -> Tuple[Path, Path]:
     """Write both masks into ``out_dir``; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     face_path, mouth_path = out_dir / FACE_MASK_NAME, out_dir / MOUTH_MASK_NAME
-    _write_png(face_path, face_fusion_mask())
-    _write_png(mouth_path, cv2.cvtColor(mouth_fusion_mask(), cv2.COLOR_GRAY2BGR))
+    write_image(face_path, face_fusion_mask())
+    write_image(mouth_path, cv2.cvtColor(mouth_fusion_mask(), cv2.COLOR_GRAY2BGR))
     return face_path, mouth_path
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.files import write_image
 
 log = logging.getLogger("train_input_validation")
 
@@ -52,10 +53,7 @@ def main(argv=None) -> int:
                            seed=args.seed)
     mosaic = np.concatenate([sample_row(ds[i]) for i in range(args.samples)], 0)
     mosaic = cv2.resize(mosaic, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-    tmp = args.out.with_name(f".tmp_{args.out.name}")
-    if not cv2.imwrite(str(tmp), cv2.cvtColor(mosaic, cv2.COLOR_RGB2BGR)):
-        raise UserInputError(f"cannot write {args.out}")
-    tmp.replace(args.out)
+    write_image(args.out, cv2.cvtColor(mosaic, cv2.COLOR_RGB2BGR))
     log.info("wrote %s (%d samples from %d videos)", args.out, args.samples, len(files))
     return 0
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from torch.utils.data import DataLoader
 
 from talkingface.data.dataset_wav import worker_init
 from talkingface.models.audio2bs_lstm import Audio2Feature
+from talkingface.util.files import atomic_write, write_text
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,8 @@ class LSTMTrainConfig:
 
 
 def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".tmp_{path.name}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class LSTMTrainer:
@@ -189,12 +188,7 @@ class LSTMTrainer:
 
 def write_card(checkpoint: Path, card: dict) -> Path:
     """Write the sidecar JSON of a checkpoint atomically."""
-    side = Path(checkpoint).with_suffix(".json")
-    tmp = side.with_name(f".tmp_{side.name}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(card, fh, indent=1, default=str)
-    os.replace(tmp, side)
-    return side
+    return write_text(Path(checkpoint).with_suffix(".json"), json.dumps(card, indent=1, default=str))
 
 
 # ------------------------------------------------------------------------- mapping to our own bases

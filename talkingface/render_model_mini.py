@@ -38,6 +38,7 @@ import torch
 
 from talkingface.errors import UserInputError
 from talkingface.models.DINet_mini import INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y
+from talkingface.util.files import write_image
 
 log = logging.getLogger(__name__)
 
@@ -729,7 +730,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
         stats.frames = n
         stats.gl, stats.network, stats.paste = (model.timings[k] for k in ("gl", "network", "paste"))
         if mosaic and tiles:
-            _write_png(Path(mosaic), np.concatenate(tiles, 1))
+            write_image(Path(mosaic), np.concatenate(tiles, 1))
     finally:
         model.close()
     stats.total = time.perf_counter() - t_start
@@ -746,8 +747,3 @@ def _mosaic_tile(frame: np.ndarray, rect: Sequence[int], index: int, weight: flo
     return tile
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    tmp = path.with_name(f".tmp_{path.name}")
-    if not cv2.imwrite(str(tmp), image):
-        raise UserInputError(f"cannot write {path}")
-    os.replace(tmp, path)

@@ -9,16 +9,14 @@ augmentation), so what the network sees can be inspected before a long training 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from talkingface.data.few_shot_dataset import FewShotConfig, Few_Shot_Dataset, data_preparation, sample_mosaic
 from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import write_image
 
 log = logging.getLogger("train_input_validation_render_model")
 
@@ -50,13 +48,7 @@ def main(argv=None) -> int:
         rows.append(sample_mosaic(sample, args.n_ref))
     mosaic = np.concatenate(rows, axis=0)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out.parent)
-    os.close(fd)
-    if not cv2.imwrite(tmp, mosaic):
-        os.unlink(tmp)
-        raise UserInputError(f"cannot write {out}")
-    os.replace(tmp, out)
+    write_image(out, mosaic)
     log.info("wrote %s (%dx%d)", out, mosaic.shape[1], mosaic.shape[0])
     return 0
 

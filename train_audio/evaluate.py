@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import write_text
 
 log = logging.getLogger("evaluate")
 REPO = Path(__file__).resolve().parents[1]
@@ -72,11 +72,8 @@ def main(argv=None) -> int:
         print(f"{name:10s} {s['clips']:5d} {s['r']:9.3f} {s['r_best']:12.3f} {common[name]['lag']:11d} "
               f"{common[name]['r']:9.3f}")
     if args.json:
-        tmp = args.json.with_name(f".tmp_{args.json.name}")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"rows": rows_as_dicts(rows), "summary": summary, "common_lag": common,
-                       "basis": str(args.basis), "models": models}, fh, indent=1)
-        os.replace(tmp, args.json)
+        write_text(args.json, json.dumps({"rows": rows_as_dicts(rows), "summary": summary, "common_lag": common,
+                                          "basis": str(args.basis), "models": models}, indent=1))
     return 0
 
 

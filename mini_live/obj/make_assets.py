@@ -22,16 +22,14 @@ from mini_live.obj.utils import (BS_TABLE_PATH, DATA_DIR, FACE_MESH_PATH, WRAP_T
 from mini_live.obj.wrap_utils import TEETH_COLUMNS, WrapConfig, WrapMesh, generate_wrap_obj, make_teeth
 from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 
 def _save_npz(path: Path, **arrays) -> None:
-    import os
-
-    tmp = path.with_name(f".tmp_{path.stem}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def teeth_obj(band: np.ndarray, faces: np.ndarray) -> ObjMesh:

@@ -15,6 +15,7 @@ from typing import List, Optional, Sequence
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.files import write_text
 
 log = logging.getLogger("talkingface.eval")
 
@@ -62,13 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp_{path.name}")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
 def _compare(args) -> None:
     from talkingface.eval.baselines import energy_baseline, write_static_mouth_video
     from talkingface.eval.metrics import Reference, compare_videos
@@ -90,7 +84,7 @@ def _compare(args) -> None:
     print(result.markdown())
     if args.out is not None:
         result.save(args.out)
-        _write_text(args.out.with_suffix(".md"), result.markdown())
+        write_text(args.out.with_suffix(".md"), result.markdown() + "\n")
         log.info("wrote %s", args.out)
 
 
@@ -127,12 +121,12 @@ def _selfrecon(args) -> None:
             continue
         stem = f"{clip.stem}.{args.pipeline}" + ("" if args.avatar_source == "neutral" else ".rawavatar")
         res.save(args.out / f"{stem}.json")
-        _write_text(args.out / f"{stem}.md", res.markdown())
+        write_text(args.out / f"{stem}.md", res.markdown() + "\n")
         print("\n".join(res.markdown_rows()), flush=True)
         results.append(res)
     if len(results) > 1:
         table = summary_markdown(results)
-        _write_text(args.out / f"summary.{args.pipeline}.md", table)
+        write_text(args.out / f"summary.{args.pipeline}.md", table + "\n")
         print()
         print(table.split("\n\n", 1)[1])
     log.info("results in %s", args.out)
@@ -146,7 +140,7 @@ def _summary(args) -> None:
     table = summary_markdown(load_results(args.folder))
     print(table)
     if args.md is not None:
-        _write_text(args.md, table)
+        write_text(args.md, table + "\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

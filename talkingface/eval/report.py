@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from talkingface.errors import UserInputError
 from talkingface.eval.metrics import MetricRow
+from talkingface.util.files import write_text
 
 HEADER = ("| clip | method | frames | r | offset | r@offset | amplitude | LMD px | mouth PSNR | mouth SSIM "
           "| no-face pred/gt |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -62,12 +62,7 @@ class ClipResult:
 
     def save(self, path: Path) -> Path:
         """Write the JSON object atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp_{path.name}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 def markdown_row(clip: str, r: MetricRow) -> str:

@@ -1,4 +1,4 @@
-"""Atomic publishing of outputs: write to a temporary name beside the target, then move it in place.
+"""Atomic outputs: write to a temporary name beside the target, then move it in place.
 
 ``tempfile`` creates files 0600 and folders 0700; :func:`publish` gives them the usual permissions
 (0666 / 0777 minus the umask) before the rename, so outputs are readable like any other file.
@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -31,3 +32,37 @@ def publish(tmp: PathLike, dst: PathLike) -> Path:
         os.chmod(tmp, 0o666 & ~mask)
     os.replace(tmp, dst)
     return dst
+
+
+@contextmanager
+def atomic_write(dst: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``dst`` (same suffix, so writers pick the same format); on
+    success it is published as ``dst`` (parents created), on an exception it is removed."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".tmp_{dst.name}")
+    try:
+        yield tmp
+        publish(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(dst: PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``dst`` atomically."""
+    with atomic_write(dst) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(dst)
+
+
+def write_image(dst: PathLike, image) -> Path:
+    """Write an image (format from the suffix, e.g. PNG) with OpenCV, atomically; a clear error if
+    OpenCV cannot write it."""
+    import cv2
+
+    from talkingface.errors import UserInputError
+
+    with atomic_write(dst) as tmp:
+        if not cv2.imwrite(str(tmp), image):
+            raise UserInputError(f"cannot write image {dst}")
+    return Path(dst)
