@@ -184,20 +184,11 @@ class MiniStreamRenderer:
     def __init__(self, avatar_dir: os.PathLike, render_checkpoint: Optional[os.PathLike] = None,
                  audio_checkpoint: Optional[os.PathLike] = None, device: str = "cpu"):
         from talkingface import render_model_mini as mini
-        from talkingface.audio_model import AudioModel
 
         self._mini = mini
-        pack_dir = Path(avatar_dir)
-        if (pack_dir / "assets" / mini.PACK_JSON).is_file():  # a data_preparation_mini/_web folder
-            pack_dir = pack_dir / "assets"
-        self.pack = mini.load_asset_pack(pack_dir)
-        from talkingface.mouth_basis import BlendshapeBasis
-
-        audio_checkpoint = audio_checkpoint or mini.find_mini_audio_checkpoint()
-        self.audio = AudioModel(audio_checkpoint, device="cpu")
+        self.pack = mini.load_asset_pack(avatar_dir)  # the pack folder or the avatar folder holding assets/
         # The mesh's blendshape table must decode the coefficients this audio model predicts.
-        basis_path = mini.resolve_blendshape_basis(audio_checkpoint, self.audio.card)
-        basis = BlendshapeBasis.load(basis_path) if basis_path is not None else None
+        self.audio, basis = mini.load_mini_audio(audio_checkpoint, device="cpu")
         self.model = mini.RenderModelMini(render_checkpoint or mini.DEFAULT_CHECKPOINT, device=device)
         self.model.reset_charactor(self.pack, basis=basis)
         self.lookahead_frames = self.audio.lookahead_frames

@@ -126,7 +126,7 @@ def _check_rects(rects: np.ndarray, frame_shape: Tuple[int, int]) -> None:
                              f"{w}x{h} video")
 
 
-def load_asset_pack(pack_dir: PathLike, progress: bool = False) -> AssetPack:
+def load_asset_pack(pack_dir: PathLike) -> AssetPack:
     """Read an asset pack folder (ours or the original's, see the module doc)."""
     from mini_live.obj.wrap_utils import WrapMesh
     from talkingface.util.media import read_video
@@ -172,12 +172,16 @@ def load_asset_pack(pack_dir: PathLike, progress: bool = False) -> AssetPack:
     return pack
 
 
-def crop_landmarks(frame: np.ndarray, rect: Sequence[int]) -> Optional[np.ndarray]:
-    """Face mesh of one frame, in the 128 crop of ``rect``: (478, 3) or None when no face is found."""
+def crop_landmarks(frame: np.ndarray, rect: Sequence[int], mesh=None) -> Optional[np.ndarray]:
+    """Face mesh of one frame, in the 128 crop of ``rect``: (478, 3) or None when no face is found.
+    ``mesh``: a static-image ``FaceLandmarker`` to reuse (one is built when omitted)."""
     from mini_live.obj.image_utils import standard_points
     from talkingface.mediapipe_utils import FaceLandmarker
 
-    with FaceLandmarker(static_image_mode=True) as mesh:
+    if mesh is None:
+        with FaceLandmarker(static_image_mode=True) as own:
+            lm = own(frame)
+    else:
         lm = mesh(frame)
     if lm is None:
         return None
@@ -189,21 +193,22 @@ def _recover_landmark_ids(pack: AssetPack, n_probe: int = 3) -> None:
     assign each pack point to a distinct landmark by minimum mean distance (Hungarian)."""
     from scipy.optimize import linear_sum_assignment
 
-    probes = sorted(set(np.linspace(0, len(pack) - 1, n_probe).round().astype(int).tolist()))
+    from talkingface.mediapipe_utils import FaceLandmarker
+
+    probes = sorted(set(np.linspace(0, len(pack) - 1, n_probe).round().astype(int).tolist()))  # includes 0
     cost = np.zeros((pack.points.shape[1], 478))
     used = 0
-    for k in probes:
-        lm = crop_landmarks(pack.frames[k], pack.rects[k])
-        if lm is None:
-            continue
-        if pack.frame0_landmarks is None or k == 0:
-            pack.frame0_landmarks = lm if k == 0 else pack.frame0_landmarks
-        cost += np.linalg.norm(pack.points[k][:, None, :] - lm[None, :, :2], axis=-1)
-        used += 1
+    with FaceLandmarker(static_image_mode=True) as mesh:
+        for k in probes:
+            lm = crop_landmarks(pack.frames[k], pack.rects[k], mesh)
+            if lm is None:
+                continue
+            if k == 0:  # the reference is built from frame 0 (pack_reference)
+                pack.frame0_landmarks = lm
+            cost += np.linalg.norm(pack.points[k][:, None, :] - lm[None, :, :2], axis=-1)
+            used += 1
     if used == 0:
         raise UserInputError(f"asset pack {pack.meta.get('path')}: no face found in its video")
-    if pack.frame0_landmarks is None:
-        pack.frame0_landmarks = crop_landmarks(pack.frames[probes[-1]], pack.rects[probes[-1]])
     rows, cols = linear_sum_assignment(cost / used)
     ids = np.full(len(pack.mesh.vertices), -1, np.int64)
     ids[rows] = cols
@@ -283,7 +288,7 @@ def reference_tensor(reference: np.ndarray) -> torch.Tensor:
 
 # --------------------------------------------------------------------------------------- writing
 def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, checkpoint: PathLike = DEFAULT_CHECKPOINT,
-                     teeth_seed: int = DEFAULT_TEETH_SEED, device: str = "cpu", progress: bool = False) -> Path:
+                     teeth_seed: int = DEFAULT_TEETH_SEED, device: str = "cpu") -> Path:
     """Build ``out_dir/assets`` from a processed video and its (N, 478, 3) landmarks (reference §1.4).
 
     Steps: smooth the landmarks over time (first/last 2 frames raw); per-frame mouth rects of one
@@ -373,7 +378,7 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
 
 
 def write_avatar_pack(avatar_dir: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
-                      teeth_seed: int = DEFAULT_TEETH_SEED, device: str = "cpu", progress: bool = False) -> Path:
+                      teeth_seed: int = DEFAULT_TEETH_SEED, device: str = "cpu") -> Path:
     """``data_preparation_web.py``: the asset pack ``avatar_dir/assets`` of a ``data_preparation_mini.py``
     folder (its ``data/processed.mp4`` + ``data/processed.pkl``); see :func:`write_asset_pack`."""
     from talkingface.preparation import load_keypoints
@@ -384,7 +389,7 @@ def write_avatar_pack(avatar_dir: PathLike, checkpoint: PathLike = DEFAULT_CHECK
         if not p.is_file():
             raise UserInputError(f"{p} not found: run data_preparation_mini.py VIDEO {avatar_dir} first")
     return write_asset_pack(avatar_dir, video, load_keypoints(keypoints), checkpoint=checkpoint,
-                            teeth_seed=teeth_seed, device=device, progress=progress)
+                            teeth_seed=teeth_seed, device=device)
 
 
 def _copy_file(src: Path, dst: Path) -> None:
@@ -616,6 +621,26 @@ def find_mini_audio_checkpoint() -> Path:
     raise UserInputError("no blendshape audio model found under checkpoint/ (give --audio_ckpt)")
 
 
+def load_mini_audio(audio_checkpoint: Optional[PathLike] = None, device: str = "cpu"):
+    """The blendshape audio model that drives the mini mouth and the ``BlendshapeBasis`` that decodes
+    its outputs (None when none is found: the renderer's committed table is used). Default: the shipped
+    model. Raises a clear error for a missing file or a model of another target (e.g. pixel)."""
+    from talkingface.audio_model import AudioModel
+    from talkingface.mouth_basis import BlendshapeBasis
+
+    audio_checkpoint = Path(audio_checkpoint) if audio_checkpoint is not None else find_mini_audio_checkpoint()
+    if not audio_checkpoint.is_file():
+        raise UserInputError(f"audio checkpoint not found: {audio_checkpoint}")
+    audio_model = AudioModel(audio_checkpoint, device=device)
+    if audio_model.card.get("target", "blendshape") != "blendshape":
+        raise UserInputError(f"{audio_checkpoint} predicts {audio_model.card.get('target')!r} coefficients; "
+                             "the mini renderer needs a blendshape audio model")
+    basis_path = resolve_blendshape_basis(audio_checkpoint, audio_model.card)
+    if basis_path is None:
+        log.warning("no blendshape basis beside %s; using the renderer's committed table", audio_checkpoint)
+    return audio_model, (BlendshapeBasis.load(basis_path) if basis_path is not None else None)
+
+
 @dataclass
 class SynthesisStats:
     """Per-stage wall time (seconds, whole run) and sizes of one :func:`synthesize` call.
@@ -669,7 +694,6 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
     """
     import time
 
-    from talkingface.audio_model import AudioModel
     from talkingface.util.media import SAMPLES_PER_FRAME, VideoWriter, load_audio
 
     import resource
@@ -686,19 +710,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
     if not Path(audio_path).is_file():
         raise UserInputError(f"audio file not found: {audio_path}")
     pack = load_asset_pack(pack_dir)
-    from talkingface.mouth_basis import BlendshapeBasis
-
-    audio_checkpoint = Path(audio_checkpoint) if audio_checkpoint is not None else find_mini_audio_checkpoint()
-    if not audio_checkpoint.is_file():
-        raise UserInputError(f"audio checkpoint not found: {audio_checkpoint}")
-    audio_model = AudioModel(audio_checkpoint, device=device)
-    if audio_model.card.get("target", "blendshape") != "blendshape":
-        raise UserInputError(f"{audio_checkpoint} predicts {audio_model.card.get('target')!r} coefficients; "
-                             "demo_mini needs a blendshape audio model")
-    basis_path = resolve_blendshape_basis(audio_checkpoint, audio_model.card)
-    if basis_path is None:
-        log.warning("no blendshape basis beside %s; using the renderer's committed table", audio_checkpoint)
-    basis = BlendshapeBasis.load(basis_path) if basis_path is not None else None
+    audio_model, basis = load_mini_audio(audio_checkpoint, device=device)
     model = RenderModelMini(checkpoint, device=device, backend=backend, warp_only=not use_network, blend=blend)
     try:
         model.reset_charactor(pack, use_pack_ref=use_pack_ref, basis=basis)
