@@ -26,11 +26,12 @@ import torch
 from talkingface.data.few_shot_dataset import (FACE_SIZE, CropBox, FewShotConfig, face_crop_box, inference_mouth,
                                                jaw_blend_mask, mask_polygon, masked_source,
                                                max_lip_extent, prompt_image, prompt_rect, reference_image,
-                                               select_ref_index, to_image, to_main, to_tensor, video_geometry)
+                                               select_ref_index, to_image, to_tensor, video_geometry)
 from talkingface.errors import UserInputError
 from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
 from talkingface.preparation import load_keypoints
 from talkingface.run_utils import smooth_sequence
+from talkingface.utils import main_keypoints
 from talkingface.util.cli import resolve_device
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class RenderModel:
                                  "(expected the same number or half)")
         if rows.shape[1] != 478 or rows.shape[2] != 3:
             raise UserInputError(f"{kp_path}: expected (N, 478, 3) keypoints, got {rows.shape}")
-        main = to_main(rows)[..., :2]
+        main = main_keypoints(rows)[..., :2]
         self.frames = frames
         self.main = main[order]
         self.contours = video_geometry(rows).contours[order]

@@ -87,9 +87,16 @@ assert len(INDEX_LIPS_UPPER) == 22 and len(INDEX_LIPS_LOWER) == 22 and len(ROTAT
 assert INDEX_NOSE_BRIDGE == 33
 
 
+#: The lip polygons above as MediaPipe ids (for drawing on a (478, C) landmark array).
+MP_LIPS_UPPER = [MAIN_KEYPOINTS[i] for i in INDEX_LIPS_UPPER]
+MP_LIPS_LOWER = [MAIN_KEYPOINTS[i] for i in INDEX_LIPS_LOWER]
+
+
 def main_keypoints(lm: np.ndarray) -> np.ndarray:
-    """(..., 478, C) MediaPipe landmarks -> (..., 141, C) main keypoints."""
-    return np.asarray(lm)[..., MAIN_KEYPOINTS, :]
+    """(..., 478, C) MediaPipe landmarks -> (..., 141, C) main keypoints (float64); an array that
+    already holds the 141 main keypoints (the original's files) is returned as is."""
+    lm = np.asarray(lm, dtype=np.float64)
+    return lm if lm.shape[-2] == len(MAIN_KEYPOINTS) else lm[..., MAIN_KEYPOINTS, :]
 
 
 # ------------------------------------------------------------------------------------------- measures

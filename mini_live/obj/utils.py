@@ -23,10 +23,6 @@ import numpy as np
 from mini_live.obj.wrap_utils import (LABEL_ANCHOR, LABEL_LOWER_TEETH, LABEL_UPPER_TEETH, TEETH_COLUMNS, WrapMesh,
                                      inner_lip_ids, newWrapModel, normalizeLips, teeth_row_weights)
 from talkingface.errors import UserInputError
-from talkingface.utils import MP_LIPS_RINGS
-
-#: The original's name for the four lip rings (outer, two intermediate, inner; reference §3.0).
-INDEX_MP_LIPS = MP_LIPS_RINGS
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 FACE_MESH_PATH = DATA_DIR / "face_mesh.npz"

@@ -40,8 +40,8 @@ from talkingface.errors import UserInputError
 from talkingface.preparation import load_keypoints
 from talkingface.run_utils import apply_pose, calc_face_mat, jaw_mask_contour, load_mean_face_main
 from talkingface.utils import (INDEX_FACE_OVAL, INDEX_LIPS_INNER, INDEX_LIPS_OUTER,
-                               INDEX_NOSE_EDGE, MAIN_KEYPOINTS, ROTATE_REF_INDEX, crop_face,
-                               draw_face_feature_map, safe_crop)
+                               INDEX_NOSE_EDGE, ROTATE_REF_INDEX, crop_face,
+                               draw_face_feature_map, main_keypoints, safe_crop)
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,6 @@ class FewShotConfig:
 
 
 # --------------------------------------------------------------------------------- keypoint handling
-def to_main(kps: np.ndarray) -> np.ndarray:
-    """(..., 478, C) or (..., 141, C) -> (..., 141, C) main keypoints."""
-    kps = np.asarray(kps, dtype=np.float64)
-    return kps[..., MAIN_KEYPOINTS, :] if kps.shape[-2] == 478 else kps
-
-
 def lip_gap(main: np.ndarray) -> np.ndarray:
     """Inner-lip gap |pt14 - pt13| in pixels. main: (..., 141, >=2) -> (...,)."""
     return np.linalg.norm(main[..., _LOWER_INNER, :2] - main[..., _UPPER_INNER, :2], axis=-1)
@@ -118,7 +112,7 @@ def video_geometry(kps: np.ndarray, face_mat_mask: Optional[os.PathLike] = None)
     kps = np.asarray(kps, dtype=np.float64)
     if kps.ndim != 3 or kps.shape[1] != 478 or kps.shape[2] != 3:
         raise UserInputError(f"expected (N, 478, 3) face-mesh keypoints, got {kps.shape}")
-    main = to_main(kps)
+    main = main_keypoints(kps)
     if face_mat_mask is not None:
         with open(face_mat_mask, "rb") as fh:
             obj = pickle.load(fh)
@@ -347,7 +341,7 @@ def load_video_record(video_dir: os.PathLike, size: int = FACE_SIZE) -> VideoRec
         raise UserInputError(f"{video_dir}: {len(frames)} images but {len(kps)} keypoint frames")
     mask_path = video_dir / "face_mat_mask.pkl"
     geometry = video_geometry(kps, mask_path if mask_path.is_file() else None)
-    main = to_main(kps)[..., :2]
+    main = main_keypoints(kps)[..., :2]
     lip_w, lip_h = max_lip_extent(main, size)
     return VideoRecord(video_dir, frames, main, geometry, lip_w, lip_h)
 

@@ -16,7 +16,7 @@ from typing import Tuple
 import numpy as np
 
 from talkingface.run_utils import smooth_sequence
-from talkingface.utils import INDEX_FACE_OVAL, INDEX_LIPS_OUTER, MAIN_KEYPOINTS
+from talkingface.utils import INDEX_FACE_OVAL, INDEX_LIPS_OUTER, main_keypoints
 
 HALF_SIZE_RATIO = 0.46
 ABOVE_RATIO = 0.89
@@ -25,15 +25,9 @@ BELOW_RATIO = 1.11
 CENTRE_SMOOTH_KERNEL = (0.1, 0.2, 0.4, 0.2, 0.1)
 
 
-def _main(lm: np.ndarray) -> np.ndarray:
-    """Accept (..., 478, C) MediaPipe or (..., 141, C) main-keypoint arrays; return main keypoints."""
-    lm = np.asarray(lm, dtype=np.float64)
-    return lm[..., MAIN_KEYPOINTS, :] if lm.shape[-2] == 478 else lm
-
-
 def mouth_centre_and_half(lm: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """lm: (..., 478|141, >=2) pixels -> (centre (..., 2), half-size (...,))."""
-    kps = _main(lm)
+    kps = main_keypoints(lm)
     centre = kps[..., INDEX_LIPS_OUTER, :2].mean(axis=-2)
     oval = kps[..., INDEX_FACE_OVAL, :2]
     extent = (oval.max(axis=-2) - oval.min(axis=-2)).max(axis=-1)

@@ -27,7 +27,7 @@ from typing import Tuple
 import cv2
 import numpy as np
 
-from talkingface.utils import INDEX_LIPS_INNER, INDEX_LIPS_LOWER, INDEX_LIPS_UPPER, MAIN_KEYPOINTS
+from talkingface.utils import MP_LIPS_INNER, MP_LIPS_LOWER, MP_LIPS_UPPER
 
 SKIN, UPPER_LIP, LOWER_LIP, CAVITY, UPPER_TEETH, LOWER_TEETH = 0, 1, 2, 3, 4, 5
 #: RGB colours in [0, 1] the GL shader draws for each label (skin has none).
@@ -46,13 +46,6 @@ _LIGHTNESS_MARGIN = 0.0  # Lab L* units (0..255 scale in OpenCV) above the lips'
 _MIN_TEETH_PIXELS = 6
 
 
-def _mp_ids(positions) -> list:
-    return [MAIN_KEYPOINTS[i] for i in positions]
-
-
-MP_INNER = _mp_ids(INDEX_LIPS_INNER)
-MP_UPPER_LIP = _mp_ids(INDEX_LIPS_UPPER)
-MP_LOWER_LIP = _mp_ids(INDEX_LIPS_LOWER)
 
 
 def _fill(mask: np.ndarray, pts: np.ndarray, value: int) -> None:
@@ -65,9 +58,9 @@ def lip_labels(lm: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     (h, w) -> (h, w) uint8 labels with SKIN, UPPER_LIP, LOWER_LIP and CAVITY."""
     lm = np.asarray(lm, dtype=np.float64)
     labels = np.zeros(shape, np.uint8)
-    _fill(labels, lm[MP_UPPER_LIP], UPPER_LIP)
-    _fill(labels, lm[MP_LOWER_LIP], LOWER_LIP)
-    _fill(labels, lm[MP_INNER], CAVITY)
+    _fill(labels, lm[MP_LIPS_UPPER], UPPER_LIP)
+    _fill(labels, lm[MP_LIPS_LOWER], LOWER_LIP)
+    _fill(labels, lm[MP_LIPS_INNER], CAVITY)
     return labels
 
 
