@@ -17,6 +17,7 @@ import torch
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.files import atomic_write
 
 log = logging.getLogger("export_checkpoint")
 
@@ -37,10 +38,8 @@ def main(argv=None) -> int:
     except (KeyError, TypeError) as exc:
         raise UserInputError(f"{args.src}: not a training checkpoint with state_dict.net_g") from exc
     DINet_mini(3, 12).load_state_dict(net_g, strict=True)
-    args.dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.dst.with_name(f".tmp_{args.dst.name}")
-    torch.save({"epoch": ckpt.get("epoch"), "step": ckpt.get("step"), "state_dict": {"net_g": net_g}}, tmp)
-    tmp.replace(args.dst)
+    with atomic_write(args.dst) as tmp:
+        torch.save({"epoch": ckpt.get("epoch"), "step": ckpt.get("step"), "state_dict": {"net_g": net_g}}, tmp)
     side = args.src.with_suffix(".json")
     if side.is_file():
         shutil.copyfile(side, args.dst.with_suffix(".json"))

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.files import atomic_write, write_text
 
 log = logging.getLogger("mini_live.train")
 
@@ -210,10 +211,9 @@ class MiniTrainer:
 def save_checkpoint(trainer: MiniTrainer, out_dir: Path, name: str, extra: dict) -> Path:
     """Write ``out_dir/name`` atomically plus a sidecar JSON (config, data, metrics)."""
     path = out_dir / name
-    tmp = path.with_name(f".tmp_{name}")
-    torch.save(trainer.state(), tmp)
-    tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps(extra, indent=2))
+    with atomic_write(path) as tmp:
+        torch.save(trainer.state(), tmp)
+    write_text(path.with_suffix(".json"), json.dumps(extra, indent=2))
     return path
 
 

@@ -20,6 +20,7 @@ from talkingface.mediapipe_utils import landmarks_for_video
 from talkingface.run_utils import MEAN_FACE_PATH, build_mean_face
 from talkingface.util.cli import run_cli, setup_logging
 from talkingface.util.media import list_videos, read_video
+from talkingface.util.files import atomic_write
 
 log = logging.getLogger("build_mean_face")
 
@@ -50,10 +51,8 @@ def main(argv=None) -> int:
     if not sets:
         raise UserInputError("no face found in any input video")
     mean = build_mean_face(sets)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.stem + ".tmp.npz")
-    np.savez(tmp, mean_face=mean.astype(np.float32), videos=np.array(used), frames=sum(len(s) for s in sets))
-    tmp.replace(args.out)
+    with atomic_write(args.out) as tmp:
+        np.savez(tmp, mean_face=mean.astype(np.float32), videos=np.array(used), frames=sum(len(s) for s in sets))
     log.info("wrote %s from %d videos, %d frames", args.out, len(used), sum(len(s) for s in sets))
     return 0
 

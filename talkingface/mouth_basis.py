@@ -24,6 +24,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from talkingface.errors import UserInputError
+from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -349,13 +350,9 @@ def read_original_pca_pkl(path: Union[str, Path], *, allow_pickle: bool = False)
 
 # ----------------------------------------------------------------------------------------------- io
 def _save_npz(path: Union[str, Path], **arrays) -> Path:
-    import os
-
-    out = Path(path)
-    tmp = out.with_name(f".tmp_{out.stem}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, out)
-    return out
+    with atomic_write(path) as tmp:
+        np.savez(tmp, **arrays)
+    return Path(path)
 
 
 class _open_npz:

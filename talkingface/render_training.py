@@ -35,6 +35,7 @@ from talkingface.errors import UserInputError
 from talkingface.models.DINet import DINet_five_Ref, extract_generator_state, training_checkpoint
 from talkingface.models.common.Discriminator import Discriminator, lsgan_loss
 from talkingface.models.common.VGG19 import PerceptualLoss
+from talkingface.util.files import atomic_write, write_text
 
 log = logging.getLogger(__name__)
 
@@ -154,18 +155,15 @@ class RenderTrainer:
     def save_training(self, name: str) -> Path:
         path = self.out_dir / name
         ckpt = training_checkpoint(self.net_g, self.net_d, self.opt_g, self.opt_d, self.epoch, step=self.step)
-        tmp = path.with_suffix(".tmp")
-        torch.save(ckpt, tmp)
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            torch.save(ckpt, tmp)
         return path
 
     def save_render(self, card: dict) -> Path:
         path = self.out_dir / "render.pth"
-        tmp = path.with_suffix(".tmp")
-        torch.save(self.net_g.state_dict(), tmp)
-        os.replace(tmp, path)
-        with open(path.with_suffix(".json"), "w", encoding="utf-8") as fh:
-            json.dump(card, fh, indent=2)
+        with atomic_write(path) as tmp:
+            torch.save(self.net_g.state_dict(), tmp)
+        write_text(path.with_suffix(".json"), json.dumps(card, indent=2))
         return path
 
     # ------------------------------------------------------------------------------------- loop

@@ -32,6 +32,7 @@ import numpy as np
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import atomic_write
 
 log = logging.getLogger("distill")
 
@@ -105,12 +106,10 @@ def _labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
             h0, c0 = teacher.init_state(len(variants))
             labels = teacher(x, h0, c0)[0].numpy()
         out.append((variants, list(labels)))
-    tmp = cache.with_name(f".tmp_{cache.name}")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, names=np.array(names), variants=n_variants, lengths=np.array([len(v[0]) for v, _ in out]),
+    with atomic_write(cache) as tmp:
+        np.savez(tmp, names=np.array(names), variants=n_variants, lengths=np.array([len(v[0]) for v, _ in out]),
                  fbank=np.concatenate([np.concatenate(v) for v, _ in out]),
                  labels=np.concatenate([np.concatenate(lab) for _, lab in out]))
-    tmp.replace(cache)
     return out
 
 
@@ -179,9 +178,8 @@ def main(argv=None) -> int:
             "audio_pixel": ("pixel", "pixel_basis.npz", bs_map.then(shape_to_pixel))}
     for name, (target, basis_file, m) in maps.items():
         path = args.out / f"{name}.pkl"
-        tmp = args.out / f".tmp_{name}.pkl"
-        torch.save(fold_output_map(state, m), tmp)
-        tmp.replace(path)
+        with atomic_write(path) as tmp:
+            torch.save(fold_output_map(state, m), tmp)
         shutil.copy2(args.bases / basis_file, args.out / basis_file)
         card = base_card | {"target": target, "basis": basis_file, "lookahead_steps": 4 + m.shift,
                             "output_map": {"audio_clips": [a.stem for a, _ in pairs], "shift": m.shift,

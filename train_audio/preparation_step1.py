@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from talkingface.errors import MediaError, UserInputError
 from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import write_image
 
 log = logging.getLogger("preparation_step1")
 
@@ -41,7 +41,6 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    import cv2
     from tqdm import tqdm
 
     from talkingface.data.av_clips import clip_name, prepare_clip, write_targets
@@ -77,9 +76,7 @@ def main(argv=None) -> int:
     bs.save(args.out / "blendshape_basis.npz")
     px.save(args.out / "pixel_basis.npz")
     for name, img in (("blendshape_basis.png", blendshape_sweep_image(bs)), ("pixel_basis.png", pixel_sweep_image(px))):
-        tmp = args.out / f".tmp_{name}"
-        cv2.imwrite(str(tmp), img)
-        os.replace(tmp, args.out / name)
+        write_image(args.out / name, img)
     for clip in fit:
         write_targets(clip, clip_dir, bs, px)
     summary = {"clips": sources, "frames": sum(c.n_frames for c in clips), "excluded": args.exclude,

@@ -14,7 +14,6 @@ which the pairs are first met while walking the faces.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, List, Optional, Union
@@ -22,6 +21,7 @@ from typing import Iterable, List, Optional, Union
 import numpy as np
 
 from talkingface.errors import UserInputError
+from talkingface.util.files import write_text
 
 PathLike = Union[str, os.PathLike]
 
@@ -143,17 +143,7 @@ def obj_lines(mesh: ObjMesh, decimals: int = 6) -> List[str]:
 
 def write_text_atomic(path: PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text)
 
 
 def write_obj(path: PathLike, mesh: ObjMesh, header: str = "", decimals: int = 6) -> None:

@@ -20,7 +20,6 @@ Labels (reference §5.1): -1 anchor (no warp), 0 skin, 2.00 upper lip, 2.01 lowe
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Iterable, List, Optional
 
 import numpy as np
@@ -29,6 +28,7 @@ from mini_live.obj.face_mesh import mesh_edges
 from mini_live.obj.obj_io import PathLike, nearest_vertex, parse_obj_lines
 from talkingface.errors import UserInputError
 from talkingface.utils import MP_FACE_OVAL_LOWER, MP_LIPS_RINGS, MP_NOSE_EDGE
+from talkingface.util.files import atomic_write
 
 LABEL_ANCHOR = -1.0
 LABEL_SKIN = 0.0
@@ -132,21 +132,11 @@ class WrapMesh:
     def save(self, path: PathLike) -> None:
         """Store as ``.npz`` (written to a temporary name, then renamed)."""
         import dataclasses
-        import os
-        import tempfile
 
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".npz", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_write(path) as tmp:
             np.savez(tmp, vertices=self.vertices, labels=self.labels, faces=self.faces, mp_ids=self.mp_ids,
                      ring_source=self.ring_source, num_targets=self.num_targets,
                      config=np.array([getattr(self.config, f.name) for f in dataclasses.fields(self.config)]))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     @classmethod
     def load(cls, path: PathLike) -> "WrapMesh":

@@ -37,6 +37,7 @@ from talkingface.data.teeth_labels import (CAVITY, inner_mouth, lip_map, mouth_l
                                            procedural_teeth_reference, renderer_teeth_labels)
 from talkingface.models.DINet_mini import INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y
 from talkingface.utils import mouth_opening
+from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +117,10 @@ def prepare_video(path: Union[str, Path], max_frames: Optional[int] = None, prog
 
 def save_prepared(video: PreparedVideo, path: Union[str, Path]) -> Path:
     """Write a prepared video as a compressed npz (atomically)."""
-    out = Path(path)
-    tmp = out.with_name(f".tmp_{out.stem}.npz")
-    np.savez_compressed(tmp, images=video.images, labels=video.labels, landmarks=video.landmarks,
-                        opening=video.opening, frame_index=video.frame_index, name=np.array(video.name))
-    tmp.replace(out)
-    return out
+    with atomic_write(path) as tmp:
+        np.savez_compressed(tmp, images=video.images, labels=video.labels, landmarks=video.landmarks,
+                            opening=video.opening, frame_index=video.frame_index, name=np.array(video.name))
+    return Path(path)
 
 
 def load_prepared(path: Union[str, Path]) -> PreparedVideo:

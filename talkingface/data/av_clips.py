@@ -15,6 +15,7 @@ from typing import Optional, Union
 import numpy as np
 
 from talkingface.errors import MediaError, UserInputError
+from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -95,13 +96,12 @@ def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Opt
     lm = _fill_missing(landmarks_for_video(frames, progress=progress, allow_missing=True), video.name)
     mats, normalized = normalize_landmarks(lm)
     crops = cut_mouth_crops(frames, mats, mouth_box(normalized))
-    tmp = cache_dir / f".tmp_{name}.clip.npz"
-    np.savez_compressed(tmp, landmarks=lm.astype(np.float32), mats=mats.astype(np.float32),
-                        normalized=normalized.astype(np.float32), raw_crops=crops)
-    if has_audio:
+    if has_audio:  # the wav first: a cached npz means the clip is complete
         save_wav(wav, audio)
         audio = load_audio(wav)
-    os.replace(tmp, npz)
+    with atomic_write(npz) as tmp:
+        np.savez_compressed(tmp, landmarks=lm.astype(np.float32), mats=mats.astype(np.float32),
+                            normalized=normalized.astype(np.float32), raw_crops=crops)
     return ClipData(name, audio, lm, mats, normalized, crops)
 
 
