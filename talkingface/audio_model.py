@@ -22,7 +22,6 @@ What the coefficients mean is stated by the checkpoint's sidecar ``<name>.json``
 from __future__ import annotations
 
 import copy
-import json
 import logging
 from pathlib import Path
 from typing import Optional, Union
@@ -34,21 +33,13 @@ from talkingface.audio_features import (FBANK_DELAY_FRAMES, FBANK_PER_FRAME, SAM
                                         check_waveform)
 from talkingface.errors import UserInputError
 from talkingface.models.audio2bs_lstm import load_audio2feature
+from talkingface.util.files import read_model_card
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoint" / "audio.pkl"
 MODEL_LOOKAHEAD_STEPS = 4  # training pairs pred[t + 4] with target[t] (reference §6.2 step 3)
-
-
-def read_model_card(checkpoint: Union[str, Path]) -> dict:
-    """The sidecar ``<checkpoint stem>.json`` of a checkpoint, or {} when there is none."""
-    side = Path(checkpoint).with_suffix(".json")
-    if side.is_file():
-        with open(side, encoding="utf-8") as fh:
-            return json.load(fh)
-    return {}
 
 
 def load_waveform(audio: Union[str, Path, np.ndarray]) -> np.ndarray:

@@ -14,7 +14,6 @@ original's layout) and its sidecar ``<name>.json``. TensorBoard logs in ``<out>/
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from talkingface.data.dataset_wav import worker_init
 from talkingface.models.audio2bs_lstm import Audio2Feature
-from talkingface.util.files import atomic_write, write_text
+from talkingface.util.files import atomic_write, write_model_card
 
 log = logging.getLogger(__name__)
 
@@ -182,13 +181,8 @@ class LSTMTrainer:
         state = self.exported_state()
         path = self.out / f"{name}.pkl"
         _save_atomic(state, path)
-        write_card(path, card)
+        write_model_card(path, card)
         return path
-
-
-def write_card(checkpoint: Path, card: dict) -> Path:
-    """Write the sidecar JSON of a checkpoint atomically."""
-    return write_text(Path(checkpoint).with_suffix(".json"), json.dumps(card, indent=1, default=str))
 
 
 # ------------------------------------------------------------------------- mapping to our own bases

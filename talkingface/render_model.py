@@ -14,7 +14,6 @@ rest of the frame keeps the source video's pixels.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -31,6 +30,7 @@ from talkingface.errors import UserInputError
 from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
 from talkingface.preparation import load_keypoints
 from talkingface.run_utils import smooth_sequence
+from talkingface.util.files import read_model_card
 from talkingface.utils import main_keypoints
 from talkingface.util.cli import resolve_device
 
@@ -48,11 +48,7 @@ CROP_SMOOTH_KERNEL = (0.1, 0.2, 0.4, 0.2, 0.1)
 
 def render_face_size(checkpoint: Union[str, os.PathLike]) -> int:
     """The face-crop size a checkpoint was trained at: its sidecar card's ``face_size``, else 256."""
-    card = Path(checkpoint).with_suffix(".json")
-    if card.is_file():
-        with open(card, encoding="utf-8") as fh:
-            return int(json.load(fh).get("face_size", FACE_SIZE))
-    return FACE_SIZE
+    return int(read_model_card(checkpoint).get("face_size", FACE_SIZE))
 
 
 class RenderModel:

@@ -610,7 +610,7 @@ AUDIO_CHECKPOINT_CANDIDATES = (
 def find_mini_audio_checkpoint() -> Path:
     """The shipped blendshape audio model: the first existing candidate, else any checkpoint under
     ``checkpoint/`` whose sidecar card says ``"target": "blendshape"``."""
-    from talkingface.audio_model import read_model_card
+    from talkingface.util.files import read_model_card
 
     for cand in AUDIO_CHECKPOINT_CANDIDATES:
         if cand.is_file():

@@ -32,7 +32,7 @@ import numpy as np
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
-from talkingface.util.files import atomic_write
+from talkingface.util.files import atomic_write, write_model_card, write_text
 
 log = logging.getLogger("distill")
 
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
 
     from talkingface.audio_model import AudioModel
     from talkingface.audio_training import (LSTMTrainConfig, LSTMTrainer, fit_linear, fit_output_map,
-                                            fold_output_map, match_amplitude, write_card)
+                                            fold_output_map, match_amplitude)
     from talkingface.data.dataset_wav import FbankWindowDataset, find_clips, load_clips
     from talkingface.models.audio2bs_lstm import load_audio2feature
 
@@ -186,11 +186,10 @@ def main(argv=None) -> int:
                                            "ridge": m.ridge, "cv_best_lag_r_coef0": round(m.score, 4),
                                            "amplitude_matched": [0],
                                            "shape_to_pixel_clips": both if target == "pixel" else None}}
-        write_card(path, card)
+        write_model_card(path, card)
     log.info("mapped: shift %+d, ridge %g, leave-one-clip-out best-lag r(coef0) %.3f on %d clips",
              bs_map.shift, bs_map.ridge, bs_map.score, len(pairs))
-    with open(args.out / "distill.json", "w", encoding="utf-8") as fh:
-        json.dump({"stats": stats, "data": data}, fh, indent=1)
+    write_text(args.out / "distill.json", json.dumps({"stats": stats, "data": data}, indent=1))
     return 0
 
 

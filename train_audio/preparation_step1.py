@@ -23,7 +23,7 @@ from pathlib import Path
 
 from talkingface.errors import MediaError, UserInputError
 from talkingface.util.cli import run_cli, script_parser, setup_logging
-from talkingface.util.files import write_image
+from talkingface.util.files import write_image, write_text
 
 log = logging.getLogger("preparation_step1")
 
@@ -82,8 +82,7 @@ def main(argv=None) -> int:
     summary = {"clips": sources, "frames": sum(c.n_frames for c in clips), "excluded": args.exclude,
                "blendshape": {k: v for k, v in bs.info.items() if k != "clips_used"},
                "pixel": {k: v for k, v in px.info.items() if k != "clips_used"}}
-    with open(args.out / "bases.json", "w", encoding="utf-8") as fh:
-        json.dump(summary, fh, indent=1)
+    write_text(args.out / "bases.json", json.dumps(summary, indent=1))
     log.info("wrote %s (blendshape energy %s)", args.out,
              [round(x, 3) for x in bs.info["explained_energy"]])
     return 0

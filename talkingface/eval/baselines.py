@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 
 from talkingface.errors import UserInputError
-from talkingface.eval.metrics import LIP_IDS, MetricRow, Reference, score_prediction, to_crop
+from talkingface.eval.metrics import MetricRow, Reference, score_prediction, to_crop
 from talkingface.util.media import SAMPLES_PER_FRAME, PathLike, VideoWriter, iter_video_frames
-from talkingface.utils import INDEX_EYEBROWS, INDEX_EYES, INDEX_NOSE, MAIN_KEYPOINTS, MP_LIPS_OUTER
+from talkingface.utils import INDEX_EYEBROWS, INDEX_EYES, INDEX_NOSE, MAIN_KEYPOINTS, MP_LIPS_40, MP_LIPS_OUTER
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def _score_linear_readout(method: str, ref: Reference, opening_feature: np.ndarr
     n = ref.track.n_frames
     opening = _linear_fit(opening_feature[:n], ref.opening[:, None])[:, 0]
     mats = stable_alignments(ref, neutral_frame_index(ref))
-    lips_px = ref.track.points[:, LIP_IDS, :2]
+    lips_px = ref.track.points[:, MP_LIPS_40, :2]
     lips_neutral = _apply(_invert(mats), lips_px)
     fit = _linear_fit(lip_features[:n], lips_neutral.reshape(n, -1)).reshape(n, -1, 2)
     row = score_prediction(method, ref, opening, to_crop(_apply(mats, fit), ref.boxes))

@@ -30,11 +30,10 @@ import numpy as np
 from talkingface.errors import UserInputError
 from talkingface.eval.tracking import VideoTrack, track_video
 from talkingface.util.media import PathLike, iter_video_frames
-from talkingface.utils import MP_LIPS_INNER, MP_LIPS_OUTER, crop_face, main_keypoints, mouth_opening, safe_crop
+from talkingface.utils import MP_LIPS_40, MP_LIPS_OUTER, crop_face, main_keypoints, mouth_opening, safe_crop
 
 log = logging.getLogger(__name__)
 
-LIP_IDS = MP_LIPS_INNER + MP_LIPS_OUTER  # the 40 lip landmarks of LMD
 CROP_SIZE = 256  # LMD unit: pixels of a 256-px face crop
 MOUTH_SIZE = 96  # PSNR/SSIM are computed on mouth boxes resized to this
 MOUTH_BOX_SCALE = 1.5  # mouth box side / mouth-corner distance
@@ -142,7 +141,7 @@ def to_crop(points: np.ndarray, boxes: np.ndarray, size: int = CROP_SIZE) -> np.
 
 def lip_points(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """The 40 lip landmarks of (N, 478, >=2) pixel landmarks in 256-px face-crop units: (N, 40, 2)."""
-    return to_crop(points[:, LIP_IDS], boxes)
+    return to_crop(points[:, MP_LIPS_40], boxes)
 
 
 def lmd(pred_lips: np.ndarray, gt_lips: np.ndarray) -> float:

@@ -83,7 +83,3 @@ def track_video(path: PathLike, size: Optional[Tuple[int, int]] = None, progress
         _cache.popitem(last=False)
     return track
 
-
-def clear_cache() -> None:
-    """Forget every cached track."""
-    _cache.clear()

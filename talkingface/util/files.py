@@ -66,3 +66,21 @@ def write_image(dst: PathLike, image) -> Path:
         if not cv2.imwrite(str(tmp), image):
             raise UserInputError(f"cannot write image {dst}")
     return Path(dst)
+
+
+def read_model_card(checkpoint: PathLike) -> dict:
+    """The sidecar ``<checkpoint stem>.json`` of a checkpoint (config, data, metrics), or {} if none."""
+    import json
+
+    side = Path(checkpoint).with_suffix(".json")
+    if side.is_file():
+        with open(side, encoding="utf-8") as fh:
+            return json.load(fh)
+    return {}
+
+
+def write_model_card(checkpoint: PathLike, card: dict) -> Path:
+    """Write the sidecar JSON of a checkpoint atomically."""
+    import json
+
+    return write_text(Path(checkpoint).with_suffix(".json"), json.dumps(card, indent=1, default=str))
