@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import lru_cache
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
@@ -83,9 +84,11 @@ class ResBlock2d(nn.Module):
         return out + skip
 
 
+@lru_cache(maxsize=16)
 def coordinate_grid_3d(depth: int, height: int, width: int, device: torch.device, dtype: torch.dtype
                        ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Normalised (x, y) and z coordinates of every voxel of a DxHxW volume.
+    """Normalised (x, y) and z coordinates of every voxel of a DxHxW volume (constant per shape,
+    so cached: AdaAT calls this on every frame). The returned tensors are shared: do not modify.
 
     Uses the align_corners=True convention (index i -> 2i/(n-1) - 1) that the original builds,
     although its ``grid_sample`` call runs with align_corners=False (reference §2.1 quirk).
