@@ -112,11 +112,19 @@ class MouthRenderer:
         self._n_index = 0
         self._targets = np.zeros((0, 3), np.float32)
         self._bs_rows = 0
-        self._jaw = (0.0, 0.0)
-        self._proj = ortho_pixels(self.size, self.size).astype(np.float32)
+        # Constant state, set once: this renderer owns its context, so it persists between frames.
         gl.glUseProgram(self._prog)
         gl.glUniform1i(self._uni["texture_bs"], 0)
         gl.glUniform1f(self._uni["teethDepth"], TEETH_DEPTH)
+        # numpy arrays are row-major: pass transpose=GL_TRUE so GLSL sees the matrices as written
+        gl.glUniformMatrix4fv(self._uni["gProjection"], 1, gl.GL_TRUE,
+                              ortho_pixels(self.size, self.size).astype(np.float32))
+        gl.glEnable(gl.GL_DEPTH_TEST)
+        gl.glDepthFunc(gl.GL_LESS)
+        gl.glDisable(gl.GL_CULL_FACE)
+        gl.glDisable(gl.GL_BLEND)
+        gl.glClearColor(0.5, 0.5, 0.5, 0.0)
+        gl.glClearDepth(1.0)
 
     # ------------------------------------------------------------------------------------ set-up
     def set_mesh(self, mesh: WrapMesh, jaw: Tuple[float, float] = (0.0, 0.0)) -> None:
@@ -148,7 +156,8 @@ class MouthRenderer:
         gl.glBindVertexArray(0)
         self._n_index = len(indices)
         self._mesh = mesh
-        self._jaw = (float(jaw[0]), float(jaw[1]))
+        gl.glUseProgram(self._prog)
+        gl.glUniform2f(self._uni["jawParams"], float(jaw[0]), float(jaw[1]))
         if self._bs_rows == 0:
             self.set_blendshapes(np.zeros((1, n, 3), np.float32))
 
@@ -177,6 +186,8 @@ class MouthRenderer:
         for p in (gl.GL_TEXTURE_WRAP_S, gl.GL_TEXTURE_WRAP_T):
             gl.glTexParameteri(gl.GL_TEXTURE_2D, p, gl.GL_CLAMP_TO_EDGE)
         self._bs_rows = table.shape[0]
+        gl.glUseProgram(self._prog)
+        gl.glUniform1i(self._uni["bsCount"], self._bs_rows)
 
     # ----------------------------------------------------------------------------------- render
     def render(self, points: Optional[np.ndarray], pose: np.ndarray,
@@ -206,19 +217,9 @@ class MouthRenderer:
 
         self._fbo.bind()
         gl.glUseProgram(self._prog)
-        gl.glEnable(gl.GL_DEPTH_TEST)
-        gl.glDepthFunc(gl.GL_LESS)
-        gl.glDisable(gl.GL_CULL_FACE)
-        gl.glDisable(gl.GL_BLEND)
-        gl.glClearColor(0.5, 0.5, 0.5, 0.0)
-        gl.glClearDepth(1.0)
         gl.glClear(gl.GL_COLOR_BUFFER_BIT | gl.GL_DEPTH_BUFFER_BIT)
-        # numpy arrays are row-major: pass transpose=GL_TRUE so GLSL sees the matrices as written
-        gl.glUniformMatrix4fv(self._uni["gProjection"], 1, gl.GL_TRUE, self._proj)
         gl.glUniformMatrix4fv(self._uni["gWorld0"], 1, gl.GL_TRUE, pose.astype(np.float32))
         gl.glUniform1fv(self._uni["bsVec"], MAX_BLENDSHAPES, weights)
-        gl.glUniform1i(self._uni["bsCount"], self._bs_rows)
-        gl.glUniform2f(self._uni["jawParams"], *self._jaw)
         gl.glActiveTexture(gl.GL_TEXTURE0)
         gl.glBindTexture(gl.GL_TEXTURE_2D, self._tex)
         gl.glBindVertexArray(self._vao)
