@@ -17,6 +17,7 @@ import cv2
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.files import write_image, write_text
 
 log = logging.getLogger("mini_live.evaluate")
 
@@ -44,15 +45,14 @@ def main(argv=None) -> int:
         r = selfrecon_clip(v, args.ckpt, max_targets=args.max_targets, device=device)
         mosaic = r.pop("mosaic")
         if args.mosaic is not None and mosaic is not None:
-            args.mosaic.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(args.mosaic / f"{v.stem}.png"), cv2.cvtColor(mosaic, cv2.COLOR_RGB2BGR))
+            write_image(args.mosaic / f"{v.stem}.png", cv2.cvtColor(mosaic, cv2.COLOR_RGB2BGR))
         results.append(r)
         log.info("%s: mouth PSNR/SSIM %s", v.name, ", ".join(f"{k} {r[k]['psnr']:.2f} / {r[k]['ssim']:.4f}"
                                                               for k in METHODS))
     summary = summarize(results)
     print(format_table(results, summary))
     if args.json is not None:
-        args.json.write_text(json.dumps({"checkpoint": str(args.ckpt), "clips": results, "mean": summary}, indent=2))
+        write_text(args.json, json.dumps({"checkpoint": str(args.ckpt), "clips": results, "mean": summary}, indent=2))
     return 0
 
 

@@ -66,6 +66,8 @@ class MiniTrainConfig:
     gan_start_step: int = 0  # >0: reconstruction-only warm-up (no D) for that many steps, for CPU budgets
     channel_gain: float = 0.0  # extra colour-cast augmentation (see MiniDatasetConfig)
     renderer_teeth_p: float = 0.0  # extra: sources labelled with the renderer's teeth geometry (see MiniDatasetConfig)
+    renderer_teeth_follow: int = 0  # extra: 1 = those labels draw a teeth row only where the target shows it
+    lamb_edge: float = 0.0  # extra: L1 between the image gradients of output and target (sharper edges)
 
 
 def lr_factor(epoch: int, cfg: MiniTrainConfig) -> float:
@@ -82,6 +84,13 @@ def psnr(a: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None) 
         m = mask.expand_as(err)
         mse = (err * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1.0)
     return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+def gradient_l1(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance of the horizontal and vertical finite differences of two BxCxHxW images."""
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    return F.l1_loss(dx(fake), dx(target)) + F.l1_loss(dy(fake), dy(target))
 
 
 def split_videos(data_dir: Path, val_patterns: List[str]):
@@ -167,6 +176,10 @@ class MiniTrainer:
         fake_half, target_half = half_scale_pair(fake, target)
         loss_pix = (F.l1_loss(fake, target) + F.l1_loss(fake_half, target_half)) * self.cfg.lamb_pixel
         loss_g = loss_gan + loss_perc + loss_pix
+        loss_edge = torch.zeros((), device=fake.device)
+        if self.cfg.lamb_edge > 0:
+            loss_edge = gradient_l1(fake, target) * self.cfg.lamb_edge
+            loss_g = loss_g + loss_edge
         if self.cfg.lamb_interior > 0:
             inside = batch["interior_mask"].to(self.device)
             err = ((fake - target).abs() * inside).sum() / (3.0 * inside.sum()).clamp_min(1.0)
@@ -175,7 +188,7 @@ class MiniTrainer:
         self.opt_g.step()
         self.step_count += 1
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "loss_gan": loss_gan.item(),
-                "loss_perception": loss_perc.item(), "loss_pixel": loss_pix.item()}
+                "loss_perception": loss_perc.item(), "loss_pixel": loss_pix.item(), "loss_edge": loss_edge.item()}
 
     @torch.no_grad()
     def validate(self, batches: List[Dict[str, torch.Tensor]]):
@@ -256,7 +269,8 @@ def main(argv=None) -> int:
     log.info("training on %d videos (%d frames), validating on %d videos: %s", len(train_videos),
              sum(len(v) for v in train_videos), len(val_videos), ", ".join(v.name for v in val_videos) or "-")
     ds_cfg = MiniDatasetConfig(samples_per_epoch=cfg.samples_per_epoch, procedural_teeth_p=cfg.procedural_teeth_p,
-                               channel_gain=cfg.channel_gain, renderer_teeth_p=cfg.renderer_teeth_p)
+                               channel_gain=cfg.channel_gain, renderer_teeth_p=cfg.renderer_teeth_p,
+                               renderer_teeth_follow=bool(cfg.renderer_teeth_follow))
     train_set = DHLiveMiniDataset(train_videos, ds_cfg, seed=cfg.seed)
     val_batches = []
     if val_videos:
