@@ -14,33 +14,11 @@ from typing import Optional, Union
 
 import numpy as np
 
-from talkingface.errors import UserInputError
+from talkingface.audio_loader import load_audio_model
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
-#: Sidecar-card keys that may name the basis file decoding a pixel-target audio checkpoint.
-_BASIS_KEYS = ("basis", "basis_file", "pixel_basis")
-_DEFAULT_BASIS_NAME = "pixel_basis.npz"
-
-
-def resolve_pixel_basis(audio_checkpoint: Path, card: dict) -> Path:
-    """The pixel-basis ``.npz`` of a pixel-target audio checkpoint: named in its card (relative to
-    the checkpoint's folder or the repository), else ``pixel_basis.npz`` beside the checkpoint."""
-    from talkingface.audio_model import REPO_ROOT
-
-    target = card.get("target")
-    if target is not None and target != "pixel":
-        raise UserInputError(f"{audio_checkpoint} predicts {target!r} coefficients; the DH_live renderer "
-                             "needs a pixel-target audio model")
-    names = [card[k] for k in _BASIS_KEYS if isinstance(card.get(k), str)] + [_DEFAULT_BASIS_NAME]
-    for name in names:
-        for base in (audio_checkpoint.parent, REPO_ROOT, Path.cwd()):
-            path = (base / name) if not Path(name).is_absolute() else Path(name)
-            if path.is_file():
-                return path
-    raise UserInputError(f"no pixel basis for {audio_checkpoint} (looked for {', '.join(names)}); "
-                         "run train_audio/preparation_step1.py or give --basis")
 
 
 class PixelMouthDecoder:
@@ -48,16 +26,7 @@ class PixelMouthDecoder:
 
     def __init__(self, audio_checkpoint: Optional[PathLike] = None, basis: Optional[PathLike] = None,
                  device: str = "cpu"):
-        from talkingface.audio_model import DEFAULT_CHECKPOINT, AudioModel
-        from talkingface.mouth_basis import PixelBasis
-
-        ckpt = Path(audio_checkpoint) if audio_checkpoint is not None else DEFAULT_CHECKPOINT
-        if not ckpt.is_file():
-            raise UserInputError(f"audio checkpoint not found: {ckpt}")
-        self.audio = AudioModel(ckpt, device=device)
-        basis_path = Path(basis) if basis is not None else resolve_pixel_basis(ckpt, self.audio.card)
-        self.basis = PixelBasis.load(basis_path)
-        log.info("audio model %s, pixel basis %s", ckpt, basis_path)
+        self.audio, self.basis = load_audio_model(audio_checkpoint, "pixel", basis=basis, device=device)
 
     @property
     def lookahead_frames(self) -> int:

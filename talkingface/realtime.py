@@ -184,11 +184,12 @@ class MiniStreamRenderer:
     def __init__(self, avatar_dir: os.PathLike, render_checkpoint: Optional[os.PathLike] = None,
                  audio_checkpoint: Optional[os.PathLike] = None, device: str = "cpu"):
         from talkingface import render_model_mini as mini
+        from talkingface.audio_loader import load_audio_model
 
         self._mini = mini
         self.pack = mini.load_asset_pack(avatar_dir)  # the pack folder or the avatar folder holding assets/
         # The mesh's blendshape table must decode the coefficients this audio model predicts.
-        self.audio, basis = mini.load_mini_audio(audio_checkpoint, device="cpu")
+        self.audio, basis = load_audio_model(audio_checkpoint, "blendshape", device="cpu", basis_required=False)
         self.model = mini.RenderModelMini(render_checkpoint or mini.DEFAULT_CHECKPOINT, device=device)
         self.model.reset_charactor(self.pack, basis=basis)
         self.lookahead_frames = self.audio.lookahead_frames

@@ -36,7 +36,7 @@ def ensure_sample_mini_avatar(dest: Path = DEFAULT_MINI_AVATAR, data: Path | Non
     if not video.is_file():
         raise UserInputError(f"sample video missing: {video}")
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
-    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, write_avatar_pack
+    from talkingface.mini_pack import DEFAULT_CHECKPOINT, write_avatar_pack
 
     if not (dest / "data" / "processed.pkl").is_file():
         log.info("building the sample mini avatar in %s from %s", dest, video)

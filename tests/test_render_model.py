@@ -164,10 +164,10 @@ def test_demo_avatar_mini_file_source(sample_data, tmp_path):
     """demo_avatar.py --renderer mini on the original's asset pack, 1 s of speech at real-time pace."""
     from talkingface.errors import UserInputError
     from talkingface.models.DINet_mini import DINet_mini
-    from talkingface.render_model_mini import find_mini_audio_checkpoint
+    from talkingface.audio_loader import find_audio_checkpoint
 
     try:
-        find_mini_audio_checkpoint()
+        find_audio_checkpoint("blendshape")
     except UserInputError:
         pytest.skip("no shipped blendshape audio model under checkpoint/")
     import demo_avatar

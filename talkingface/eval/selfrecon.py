@@ -60,10 +60,10 @@ def default_audio_checkpoint() -> Optional[Path]:
 
 def default_mini_audio_checkpoint() -> Optional[Path]:
     """The shipped blendshape audio model of the mini route, if present."""
-    from talkingface.render_model_mini import find_mini_audio_checkpoint
+    from talkingface.audio_loader import find_audio_checkpoint
 
     try:
-        return find_mini_audio_checkpoint()
+        return find_audio_checkpoint("blendshape")
     except UserInputError:
         return None
 
@@ -111,7 +111,8 @@ def _static_pipeline(avatar_video: Path, wav: Path, workdir: Path, options: Pipe
 def _run_mini(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions, use_network: bool) -> Path:
     """data_preparation_mini.py -> data_preparation_web.py -> demo_mini.py, through their package calls."""
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
-    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, synthesize, write_avatar_pack
+    from talkingface.mini_pack import DEFAULT_CHECKPOINT, write_avatar_pack
+    from talkingface.mini_pipeline import synthesize
 
     checkpoint = options.checkpoint or DEFAULT_CHECKPOINT
     if not Path(checkpoint).is_file():
