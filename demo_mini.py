@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     setup_logging()
     from talkingface.mini_pipeline import synthesize
 
-    stats = synthesize(args.assets, args.audio, args.out, checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
+    stats = synthesize(args.assets, args.audio, args.out, render_checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
                        device=resolve_device(args.device), backend=args.backend,
                        use_pack_ref={"auto": None, "yes": True, "no": False}[args.pack_ref],
                        bs_scale=args.bs_scale, use_network=not args.warp_only, progress=not args.quiet,

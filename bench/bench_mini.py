@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     stats = []
 
     def demo() -> None:
-        stats.append(synthesize(pack, wav, out, checkpoint=ckpt, audio_checkpoint=args.audio_ckpt, device=device,
+        stats.append(synthesize(pack, wav, out, render_checkpoint=ckpt, audio_checkpoint=args.audio_ckpt, device=device,
                                 backend=args.backend, progress=False, threads=args.threads if device == "cpu" else None))
 
     t_demo = report.add(measure(demo, name=f"demo_mini {seconds:g} s wav", items=int(seconds * 25),

@@ -2,8 +2,9 @@
 per 40 ms (:func:`talkingface.audio_loader.load_audio_model`, target ``blendshape``) -> GL mouth render
 -> DINet_mini (:class:`~talkingface.render_model_mini.RenderModelMini`) on an asset pack
 (:mod:`talkingface.mini_pack`). :func:`synthesize` is ``demo_mini.py``: one mp4 with the speech muxed
-in, one frame per 40 ms of audio, and per-stage timings. The DH_live counterpart is
-:mod:`talkingface.dhlive_pipeline`.
+in, one frame per 40 ms of audio, and per-stage timings; :class:`StreamRenderer` is the live
+renderer. With :func:`prepare_avatar` and :func:`default_avatar` this is the product interface of
+:mod:`talkingface.products`; the DH_live counterpart is :mod:`talkingface.dhlive_pipeline`.
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from tqdm import tqdm
 
 from talkingface.audio_loader import load_audio_model
 from talkingface.errors import UserInputError
-from talkingface.mini_pack import DEFAULT_CHECKPOINT, PathLike, load_asset_pack
+from talkingface.mini_pack import DEFAULT_CHECKPOINT, PathLike, load_asset_pack, write_avatar_pack
+from talkingface.preparation import PrepConfig, prepare_mini_avatar
 from talkingface.render_model_mini import RenderModelMini, loop_index
+from talkingface.sample_avatar import ensure_sample_mini_avatar
 from talkingface.util.files import write_image
 from talkingface.util.media import SAMPLES_PER_FRAME, VideoWriter, load_audio
 
@@ -61,8 +64,9 @@ class SynthesisStats:
         return self.cpu / max(self.audio_seconds, 1e-9)
 
 
-def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, checkpoint: PathLike = DEFAULT_CHECKPOINT,
-               audio_checkpoint: Optional[PathLike] = None, device: str = "cpu", backend: str = "auto",
+def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
+               render_checkpoint: Optional[PathLike] = None, audio_checkpoint: Optional[PathLike] = None,
+               device: str = "cpu", backend: str = "auto",
                use_pack_ref: Optional[bool] = None, bs_scale: float = 1.0, use_network: bool = True,
                progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8,
                threads: Optional[int] = 1, blend: str = "interior") -> SynthesisStats:
@@ -72,7 +76,8 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
     ping-pong loop while the mouth follows the **audio** frame index (the original indexed the
     blendshapes by the loop index, replaying the first 2N frames' motion on long audio).
     ``mosaic``: also write a PNG of the mouth crops of ``mosaic_frames`` evenly spaced output
-    frames (with their mouth-opening weight), to check the motion by eye. ``threads``: torch CPU
+    frames (with their mouth-opening weight), to check the motion by eye. ``render_checkpoint``:
+    DINet_mini weights (default: the shipped ones). ``threads``: torch CPU
     threads (the per-frame network is tiny: one thread avoids thread-synchronisation overhead that
     dominates at batch 1, especially on a busy machine); None keeps torch's setting.
     """
@@ -89,7 +94,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike, che
         raise UserInputError(f"audio file not found: {audio_path}")
     pack = load_asset_pack(pack_dir)
     audio_model, basis = load_audio_model(audio_checkpoint, "blendshape", device=device, basis_required=False)
-    model = RenderModelMini(checkpoint, device=device, backend=backend, warp_only=not use_network, blend=blend)
+    model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device, backend=backend, warp_only=not use_network, blend=blend)
     try:
         model.reset_charactor(pack, use_pack_ref=use_pack_ref, basis=basis)
         stats.load = time.perf_counter() - t_start
@@ -133,3 +138,52 @@ def _mosaic_tile(frame: np.ndarray, rect: Sequence[int], index: int, weight: flo
     cv2.putText(tile, f"#{index} bs0={weight:.0f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
                 cv2.LINE_AA)
     return tile
+
+
+def prepare_avatar(video: PathLike, avatar_dir: PathLike, render_checkpoint: Optional[PathLike] = None,
+                   device: str = "cpu", progress: bool = True) -> Path:
+    """``data_preparation_mini.py`` then ``data_preparation_web.py``: the mini avatar folder (``data/``
+    and the asset pack ``assets/``, whose ``ref_data`` is computed with ``render_checkpoint``)."""
+    checkpoint = render_checkpoint or DEFAULT_CHECKPOINT
+    if not Path(checkpoint).is_file():
+        raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint} (give --ckpt)")
+    avatar = prepare_mini_avatar(Path(video), Path(avatar_dir), PrepConfig(progress=progress))
+    write_avatar_pack(avatar, checkpoint=checkpoint, device=device)
+    return avatar
+
+
+def default_avatar() -> Path:
+    """The sample avatar ``video_data/mini``, built from the sample data on first use."""
+    return ensure_sample_mini_avatar()
+
+
+class StreamRenderer:
+    """DH_live_mini live: streaming blendshape audio model -> GL mouth render -> DINet_mini frame, on an
+    asset pack (the pack folder itself or the avatar folder holding ``assets/``); the avatar video plays
+    as a ping-pong loop (the :class:`talkingface.realtime.StreamRenderer` protocol)."""
+
+    name = "mini"
+
+    def __init__(self, avatar_dir: PathLike, render_checkpoint: Optional[PathLike] = None,
+                 audio_checkpoint: Optional[PathLike] = None, device: str = "cpu"):
+        self.pack = load_asset_pack(avatar_dir)
+        # The mesh's blendshape table must decode the coefficients this audio model predicts.
+        self.audio, basis = load_audio_model(audio_checkpoint, "blendshape", device="cpu", basis_required=False)
+        self.model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device)
+        self.model.reset_charactor(self.pack, basis=basis)
+        self.lookahead_frames = self.audio.lookahead_frames
+        self._count = 0
+
+    def reset(self) -> None:
+        self.audio.reset()
+        self._count = 0
+
+    def render_block(self, block: np.ndarray) -> np.ndarray:
+        bs = self.audio.interface_frame(block)
+        # Output frame k shows audio frame k - lookahead; the avatar loop follows the shown frame.
+        index = loop_index(max(self._count - self.lookahead_frames, 0), len(self.pack))
+        self._count += 1
+        return self.model.interface(index, bs)
+
+    def close(self) -> None:
+        self.model.close()

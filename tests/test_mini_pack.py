@@ -119,7 +119,7 @@ def test_demo_mini_end_to_end(our_pack, sample_data, random_ckpt, tmp_path):
                                    str(random_ckpt), "--quiet"], capture_output=True, text=True)
             assert proc.returncode == 0, proc.stderr[-2000:]
         else:
-            stats = synthesize(pack, wav, out, checkpoint=random_ckpt, progress=False)
+            stats = synthesize(pack, wav, out, render_checkpoint=random_ckpt, progress=False)
             assert stats.frames == 63 and stats.rtf > 0
         assert abs(count_frames(out) - 62.5) <= 1
         assert probe_video(out).has_audio

@@ -131,11 +131,11 @@ def test_demo_end_to_end(dhlive_avatar_dir, small_render_ckpt, original_audio_mo
 
 
 def test_realtime_loop_file_source(dhlive_avatar_dir, small_render_ckpt, original_audio_model, sample_data, tmp_path):
-    from talkingface import realtime
+    from talkingface import dhlive_pipeline, realtime
 
     ckpt, basis = original_audio_model
     wav = save_wav(tmp_path / "speech.wav", load_audio(sample_data / "speech/arctic_a0007.wav")[:8000])
-    renderer = realtime.DinetStreamRenderer(dhlive_avatar_dir, small_render_ckpt, ckpt, basis, device="cpu")
+    renderer = dhlive_pipeline.StreamRenderer(dhlive_avatar_dir, small_render_ckpt, ckpt, basis, device="cpu")
     source = realtime.FileAudioSource(wav)
     out = tmp_path / "live.mp4"
     sink = realtime.Mp4Sink(out, audio=source.audio)
