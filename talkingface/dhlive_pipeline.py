@@ -14,6 +14,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from talkingface.config.paths import resolve_named_file
 from talkingface.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -26,19 +27,16 @@ _DEFAULT_BASIS_NAME = "pixel_basis.npz"
 
 def resolve_pixel_basis(audio_checkpoint: Path, card: dict) -> Path:
     """The pixel-basis ``.npz`` of a pixel-target audio checkpoint: named in its card (relative to
-    the checkpoint's folder or the repository), else ``pixel_basis.npz`` beside the checkpoint."""
-    from talkingface.audio_model import REPO_ROOT
-
+    the checkpoint's folder or the shipped checkpoint tree, see :func:`~talkingface.config.paths.resolve_named_file`), else ``pixel_basis.npz`` beside the checkpoint."""
     target = card.get("target")
     if target is not None and target != "pixel":
         raise UserInputError(f"{audio_checkpoint} predicts {target!r} coefficients; the DH_live renderer "
                              "needs a pixel-target audio model")
     names = [card[k] for k in _BASIS_KEYS if isinstance(card.get(k), str)] + [_DEFAULT_BASIS_NAME]
     for name in names:
-        for base in (audio_checkpoint.parent, REPO_ROOT, Path.cwd()):
-            path = (base / name) if not Path(name).is_absolute() else Path(name)
-            if path.is_file():
-                return path
+        path = resolve_named_file(name, audio_checkpoint.parent)
+        if path is not None:
+            return path
     raise UserInputError(f"no pixel basis for {audio_checkpoint} (looked for {', '.join(names)}); "
                          "run train_audio/preparation_step1.py or give --basis")
 

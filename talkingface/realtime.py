@@ -34,6 +34,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Protocol
 
 import numpy as np
 
+from talkingface.config.paths import dinet_avatar_dir
 from talkingface.errors import UserInputError
 from talkingface.util.media import AUDIO_RATE, SAMPLES_PER_FRAME
 
@@ -215,23 +216,17 @@ RENDERERS: Dict[str, Callable[..., StreamRenderer]] = {
 }
 
 
-#: The DH_live avatar used when none is given, relative to the repository (the original's path).
-DEFAULT_DINET_AVATAR = Path("video_data") / "test"
-
-
 def default_avatar(renderer: str) -> Path:
     """The default avatar folder of ``renderer``; a clear error if it is absent.
 
     mini: the sample avatar ``video_data/mini`` (built from the sample data on first use, see
     :mod:`talkingface.sample_avatar`). dinet: ``video_data/test``, made with ``data_preparation.py``.
     """
-    from talkingface.render_model import REPO_ROOT
-
     if renderer == "mini":
         from talkingface.sample_avatar import ensure_sample_mini_avatar
 
         return ensure_sample_mini_avatar()
-    path = REPO_ROOT / DEFAULT_DINET_AVATAR
+    path = dinet_avatar_dir()
     if not path.exists():
         raise UserInputError(f"default avatar {path} not found: give --avatar DIR or make it with "
                              f"data_preparation.py VIDEO {path}")

@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 import torch
 
+from talkingface.config.paths import CHECKPOINT_DIR, MINI_AUDIO_CHECKPOINT_CANDIDATES, resolve_named_file
+from talkingface.config.paths import DINET_MINI_CHECKPOINT as DEFAULT_CHECKPOINT
 from talkingface.errors import UserInputError
 from talkingface.models.DINet_mini import INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y
 from talkingface.util.files import write_image
@@ -49,8 +51,6 @@ REF_DATA_SIZE = 20 * 18 * 18
 #: The original's 3e5ce86 cavity label; drawn black here (any label strictly between 3 and 4).
 CAVITY_LABEL_3E5CE86 = -2.0
 CAVITY_LABEL = 3.5
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoint" / "DINet_mini" / "epoch_40.pth"
 #: Mouth opening (inner-lip gap / inter-ocular distance) above which a frame can serve as a teeth reference.
 TEETH_REF_MIN_OPENING = 0.08
 DEFAULT_TEETH_SEED = 1009
@@ -406,10 +406,9 @@ def resolve_blendshape_basis(audio_checkpoint: PathLike, card: dict) -> Optional
     names = [card["basis"]] if isinstance(card.get("basis"), str) else []
     names.append("blendshape_basis.npz")
     for name in names:
-        for base in (Path(audio_checkpoint).parent, REPO_ROOT):
-            path = Path(name) if Path(name).is_absolute() else base / name
-            if path.is_file():
-                return path
+        path = resolve_named_file(name, Path(audio_checkpoint).parent)
+        if path is not None:
+            return path
     return None
 
 
@@ -600,11 +599,7 @@ def paste_delta(frame: np.ndarray, rect: Sequence[int], src_rgb: np.ndarray, out
 
 
 # ------------------------------------------------------------------------------------- synthesis
-AUDIO_CHECKPOINT_CANDIDATES = (
-    REPO_ROOT / "checkpoint" / "lstm" / "lstm_blendshape.pkl",
-    REPO_ROOT / "checkpoint" / "lstm" / "audio_blendshape.pkl",
-    REPO_ROOT / "checkpoint" / "audio_blendshape.pkl",
-)
+AUDIO_CHECKPOINT_CANDIDATES = MINI_AUDIO_CHECKPOINT_CANDIDATES
 
 
 def find_mini_audio_checkpoint() -> Path:
@@ -615,7 +610,7 @@ def find_mini_audio_checkpoint() -> Path:
     for cand in AUDIO_CHECKPOINT_CANDIDATES:
         if cand.is_file():
             return cand
-    for cand in sorted((REPO_ROOT / "checkpoint").rglob("*.pkl")):
+    for cand in sorted(CHECKPOINT_DIR.rglob("*.pkl")):
         if read_model_card(cand).get("target") == "blendshape":
             return cand
     raise UserInputError("no blendshape audio model found under checkpoint/ (give --audio_ckpt)")
