@@ -40,21 +40,6 @@ def label_mosaic(video) -> np.ndarray:
     return cv2.resize(mosaic, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
 
 
-def cached_landmarks(video: Path, data_root: Optional[Path], cache: Optional[Path]) -> Optional[np.ndarray]:
-    """(N, 478, 3) landmarks of ``video`` from a cache_clips.py cache, or None when not cached."""
-    if cache is None or data_root is None:
-        return None
-    try:
-        rel = video.resolve().relative_to(data_root.resolve())
-    except ValueError:
-        return None
-    npz = cache / ("__".join(rel.with_suffix("").parts) + ".clip.npz")
-    if not npz.is_file():
-        return None
-    with np.load(npz) as data:
-        return data["landmarks"].astype(np.float64)
-
-
 def prepare_one(video: Path, keep: Optional[int], max_frames: Optional[int], lms: Optional[np.ndarray]):
     """Decode (streaming), pick at most ``keep`` evenly spread frames, mesh them if needed, prepare."""
     from talkingface.data.DHLive_mini_dataset import prepare_frames
@@ -97,6 +82,7 @@ def main(argv=None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    from talkingface.data.av_clips import cached_landmarks
     from talkingface.data.DHLive_mini_dataset import save_prepared
     from talkingface.eval.heldout import never_train_on
     from talkingface.util.media import list_videos

@@ -75,6 +75,19 @@ def test_sharpness_ratio_drops_for_a_blurred_mouth(smile):
     assert 0.0 < out["sharpness_ratio"] < 0.5
 
 
+def test_sharpness_counts_the_mouth_not_the_cheeks(smile):
+    frames, lm = smile
+    crop, pts = mq.mouth_crop(frames[3], lm[3])
+    region = mq.mouth_region(pts, crop.shape[0])
+    assert 0.1 < region.mean() < 0.8
+    spoiled = crop.copy()
+    spoiled[:, :6] = 0  # a hard-edged artefact at the crop's side, away from the lips
+    spoiled[:, 6:10] = 255
+    assert not region[:, :12].any()
+    assert mq.sharpness(spoiled, region) == pytest.approx(mq.sharpness(crop, region))
+    assert mq.sharpness(spoiled) > mq.sharpness(crop)
+
+
 def test_frames_without_a_face_are_skipped(dark_mouth):
     frames, lm = dark_mouth
     lm = lm.copy()

@@ -76,10 +76,12 @@ def mouth_box(lm_crop: np.ndarray, size: int, margin: int = 4) -> Tuple[slice, s
 
 @torch.no_grad()
 def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_targets: int = 30,
-                   device: str = "cpu", mosaic_rows: int = 6) -> Dict:
+                   device: str = "cpu", mosaic_rows: int = 6, landmarks: Optional[np.ndarray] = None) -> Dict:
     """Evaluate one clip; returns {"name", "frames", "source_frames", "model", "model_true_labels",
-    "warp_only", ... (each {psnr, ssim, window_psnr, window_ssim}), "mosaic" (RGB rows: source | GL |
-    warp-only | model | model, interior blend | true labels | model on true labels | real)}."""
+    "warp_only", ... (each {psnr, ssim, window_psnr, window_ssim}), "quality" (mouth sharpness and teeth per
+    method and of the real crops), "mosaic" (RGB rows: source | GL | warp-only | model | model, interior blend |
+    true labels | model on true labels | real)}. ``landmarks``: the clip's (N, 478, 3) face mesh when already
+    known (e.g. from a clip cache); by default it is computed."""
     from mini_live.generate_fusion_mask import load_fusion_masks
     from mini_live.obj.image_utils import standard_image, standard_points
     from mini_live.obj.utils import fit_avatar, load_wrap_template
@@ -95,8 +97,8 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
     from talkingface.util.media import read_video
     from talkingface.utils import mouth_opening
 
-    frames = read_video(video)
-    lm = landmarks_for_video(frames, progress=False)
+    frames = read_video(video, max_frames=None if landmarks is None else len(landmarks))
+    lm = landmarks_for_video(frames, progress=False) if landmarks is None else np.asarray(landmarks)[:len(frames)]
     n = len(frames)
     # tightly framed clips (MEAD's 256x256 faces): pad the frames so every mouth crop fits
     pad = 64
