@@ -41,28 +41,34 @@ def label_mosaic(video) -> np.ndarray:
 
 
 def prepare_one(video: Path, keep: Optional[int], max_frames: Optional[int], lms: Optional[np.ndarray]):
-    """Decode (streaming), pick at most ``keep`` evenly spread frames, mesh them if needed, prepare."""
+    """Decode (streaming), keep at most ``keep`` evenly spread frames, mesh them if needed, prepare.
+
+    With cached landmarks every 25 fps frame is decoded and the kept ones are picked by index, so they
+    match the cache; without, ffmpeg itself drops to 25 / stride fps (much less to decode and mesh).
+    """
     from talkingface.data.DHLive_mini_dataset import prepare_frames
     from talkingface.mediapipe_utils import landmarks_for_video
-    from talkingface.util.media import count_frames, iter_video_frames
+    from talkingface.util.media import DEFAULT_FPS, iter_video_frames, probe_video
 
-    total = len(lms) if lms is not None else count_frames(video)
+    total = len(lms) if lms is not None else int(round(probe_video(video).duration * DEFAULT_FPS))
     if max_frames is not None:
         total = min(total, max_frames)
-    stride = max(1, int(np.ceil(total / keep))) if keep else 1
-    wanted = set(range(0, total, stride))
+    stride = max(1, int(np.ceil(total / keep))) if keep and total > 0 else 1
     frames: List[np.ndarray] = []
     index: List[int] = []
-    for i, frame in enumerate(iter_video_frames(video, max_frames=total)):
-        if i in wanted:
-            frames.append(frame)
-            index.append(i)
+    if lms is not None:
+        wanted = set(range(0, total, stride))
+        for i, frame in enumerate(iter_video_frames(video, max_frames=total)):
+            if i in wanted:
+                frames.append(frame)
+                index.append(i)
+    else:
+        limit = None if max_frames is None else int(np.ceil(max_frames / stride))
+        frames = list(iter_video_frames(video, fps=DEFAULT_FPS / stride, max_frames=limit))
+        index = [i * stride for i in range(len(frames))]
     if not frames:
         raise MediaError(f"no frames decoded from {video}")
-    if lms is None:
-        points = landmarks_for_video(frames, progress=False, allow_missing=True)
-    else:
-        points = lms[index]
+    points = landmarks_for_video(frames, progress=False, allow_missing=True) if lms is None else lms[index]
     return prepare_frames(frames, points, video.name, frame_index=index)
 
 
