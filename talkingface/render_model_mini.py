@@ -30,10 +30,13 @@ from mini_live.obj.utils import bs_table_from_basis, load_bs_table, load_wrap_te
 from mini_live.obj.wrap_utils import LABEL_ANCHOR, LABEL_LOWER_LIP, LABEL_LOWER_TEETH, LABEL_SKIN, LABEL_UPPER_LIP
 from mini_live.render import MouthRenderer
 from talkingface.errors import UserInputError
-from talkingface.mini_pack import (DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack,  # noqa: F401 (re-exported)
-                                   pack_reference, weights_id)
+from talkingface.mini_pack import DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack, pack_reference, weights_id
 from talkingface.mini_reference import reference_tensor
 from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini, DINet_mini_pipeline, load_dinet_mini_state
+
+__all__ = ["RenderModelMini", "mesh_bs_table", "warp_only_mesh", "loop_index", "paste_delta",
+           # the pack names a user of the renderer needs, re-exported from talkingface.mini_pack
+           "AssetPack", "load_asset_pack", "DEFAULT_CHECKPOINT"]
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from talkingface.errors import UserInputError
-from talkingface.models.DINet import AdaAT, DINet_five_Ref, load_dinet_state_dict, training_checkpoint
+from talkingface.gan_training import training_checkpoint
+from talkingface.models.DINet import AdaAT, DINet_five_Ref, load_dinet_state_dict
 from talkingface.models.common.Discriminator import Discriminator, lsgan_loss
 from talkingface.models.common.VGG19 import PerceptualLoss, Vgg19, ssim
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from functools import lru_cache
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -283,15 +283,3 @@ def load_dinet_state_dict(model: DINet_five_Ref, source: Union[str, os.PathLike,
         model.load_state_dict(state, strict=True)
     except (ValueError, RuntimeError) as exc:
         raise UserInputError(f"not a DINet_five_Ref(6, 30) checkpoint: {str(exc).splitlines()[0]}") from exc
-
-
-def training_checkpoint(net_g: nn.Module, net_d: nn.Module, opt_g: torch.optim.Optimizer,
-                        opt_d: torch.optim.Optimizer, epoch: int, **extra: Any) -> Dict[str, Any]:
-    """The original's training-checkpoint layout (checkpoint_keys.md §2), plus optional extras."""
-    ckpt: Dict[str, Any] = {
-        "epoch": epoch,
-        "state_dict": {"net_g": net_g.state_dict(), "net_d": net_d.state_dict()},
-        "optimizer": {"net_g": opt_g.state_dict(), "net_d": opt_d.state_dict()},
-    }
-    ckpt.update(extra)
-    return ckpt
