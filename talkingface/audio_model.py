@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoint" / "audio.pkl"
-MODEL_LOOKAHEAD_STEPS = 4  # training pairs pred[t + 4] with target[t] (reference §6.2 step 3)
+MODEL_LOOKAHEAD_STEPS = 4  # training pairs pred[t + 4] with target[t] (docs/REFERENCE.md §6.2 step 3)
 
 
 def load_waveform(audio: Union[str, Path, np.ndarray]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Training loop for Audio2Feature (reference §6.2 step 3), used by the direct and distillation recipes.
+"""Training loop for Audio2Feature (docs/REFERENCE.md §6.2 step 3), used by the direct and distillation recipes.
 
 Loss: L1 between ``pred[:, L + s:]`` and ``target[:, s : T - L]`` with lookahead L (the original:
 4, i.e. step t + 4 predicts frame t) and ``s`` skipped steps (the original: 0), on targets

@@ -1,4 +1,4 @@
-"""The DH_live_mini asset-pack format: read (three variants) and write (reference_system.md §1.4).
+"""The DH_live_mini asset-pack format: read (three variants) and write (docs/REFERENCE.md §1.4).
 
 An **asset pack** is a folder with ``01.mp4`` (the avatar's 25 fps silent video) and
 ``combined_data.json.gz`` in the original's JSON layout::
@@ -218,7 +218,7 @@ def pack_reference(pack: AssetPack) -> np.ndarray:
 # --------------------------------------------------------------------------------------- writing
 def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                      teeth_seed: int = DEFAULT_TEETH_SEED, device: str = "cpu") -> Path:
-    """Build ``out_dir/assets`` from a processed video and its (N, 478, 3) landmarks (reference §1.4).
+    """Build ``out_dir/assets`` from a processed video and its (N, 478, 3) landmarks (docs/REFERENCE.md §1.4).
 
     Steps: smooth the landmarks over time (first/last 2 frames raw); per-frame mouth rects of one
     size with smoothed centres (every border checked); landmarks in the 128 crop; poses and the

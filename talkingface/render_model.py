@@ -1,4 +1,6 @@
-"""RenderModel: the DH_live 256x256 renderer on a prepared avatar (reference §1.5, §2.1, §3.2).
+"""RenderModel: the DH_live 256x256 renderer on a prepared avatar.
+
+Docs: docs/REFERENCE.md §1.5 (demo.py), docs/REFERENCE.md §2.1 (the network), docs/REFERENCE.md §3.2 (inputs).
 
     model = RenderModel(device="auto")
     model.loadModel("checkpoint/render.pth")        # plain state dict or training checkpoint

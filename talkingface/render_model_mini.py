@@ -1,4 +1,4 @@
-"""RenderModelMini: the DH_live_mini per-frame renderer on a loaded asset pack (reference_system.md §1.7, §2.2).
+"""RenderModelMini: the DH_live_mini per-frame renderer on a loaded asset pack (docs/REFERENCE.md §1.7, docs/REFERENCE.md §2.2).
 
     pack = load_asset_pack("video_data/mini")              # talkingface.mini_pack (re-exported here)
     model = RenderModelMini(device="cpu")                  # DINet_mini weights + two GL renderers
@@ -90,7 +90,7 @@ class RenderModelMini:
     ``checkpoint``: DINet_mini weights in any layout :func:`load_dinet_mini_state` reads.
     ``warp_only``: render without mouth labels and skip the network (the comparison baseline).
     ``blend``: "interior" (default: the network paints only the mouth opening, lips and skin are
-    warped; a second, label-free render per frame) or "original" (reference §2.2, the network's
+    warped; a second, label-free render per frame) or "original" (docs/REFERENCE.md §2.2, the network's
     output over the whole mouth window), see :class:`~talkingface.models.DINet_mini.DINet_mini_pipeline`.
     On held-out self-reconstruction the interior blend scores higher (checkpoint/DINet_mini/DINet_mini.md).
     """

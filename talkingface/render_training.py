@@ -1,4 +1,4 @@
-"""DH_live render-model (DINet_five_Ref) training, the reference recipe (reference_system.md §6.1).
+"""DH_live render-model (DINet_five_Ref) training, the reference recipe (docs/REFERENCE.md §6.1).
 
 - G = DINet_five_Ref(6, 30) with 5 references; D = Discriminator(3, 64, 4, 256); perceptual loss
   :class:`~talkingface.models.common.VGG19.PerceptualLoss` (VGG19 features when ImageNet weights are

@@ -1,4 +1,4 @@
-"""Train the DH_live render model (DINet_five_Ref) on prepared videos (reference §6.1 step 3).
+"""Train the DH_live render model (DINet_five_Ref) on prepared videos (docs/REFERENCE.md §6.1 step 3).
 
     python train/train_render_model.py --train_data DATA_DIR [--out_dir checkpoint/Dinet_five_ref]
         [--max_steps N] [--resume epoch_k.pth] [--vgg_weights vgg19.pth] [--device auto]

@@ -1,4 +1,4 @@
-"""Train the audio LSTM directly on clips with per-frame targets (reference §6.2 step 3).
+"""Train the audio LSTM directly on clips with per-frame targets (docs/REFERENCE.md §6.2 step 3).
 
     python train_audio/train_lstm.py DATA_DIR OUT [--target bs|pixel] [--max_steps N] [--resume]
 

@@ -1,4 +1,4 @@
-"""DINet_five_Ref: the DH_live 256x256 render network (reference_system.md §2.1).
+"""DINet_five_Ref: the DH_live 256x256 render network (docs/REFERENCE.md §2.1).
 
 Five reference frames (each 3 image channels + a 3-channel line map) are encoded once per character; every output frame then runs the per-frame path: encode the masked source face and
 its mouth prompt, predict a 128-d code, use it to warp the reference features channel by channel
@@ -91,7 +91,7 @@ def coordinate_grid_3d(depth: int, height: int, width: int, device: torch.device
     so cached: AdaAT calls this on every frame). The returned tensors are shared: do not modify.
 
     Uses the align_corners=True convention (index i -> 2i/(n-1) - 1) that the original builds,
-    although its ``grid_sample`` call runs with align_corners=False (reference §2.1 quirk).
+    although its ``grid_sample`` call runs with align_corners=False (docs/REFERENCE.md §2.1 quirk).
     Returns xy: DxHxWx2 (x first), z: DxHxW.
     """
     def axis(n: int) -> torch.Tensor:
@@ -106,7 +106,7 @@ def coordinate_grid_3d(depth: int, height: int, width: int, device: torch.device
 
 class AdaAT(nn.Module):
     """Adaptive affine transformation: warps each feature channel by its own rotation, scale and
-    translation predicted from a parameter code (DINet, reference §2.1).
+    translation predicted from a parameter code (DINet, docs/REFERENCE.md §2.1).
 
     feature_map: BxCxHxW; para_code: BxP. Returns BxCxHxW.
 
@@ -147,7 +147,7 @@ class AdaAT(nn.Module):
 
 
 class DINet_five_Ref(nn.Module):
-    """DH_live render network (reference §2.1).
+    """DH_live render network (docs/REFERENCE.md §2.1).
 
     Inputs (all float in [0, 1], BGR order as the original was trained):
       - source_img: Bx3x256x256, the face crop with the lower face filled black;
@@ -246,7 +246,7 @@ class DINet_five_Ref(nn.Module):
 def extract_generator_state(obj: Any) -> Mapping[str, torch.Tensor]:
     """The DINet state dict inside a loaded checkpoint object.
 
-    Accepts the original's two layouts (checkpoint_keys.md §2): a plain state dict (``render.pth``)
+    Accepts the original's two layouts (docs/CHECKPOINTS.md §2): a plain state dict (``render.pth``)
     or the training checkpoint ``{"state_dict": {"net_g": ..., "net_d": ...}, "optimizer": ...}``.
     A ``module.`` prefix (DataParallel) is stripped.
     """

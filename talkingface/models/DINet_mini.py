@@ -1,6 +1,6 @@
 """DINet_mini: the DH_live_mini mouth renderer (about 50 k parameters, about 32 M MACs per frame).
 
-Two modules, as in the original (reference_system.md §2.2, checkpoint_keys.md §4):
+Two modules, as in the original (docs/REFERENCE.md §2.2, docs/CHECKPOINTS.md §4):
 
 - :class:`DINet_mini` maps a 72x72 mouth patch whose lips/teeth were replaced by label colours
   (the *source*) plus three 4-channel references (the *ref*, 12 channels) to a photo-real 72x72
@@ -125,7 +125,7 @@ class DINet_mini_pipeline(nn.Module):
     identity grid are non-persistent buffers.
 
     ``blend``: how the 72x72 network output goes back into the warped crop. "original" (default,
-    reference §2.2): everywhere, weighted by the mouth fusion mask. "interior": only inside the
+    docs/REFERENCE.md §2.2): everywhere, weighted by the mouth fusion mask. "interior": only inside the
     mouth opening (GL teeth and cavity labels, grown by 2 px and feathered), so skin and lips keep
     the warped source pixels and the network paints only what the warp cannot (teeth, cavity).
     "interior" needs a label-free warp field of the same frame (``gl_warp`` in :meth:`interface`),
