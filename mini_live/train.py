@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from talkingface.config.flags import add_config_flags, config_from_args
+from talkingface.config.paths import user_checkpoint_dir
 from talkingface.config.training import MiniTrainConfig
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
@@ -24,7 +25,7 @@ log = logging.getLogger("mini_live.train")
 def main(argv=None) -> int:
     parser = script_parser(__doc__)
     parser.add_argument("data_dir", type=Path, help="folder of prepared *.npz videos")
-    parser.add_argument("--out", type=Path, default=Path("checkpoint/DINet_mini"))
+    parser.add_argument("--out", type=Path, default=user_checkpoint_dir() / "DINet_mini")
     parser.add_argument("--resume", type=Path, default=None, help="training checkpoint to continue from")
     parser.add_argument("--init", type=Path, default=None,
                         help="start G from these weights (any DINet_mini layout); a fresh schedule, unlike --resume")

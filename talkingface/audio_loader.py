@@ -24,6 +24,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
+from talkingface.config.paths import AUDIO_CHECKPOINT, CHECKPOINT_DIR, MINI_AUDIO_CHECKPOINT_CANDIDATES, resolve_named_file
 from talkingface.audio_model import AudioModel
 from talkingface.errors import UserInputError
 from talkingface.mouth_basis import BlendshapeBasis, PixelBasis
@@ -33,17 +34,14 @@ log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 Basis = Union[PixelBasis, BlendshapeBasis]
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ("pixel", "blendshape")
 #: Card keys that may name the basis file, in order of preference.
 BASIS_CARD_KEYS = ("basis", "basis_file", "pixel_basis")
 DEFAULT_BASIS_NAMES: Dict[str, str] = {"pixel": "pixel_basis.npz", "blendshape": "blendshape_basis.npz"}
 #: The shipped checkpoint of each target, most preferred first.
 DEFAULT_AUDIO_CHECKPOINTS: Dict[str, Tuple[Path, ...]] = {
-    "pixel": (REPO_ROOT / "checkpoint" / "audio.pkl",),
-    "blendshape": (REPO_ROOT / "checkpoint" / "lstm" / "lstm_blendshape.pkl",
-                   REPO_ROOT / "checkpoint" / "lstm" / "audio_blendshape.pkl",
-                   REPO_ROOT / "checkpoint" / "audio_blendshape.pkl"),
+    "pixel": (AUDIO_CHECKPOINT,),
+    "blendshape": MINI_AUDIO_CHECKPOINT_CANDIDATES,
 }
 #: What each target drives, for error messages.
 _RENDERER_OF = {"pixel": "the DH_live renderer", "blendshape": "the mini renderer"}
@@ -61,7 +59,7 @@ def find_audio_checkpoint(target: str) -> Path:
     for cand in DEFAULT_AUDIO_CHECKPOINTS[target]:
         if cand.is_file():
             return cand
-    for cand in sorted((REPO_ROOT / "checkpoint").rglob("*.pkl")):
+    for cand in sorted(CHECKPOINT_DIR.rglob("*.pkl")):
         if read_model_card(cand).get("target") == target:
             return cand
     raise UserInputError(f"no {target} audio model found under checkpoint/ (give --audio_ckpt)")
@@ -77,9 +75,9 @@ def resolve_basis(audio_checkpoint: PathLike, card: dict, target: str) -> Option
             if Path(name).is_file():
                 return Path(name)
             continue
-        for base in (ckpt.parent, REPO_ROOT, Path.cwd()):
-            if (base / name).is_file():
-                return base / name
+        path = resolve_named_file(name, ckpt.parent)
+        if path is not None:
+            return path
     return None
 
 

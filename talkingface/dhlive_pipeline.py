@@ -21,7 +21,8 @@ from tqdm import tqdm
 from talkingface.audio_loader import load_audio_model
 from talkingface.errors import UserInputError
 from talkingface.preparation import PrepConfig, prepare_dhlive_avatar
-from talkingface.render_model import REPO_ROOT, RenderModel
+from talkingface.config.paths import dinet_avatar_dir
+from talkingface.render_model import RenderModel
 from talkingface.util.cli import resolve_device
 from talkingface.util.media import VideoWriter, load_audio, save_block_aligned_wav
 
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 #: The DH_live avatar used when none is given (the original's path).
-DEFAULT_AVATAR = REPO_ROOT / "video_data" / "test"
 
 
 class PixelMouthDecoder:
@@ -86,10 +86,11 @@ def prepare_avatar(video: PathLike, avatar_dir: PathLike, render_checkpoint: Opt
 
 def default_avatar() -> Path:
     """``video_data/test`` (the original's path), made with ``data_preparation.py``; a clear error if absent."""
-    if not DEFAULT_AVATAR.exists():
-        raise UserInputError(f"default avatar {DEFAULT_AVATAR} not found: give --avatar DIR or make it with "
-                             f"data_preparation.py VIDEO {DEFAULT_AVATAR}")
-    return DEFAULT_AVATAR
+    path = dinet_avatar_dir()
+    if not path.exists():
+        raise UserInputError(f"default avatar {path} not found: give --avatar DIR or make it with "
+                             f"data_preparation.py VIDEO {path}")
+    return path
 
 
 class StreamRenderer:

@@ -40,6 +40,7 @@ from scipy.optimize import linear_sum_assignment
 from mini_live.obj.image_utils import standard_points
 from mini_live.obj.utils import fit_avatar
 from mini_live.obj.wrap_utils import WrapMesh
+from talkingface.config.paths import DINET_MINI_CHECKPOINT
 from talkingface.data.mouth_crop import video_mouth_rects
 from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import FaceLandmarker
@@ -59,8 +60,7 @@ REF_DATA_SIZE = 20 * 18 * 18
 #: The original's 3e5ce86 cavity label; drawn black here (any label strictly between 3 and 4).
 CAVITY_LABEL_3E5CE86 = -2.0
 CAVITY_LABEL = 3.5
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoint" / "DINet_mini" / "epoch_40.pth"
+DEFAULT_CHECKPOINT = DINET_MINI_CHECKPOINT
 
 
 # -------------------------------------------------------------------------------------- pack data
