@@ -53,6 +53,12 @@ GRAPHS: Dict[str, GraphSpec] = {
                 ("ref_feature", (1, 20, 18, 18))),
         outputs=("out",),
         dynamic=(("source", ((0, "batch"),)), ("gl", ((0, "batch"),)), ("gl_warp", ((0, "batch"),)))),
+    "mini_frame": GraphSpec(
+        inputs=(("crop", (1, 128, 128, 3)), ("gl", (1, 128, 128, 4)), ("gl_warp", (1, 128, 128, 4)),
+                ("ref_feature", (1, 20, 18, 18))),
+        outputs=("delta",)),
+    "mini_frame_warp": GraphSpec(
+        inputs=(("crop", (1, 128, 128, 3)), ("gl_warp", (1, 128, 128, 4))), outputs=("delta",)),
     "mini_network": GraphSpec(
         inputs=(("driving", (1, 3, 72, 72)), ("ref_feature", (1, 20, 18, 18))), outputs=("mouth",),
         dynamic=(("driving", ((0, "batch"),)),)),
@@ -121,6 +127,38 @@ class MiniPipelineGraph(nn.Module):
         return self.pipeline.interface(source, gl, gl_warp=gl_warp, ref_feature=ref_feature)
 
 
+class MiniFrameGraph(nn.Module):
+    """The mini pipeline as the Python renderer runs it: uint8 images in, the BGR change out.
+
+    crop: 1x128x128x3 uint8 **BGR** (the frame's face crop), gl / gl_warp: 1x128x128x4 uint8 RGBA
+    renders, ref_feature: 1x20x18x18 -> delta: 1x128x128x3 float32 BGR, ``255 * out - crop`` (what
+    ``paste_delta`` resizes into the frame). The uint8 -> float conversion, channel swap and layout
+    change run inside the graph; the arithmetic is the eager path's. ``use_network=False``: the
+    warp-only graph (no ``gl`` or ``ref_feature`` inputs), equal to the full one wherever the
+    interior blend weight is zero.
+    """
+
+    def __init__(self, pipeline: DINet_mini_pipeline, use_network: bool = True):
+        super().__init__()
+        self.pipeline = copy.deepcopy(pipeline).eval()
+        self.pipeline.infer_model = inference_copy(pipeline.infer_model)
+        self.use_network = use_network
+
+    @staticmethod
+    def _chw(img: torch.Tensor) -> torch.Tensor:
+        return img.permute(0, 3, 1, 2).float() / 255.0
+
+    def forward(self, crop: torch.Tensor, *rest: torch.Tensor) -> torch.Tensor:
+        rgb = crop.flip(-1).float()
+        src = torch.cat([rgb, torch.full_like(rgb[..., :1], 255.0)], -1).permute(0, 3, 1, 2) / 255.0
+        if self.use_network:
+            gl, gl_warp, ref_feature = rest
+            out = self.pipeline.interface(src, self._chw(gl), gl_warp=self._chw(gl_warp), ref_feature=ref_feature)
+        else:
+            out = self.pipeline.interface(src, self._chw(rest[0]), use_network=False)
+        return out[:, :3].permute(0, 2, 3, 1).flip(-1) * 255.0 - crop.float()
+
+
 class MiniNetworkGraph(nn.Module):
     """DINet_mini.decode: driving Bx3x72x72 + ref_feature 1x20x18x18 -> mouth Bx3x72x72."""
 
@@ -180,7 +218,9 @@ def example_inputs(name: str, seed: int = 0, shapes: Optional[Dict[str, Tuple[in
     out = []
     for inp, shape in spec.inputs:
         shape = (shapes or {}).get(inp, shape)
-        if inp in ("h0", "c0"):
+        if inp in ("crop", "gl", "gl_warp") and len(shape) == 4 and shape[-1] in (3, 4):
+            out.append(torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8))
+        elif inp in ("h0", "c0"):
             out.append(torch.zeros(shape))
         elif inp == "fbank":
             out.append(2.0 * torch.randn(shape, generator=gen))

@@ -58,8 +58,8 @@ def resolve_engine(engine: str = "auto") -> str:
 class OnnxGraph:
     """One ONNX Runtime CPU session. ``threads``: intra-op threads (the user's ``--threads``).
 
-    Call with the inputs in the graph's order (numpy float32 arrays, C-contiguous); returns the list
-    of outputs as numpy arrays.
+    Call with the inputs in the graph's order (numpy arrays: float32, or uint8 where the graph takes
+    images; other dtypes are cast to float32); returns the list of outputs as numpy arrays.
     """
 
     def __init__(self, model: Union[bytes, str, Path], threads: int = 1):
@@ -80,7 +80,8 @@ class OnnxGraph:
     def __call__(self, *inputs: np.ndarray) -> List[np.ndarray]:
         if len(inputs) != len(self.input_names):
             raise ValueError(f"expected {len(self.input_names)} inputs ({', '.join(self.input_names)}), got {len(inputs)}")
-        feeds = {n: np.ascontiguousarray(x, dtype=np.float32) for n, x in zip(self.input_names, inputs)}
+        feeds = {n: np.ascontiguousarray(x) if x.dtype in (np.float32, np.uint8) else np.ascontiguousarray(x, np.float32)
+                 for n, x in zip(self.input_names, inputs)}
         return self.session.run(self.output_names, feeds)
 
 
