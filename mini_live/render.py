@@ -51,10 +51,10 @@ import numpy as np
 
 from mini_live.obj.wrap_utils import WrapMesh
 from mini_live.opengl_render_interface import Framebuffer, GLError, compile_program, create_context
+from talkingface.config.paths import SHADER_DIR
 
 log = logging.getLogger(__name__)
 
-SHADER_DIR = Path(__file__).resolve().parent / "shader"
 MAX_BLENDSHAPES = 12
 #: Depth scale of the orthographic projection: z_ndc = z_pixels / DEPTH_RANGE (the reference's 1000).
 DEPTH_RANGE = 1000.0

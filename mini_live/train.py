@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from talkingface.config.paths import user_checkpoint_dir
 from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, setup_logging
 from talkingface.util.files import atomic_write, write_text
@@ -220,7 +221,7 @@ def save_checkpoint(trainer: MiniTrainer, out_dir: Path, name: str, extra: dict)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path, help="folder of prepared *.npz videos")
-    parser.add_argument("--out", type=Path, default=Path("checkpoint/DINet_mini"))
+    parser.add_argument("--out", type=Path, default=user_checkpoint_dir() / "DINet_mini")
     parser.add_argument("--resume", type=Path, default=None, help="training checkpoint to continue from")
     parser.add_argument("--init", type=Path, default=None,
                         help="start G from these weights (any DINet_mini layout); a fresh schedule, unlike --resume")

@@ -27,6 +27,7 @@ from talkingface.data.few_shot_dataset import (FACE_SIZE, CropBox, FewShotConfig
                                                max_lip_extent, prompt_image, prompt_rect, reference_image,
                                                select_ref_index, to_image, to_tensor, video_geometry)
 from talkingface.errors import UserInputError
+from talkingface.config.paths import render_checkpoint
 from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
 from talkingface.preparation import load_keypoints
 from talkingface.run_utils import smooth_sequence
@@ -36,8 +37,6 @@ from talkingface.util.cli import resolve_device
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RENDER_CHECKPOINT = REPO_ROOT / "checkpoint" / "render.pth"
 RENDER_CHECKPOINT_HELP = (
     "no DH_live render checkpoint: pass --ckpt PATH, or put the original's published render.pth "
     "(DH_live README, Baidu Netdisk code ym7k / Google Drive) at checkpoint/render.pth, or train one "
@@ -76,7 +75,7 @@ class RenderModel:
     def loadModel(self, checkpoint: Union[str, os.PathLike, None] = None) -> None:
         """Load weights (plain state dict or ``{"state_dict": {"net_g": ...}}``), mapped to this
         device, so GPU-saved files load on CPU. Raises UserInputError naming where to get one."""
-        path = Path(checkpoint) if checkpoint is not None else DEFAULT_RENDER_CHECKPOINT
+        path = Path(checkpoint) if checkpoint is not None else render_checkpoint()
         if not path.is_file():
             raise UserInputError(f"{path} not found; {RENDER_CHECKPOINT_HELP}")
         if self.face_size is None:

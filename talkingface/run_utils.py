@@ -15,9 +15,9 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from talkingface.config.paths import MEAN_FACE as MEAN_FACE_PATH
 from talkingface.utils import INDEX_FACE_OVAL, MAIN_KEYPOINTS
 
-MEAN_FACE_PATH = Path(__file__).resolve().parent / "assets" / "mean_face.npz"
 
 #: Temporal kernel the original applies to the 16 pose-matrix entries.
 POSE_SMOOTH_KERNEL = (0.03, 0.1, 0.74, 0.1, 0.03)

@@ -139,11 +139,12 @@ def short_clip(clip, tmp_path_factory):
 
 def test_selfrecon_mini_pipeline_with_shipped_checkpoints(short_clip, tmp_path):
     """The mini product end to end on a held-out clip; runs when the shipped checkpoints exist."""
-    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, find_mini_audio_checkpoint
+    from talkingface.audio_loader import find_audio_checkpoint
+    from talkingface.mini_pack import DEFAULT_CHECKPOINT
     from talkingface.errors import UserInputError
 
     try:
-        find_mini_audio_checkpoint()
+        find_audio_checkpoint("blendshape")
     except UserInputError:
         pytest.skip("no shipped blendshape audio model under checkpoint/")
     if not DEFAULT_CHECKPOINT.is_file():

@@ -22,9 +22,10 @@ import numpy as np
 
 from mini_live.obj.wrap_utils import (LABEL_ANCHOR, LABEL_LOWER_TEETH, LABEL_UPPER_TEETH, TEETH_COLUMNS, WrapMesh,
                                      inner_lip_ids, newWrapModel, normalizeLips, teeth_row_weights)
+from talkingface.config.paths import MESH_DIR
 from talkingface.errors import UserInputError
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = MESH_DIR
 FACE_MESH_PATH = DATA_DIR / "face_mesh.npz"
 WRAP_TEMPLATE_PATH = DATA_DIR / "wrap_template.npz"
 BS_TABLE_PATH = DATA_DIR / "bs_table.npz"
