@@ -66,8 +66,10 @@ def main(argv=None) -> int:
     if not videos:
         raise UserInputError(f"no videos found below {args.data} in {subdirs}")
     held = never_train_on()
-    # held-out clips first: the evaluation needs them before training does
-    videos.sort(key=lambda v: (v.relative_to(args.data).as_posix() not in held, str(v)))
+    # held-out clips first (the evaluation needs them), then one-off people, then the pieces of long
+    # recordings of one person (paired audio files), which add the least variety per clip
+    videos.sort(key=lambda v: (v.relative_to(args.data).as_posix() not in held,
+                               paired_audio(v) is not None, str(v)))
     args.cache.mkdir(parents=True, exist_ok=True)
     rows = ["name\tpath\taudio\tframes\tstatus"]
     t0 = time.time()

@@ -155,7 +155,7 @@ def _selfrecon(args) -> None:
 
 
 def _crosshalf(args) -> None:
-    from talkingface.eval.crosshalf import crosshalf
+    from talkingface.eval.crosshalf import acceptance_markdown, crosshalf
     from talkingface.eval.heldout import HELDOUT_AV_MORE, heldout_paths
     from talkingface.eval.report import HEADER, summary_markdown
     from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips
@@ -200,7 +200,7 @@ def _crosshalf(args) -> None:
         print("\n".join(res.markdown_rows()), flush=True)
         results.append(res)
     if results:
-        table = summary_markdown(results)
+        table = summary_markdown(results) + "\n\n" + acceptance_markdown(results)
         write_text(args.out / f"summary.crosshalf.{args.pipeline}.md", table + "\n")
         print()
         print(table.split("\n\n", 1)[1])

@@ -172,3 +172,23 @@ def crosshalf(clip: PathLike, pipeline: str, workdir: PathLike, options: Pipelin
     rows.append(energy_baseline(ref, wav))
     return ClipResult(clip=clip.name, kind="crosshalf", pipeline=pipe.name, gt=str(clip),
                       pred=str(generated) if generated is not None else None, rows=rows)
+
+
+def acceptance_markdown(results) -> str:
+    """Per method over the clips: mean r at lag 0, mean best-lag r, share of clips with |best lag| <= 1,
+    the lags, and the mean amplitude (the figures issue-style acceptance reads)."""
+    by_method: dict = {}
+    for res in results:
+        for row in res.rows:
+            by_method.setdefault(row.method, []).append(row)
+    lines = ["| method | clips | mean r at lag 0 | mean best-lag r | abs(lag) <= 1 | lags (> 0: late) | mean amplitude |",
+             "|---|---:|---:|---:|---:|---|---:|"]
+    for method, rows in by_method.items():
+        ok = [r for r in rows if not math.isnan(r.r_offset)]
+        amps = [r.amp for r in rows if not math.isnan(r.amp)]
+        lags = ", ".join(f"{r.offset:+d}" for r in ok)
+        share = np.mean([abs(r.offset) <= 1 for r in ok]) if ok else math.nan
+        lines.append(f"| {method} | {len(rows)} | {np.nanmean([r.r for r in rows]):.3f} | "
+                     f"{np.mean([r.r_offset for r in ok]) if ok else math.nan:.3f} | {share:.0%} | {lags} | "
+                     + (f"{np.mean(amps):.2f} |" if amps else "– |"))
+    return "\n".join(lines)
