@@ -59,9 +59,9 @@ class SyncRow:
     reason: str = ""
 
 
-def read_index(cache: Path) -> List[tuple]:
-    """(name, relative path) of every clip with sound in ``cache/index.tsv``."""
-    idx = cache / "index.tsv"
+def read_index(cache: Path, idx: Path = None) -> List[tuple]:
+    """(name, relative path) of every clip with sound in ``idx`` (default ``cache/index.tsv``)."""
+    idx = idx or cache / "index.tsv"
     if not idx.is_file():
         raise UserInputError(f"no {idx}: run train_audio/cache_clips.py first")
     out = []
@@ -113,6 +113,7 @@ def parse_args(argv=None):
     ap.add_argument("cache", type=Path, help="cache_clips.py output folder")
     ap.add_argument("out", type=Path, help="output table (.tsv)")
     ap.add_argument("--teacher", type=Path, required=True, help="probe audio model (Audio2Feature state dict)")
+    ap.add_argument("--index", type=Path, help="clip list (default CACHE/index.tsv)")
     ap.add_argument("--pool", action="append", default=[], help="glob on the relative path of clips that share "
                     "one offset (repeatable)")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
     probe = AudioModel(args.teacher, lookahead_steps=4)
     held = never_train_on()
     rows, curves = [], {}
-    for name, rel in read_index(args.cache):
+    for name, rel in read_index(args.cache, args.index):
         if rel in held:
             continue
         with np.load(args.cache / f"{name}.clip.npz") as d:

@@ -67,6 +67,8 @@ def parse_args(argv=None):
     ap.add_argument("--init", type=Path, help="start from this Audio2Feature state dict (blendshape outputs)")
     ap.add_argument("--lookahead", type=int, default=4, help="LSTM steps between hearing a frame and predicting it")
     ap.add_argument("--real_share", type=float, default=0.5, help="share of training windows from real videos")
+    ap.add_argument("--person_cap_s", type=float, default=60.0,
+                    help="a person with more real footage than this is down-weighted to this many seconds")
     ap.add_argument("--val_fraction", type=float, default=0.12, help="share of real people kept for validation")
     ap.add_argument("--variants", type=int, default=3, help="fbank copies per file: clean + augmented")
     ap.add_argument("--seq_len", type=int, default=40)
@@ -167,7 +169,13 @@ def main(argv=None) -> int:
     real_fb = [augmented_fbanks(c["audio"], args.variants, seed=args.seed + i) for i, c in enumerate(train_real)]
     n_real = sum(len(c["bs"]) for c in train_real)
     n_speech = sum(len(y[0]) for y in speech_y)
-    weights = ([args.real_share / n_real] * len(train_real) + [(1 - args.real_share) / n_speech] * len(speech_y))
+    # one long recording must not dominate the real share: cap each person's total weight
+    person_s = {}
+    for c in train_real:
+        person_s[c["person"]] = person_s.get(c["person"], 0.0) + len(c["bs"]) / 25.0
+    cap = [min(1.0, args.person_cap_s / person_s[c["person"]]) for c in train_real]
+    n_real_eff = sum(k * len(c["bs"]) for k, c in zip(cap, train_real))
+    weights = ([args.real_share * k / n_real_eff for k in cap] + [(1 - args.real_share) / n_speech] * len(speech_y))
     train_set = FbankWindowDataset(real_fb + speech_fb, args.seq_len, coef_list=[c["bs"] for c in train_real] + speech_y,
                                    samples_per_epoch=args.batch_size * 50, weights=weights)
     val_set = None
@@ -212,6 +220,9 @@ def main(argv=None) -> int:
         "config": {k: str(v) for k, v in vars(args).items()},
         "data": {"real_train": [{"path": c["path"], "shift": c["shift"], "frames": len(c["bs"])} for c in train_real],
                  "real_val": [{"path": c["path"], "shift": c["shift"], "frames": len(c["bs"])} for c in val_real],
+                 "sync_decisions": [{"path": r.path, "probe_r_best": r.r_best, "late": r.pool_late if r.pool else r.late,
+                                     "decision": r.decision, "reason": r.reason}
+                                    for r in sorted(read_decisions(args.sync).values(), key=lambda r: r.path)],
                  "held_out_never_read": sorted(never_train_on()),
                  "speech_dirs": [str(d) for d in args.speech], "speech_excluded": args.exclude,
                  "speech_files": len(files), "speech_seconds": round(n_speech / 25.0, 1),

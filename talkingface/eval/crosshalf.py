@@ -1,6 +1,7 @@
 """Cross-half protocol: a clip's first half is the avatar, its second half's speech drives it.
 
-For a real talking clip of at least :data:`MIN_SECONDS` (25 fps, N frames, h = N // 2):
+For a real talking clip of at least :data:`MIN_SECONDS` (25 fps, N frames, h = N // 2; a clip
+longer than 2 x :data:`MAX_HALF_SECONDS` is cut to that first):
 
 - the first half (frames ``[0, h)``), with its sound removed, is the avatar video, prepared by the
   pipeline as a new user's video would be (for ``mini``: data_preparation_mini + data_preparation_web,
@@ -49,6 +50,7 @@ from talkingface.utils import mouth_opening
 log = logging.getLogger(__name__)
 
 MIN_SECONDS = 8.0
+MAX_HALF_SECONDS = 10.0  # longer clips use their first 2 x 10 s (keeps a run over many clips short)
 FPS = 25
 SAMPLES_PER_FRAME = 640
 ORIGINAL_LOOKAHEAD = 4  # the original audio model: LSTM step p predicts frame p - 4
@@ -68,13 +70,14 @@ class HalfSplit:
         self.n_first = self.n_second = 0
 
 
-def split_clip(clip: PathLike, folder: PathLike) -> HalfSplit:
+def split_clip(clip: PathLike, folder: PathLike, max_half_seconds: float = MAX_HALF_SECONDS) -> HalfSplit:
     """Write (or reuse) the two halves of ``clip`` in ``folder``; raises for clips under 8 s or silent."""
     clip, folder = Path(clip), Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     split = HalfSplit(folder)
     st = clip.stat()
-    key = {"source": str(clip.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+    key = {"source": str(clip.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns,
+           "max_half_seconds": max_half_seconds}
     if split.meta.is_file():
         meta = json.loads(split.meta.read_text())
         if meta.get("key") == key and split.avatar.is_file() and split.real.is_file() and split.wav.is_file():
@@ -87,6 +90,7 @@ def split_clip(clip: PathLike, folder: PathLike) -> HalfSplit:
     if n_audio < MIN_SECONDS * FPS:
         raise UserInputError(f"{clip}: {audio.size / 16000:.1f} s of audio; the cross-half protocol needs "
                              f">= {MIN_SECONDS:g} s")
+    n_audio = min(n_audio, int(round(2 * max_half_seconds * FPS)))
     h = n_audio // 2  # the cut is decided by the audio length (the video may run a little longer)
     n = 0
     with VideoWriter(split.avatar) as first, VideoWriter(split.real) as second:
