@@ -23,7 +23,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Sequence
+from typing import Iterator, List
 
 import cv2
 import numpy as np
@@ -199,18 +199,3 @@ def prepare_training_face(video: Path, out_dir: Path, cfg: PrepConfig = PrepConf
         _dump_pickle(stage / "face_mat_mask.pkl", [mats, mask_face])
     log.info("wrote %s (%d frames, crop %d px -> %d)", out_dir, len(frames), x1 - x0, TRAIN_CROP)
     return Path(out_dir)
-
-
-def load_keypoints(path: Path, point_counts: Sequence[int] = (478,)) -> np.ndarray:
-    """Read a keypoint pickle (``keypoint_rotate.pkl``, ``processed.pkl``; ours or the original's) as
-    float64 (N, K, C) pixels, K in ``point_counts`` (478 face-mesh points; the DH_live code also takes
-    141 main keypoints), C = 2 or 3. Unreadable or misshaped files raise a clear error."""
-    try:
-        with open(path, "rb") as fh:
-            arr = np.asarray(pickle.load(fh), dtype=np.float64)
-    except (OSError, pickle.UnpicklingError, ValueError, EOFError) as exc:
-        raise UserInputError(f"cannot read keypoints {path}: {exc}") from exc
-    if arr.ndim != 3 or arr.shape[1] not in point_counts or arr.shape[2] not in (2, 3):
-        want = "|".join(map(str, point_counts))
-        raise UserInputError(f"{path}: expected keypoints (N, {want}, 2|3), got {arr.shape}")
-    return arr

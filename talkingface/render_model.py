@@ -29,9 +29,9 @@ from talkingface.data.few_shot_dataset import (FACE_SIZE, CropBox, FewShotConfig
                                                max_lip_extent, prompt_image, prompt_rect, reference_image,
                                                select_ref_index, to_image, to_tensor, video_geometry)
 from talkingface.errors import UserInputError
+from talkingface.mediapipe_utils import load_keypoints
 from talkingface.config.paths import render_checkpoint
 from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
-from talkingface.preparation import load_keypoints
 from talkingface.run_utils import smooth_sequence
 from talkingface.util.files import read_model_card
 from talkingface.utils import main_keypoints

@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from talkingface.errors import UserInputError
-from talkingface.preparation import load_keypoints
+from talkingface.mediapipe_utils import load_keypoints
 from talkingface.run_utils import apply_pose, calc_face_mat, jaw_mask_contour, load_mean_face_main
 from talkingface.utils import (INDEX_FACE_OVAL, INDEX_LIPS_INNER, INDEX_LIPS_OUTER,
                                INDEX_NOSE_EDGE, ROTATE_REF_INDEX, crop_face,
