@@ -53,6 +53,7 @@ MIN_SECONDS = 8.0
 MAX_HALF_SECONDS = 10.0  # longer clips use their first 2 x 10 s (keeps a run over many clips short)
 FPS = 25
 SAMPLES_PER_FRAME = 640
+SILENCE_PEAK = 1e-3  # full scale 1.0: a track whose loudest sample stays below this holds no speech
 ORIGINAL_LOOKAHEAD = 4  # the original audio model: LSTM step p predicts frame p - 4
 
 
@@ -86,6 +87,9 @@ def split_clip(clip: PathLike, folder: PathLike, max_half_seconds: float = MAX_H
     if not probe_video(clip).has_audio:
         raise UserInputError(f"{clip}: no audio track; the cross-half protocol needs the clip's own speech")
     audio = load_audio(clip)
+    if float(np.abs(audio).max()) < SILENCE_PEAK:
+        raise UserInputError(f"{clip}: the audio track is silent (peak {float(np.abs(audio).max()):.1e}); "
+                             "nothing to lip-sync to")
     n_audio = int(math.ceil(audio.size / SAMPLES_PER_FRAME))
     if n_audio < MIN_SECONDS * FPS:
         raise UserInputError(f"{clip}: {audio.size / 16000:.1f} s of audio; the cross-half protocol needs "
