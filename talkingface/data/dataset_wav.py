@@ -1,6 +1,6 @@
 """AudioVisualDataset: windows of speech as fbank, with per-frame mouth-coefficient targets.
 
-Reference §3.4, with its bugs fixed:
+docs/REFERENCE.md §3.4, with its bugs fixed:
 - the audio is float in [-1, 1] from the start, so the Gaussian-noise augmentation works at the
   intended amplitude (0.001-0.015 of full scale; the original added it to int16 samples, far below
   one step);

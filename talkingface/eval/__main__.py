@@ -1,4 +1,4 @@
-"""Command line of the lip-sync evaluation (DESIGN.md §6); see docs/EVALUATION.md.
+"""Command line of the lip-sync evaluation (docs/EVALUATION.md §1); see docs/EVALUATION.md.
 
     python -m talkingface.eval compare --pred generated.mp4 --gt real.mp4 [--baselines] [--out r.json]
     python -m talkingface.eval selfrecon --pipeline mini --clip real.mp4 [--clip more/ ...] [--out DIR]
