@@ -85,6 +85,7 @@ def split_clip(clip: PathLike, folder: PathLike, max_half_seconds: float = MAX_H
         if meta.get("key") == key and split.avatar.is_file() and split.real.is_file() and split.wav.is_file():
             split.n_first, split.n_second = meta["n_first"], meta["n_second"]
             return split
+    split.track.unlink(missing_ok=True)  # a new split: its real half must be tracked again
     if not probe_video(clip).has_audio:
         raise UserInputError(f"{clip}: no audio track; the cross-half protocol needs the clip's own speech")
     audio = load_audio(clip)
