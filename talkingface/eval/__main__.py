@@ -159,9 +159,7 @@ def _crosshalf(args) -> None:
     from talkingface.eval.heldout import HELDOUT_AV_MORE, heldout_paths
     from talkingface.eval.report import HEADER, summary_markdown
     from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips
-    from talkingface.mouth_basis import BlendshapeBasis
-    from talkingface.render_model_mini import resolve_blendshape_basis
-    from talkingface.util.files import read_model_card
+    from talkingface.audio_loader import load_audio_model
     from talkingface.util.sample_data import find_sample_data
 
     sources: List[Path] = list(args.clip)
@@ -174,8 +172,7 @@ def _crosshalf(args) -> None:
         if given is not None and not given.is_file():
             raise UserInputError(f"checkpoint not found: {given}")
     ours = args.audio_ckpt or get_pipeline(args.pipeline).audio_default()
-    basis_file = resolve_blendshape_basis(ours, read_model_card(ours)) if ours is not None else None
-    basis = BlendshapeBasis.load(basis_file) if basis_file is not None else None
+    basis = load_audio_model(ours, target="blendshape")[1] if ours is not None else None
     original = args.original
     data = find_sample_data()
     if original is None and data is not None and (data / "dh_live" / "checkpoint" / "audio.pkl").is_file():
