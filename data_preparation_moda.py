@@ -4,15 +4,16 @@ lip pseudo-labels of speech, or one person's avatar for demo_moda.py.
 Usage:
   python data_preparation_moda.py VIDEO_OR_DIR... OUT            # clip records (training / evaluation)
   python data_preparation_moda.py --speech AUDIO_OR_DIR... OUT   # lip pseudo-labels from the shipped LSTM
-  python data_preparation_moda.py --avatar VIDEO OUT_DIR         # a person for demo_moda.py
+  python data_preparation_moda.py --avatar VIDEO_OR_DIR... OUT_DIR # one person for demo_moda.py
 
 Clip records: OUT/<name>.moda.npz (+ <name>.wav): dense (N,478,3) canonical 512-px mesh, head7 (N,7)
 = yaw, pitch, roll (deg), anchor x, y, z (px), scale, no-torso mode (torso zeros, torso_valid False).
 Face meshes are cached in --cache (default OUT/cache). Clips listed by
 talkingface/eval/heldout.py never_train_on() are skipped unless --include_heldout (for evaluation
 sets and avatars of held-out people; training scripts refuse them again).
-Avatar: OUT_DIR/subject.npz (the record's arrays + per-subject means), OUT_DIR/reference.png (the
-frame with the most closed mouth, BGR) and OUT_DIR/video.mp4 (the 25 fps frames the renderer trains on).
+Avatar (all videos of one person, same frame size): OUT_DIR/subject.npz (the clips' arrays
+concatenated, clip_lengths, per-subject means), OUT_DIR/reference.png (the frame with the most closed
+mouth, BGR) and OUT_DIR/video.mp4 (the 25 fps frames the renderer trains on).
 Bad input exits with status 2 and one line.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 
 from talkingface.audio_model import AudioModel
 from talkingface.config.moda import BASIS_PATH, TEACHER_CHECKPOINT
-from talkingface.data.moda_clips import record_from_speech, record_from_video, relative_source, subject_means
+from talkingface.data.moda_clips import record_from_speech, record_from_video, relative_source
 from talkingface.errors import UserInputError
 from talkingface.eval.heldout import never_train_on
 from talkingface.moda_geometry import from_canonical
@@ -58,22 +59,33 @@ def _name(rel: str) -> str:
     return "__".join(Path(rel).with_suffix("").parts).lstrip("_").replace("/", "__")
 
 
-def _write_avatar(video: Path, out: Path, cache: Path, progress: bool) -> None:
+def _write_avatar(videos, out: Path, cache: Path, progress: bool) -> None:
     root = find_sample_data()
-    rec = record_from_video(video, cache, "avatar", relative_source(video, root), progress)
-    frames = read_video(video)[: rec.n_frames]
-    lm = from_canonical(rec.dense.astype(np.float64), rec.head7)
+    recs, frames = [], []
+    for i, video in enumerate(videos):
+        rec = record_from_video(video, cache, _name(relative_source(video, root)), relative_source(video, root),
+                                progress)
+        clip_frames = read_video(video)[: rec.n_frames]
+        if frames and clip_frames[0].shape != frames[0].shape:
+            raise UserInputError(f"{video}: frame size {clip_frames[0].shape[:2]} differs from the first video's")
+        recs.append(rec)
+        frames += clip_frames
+    dense = np.concatenate([r.dense for r in recs])
+    head7 = np.concatenate([r.head7 for r in recs])
+    torso = np.concatenate([r.torso for r in recs])
+    lm = from_canonical(dense.astype(np.float64), head7)
     ref_idx = int(np.argmin(mouth_opening(lm)))
     out.mkdir(parents=True, exist_ok=True)
-    means = subject_means(rec)
     with atomic_write(out / "subject.npz") as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, dense=rec.dense, head7=rec.head7, torso=rec.torso, mean_dense=means["dense"],
-                                mean_head7=means["head7"], mean_torso=means["torso"], reference_index=ref_idx,
-                                frame_size=np.array(frames[0].shape[:2]), source=np.array(rec.source))
+            np.savez_compressed(fh, dense=dense, head7=head7, torso=torso, mean_dense=dense.mean(0).astype(np.float64),
+                                mean_head7=head7.mean(0), mean_torso=torso.mean(0).astype(np.float64),
+                                reference_index=ref_idx, frame_size=np.array(frames[0].shape[:2]),
+                                clip_lengths=np.array([r.n_frames for r in recs]),
+                                sources=np.array([r.source for r in recs]))
     write_image(out / "reference.png", frames[ref_idx])
     write_video(out / "video.mp4", frames)
-    log.info("avatar %s: %d frames, reference frame %d", out, rec.n_frames, ref_idx)
+    log.info("avatar %s: %d frames from %d clips, reference frame %d", out, len(frames), len(recs), ref_idx)
 
 
 def main(argv=None) -> int:
@@ -93,9 +105,7 @@ def main(argv=None) -> int:
     progress = not args.quiet and sys.stderr.isatty()
     cache = args.cache or args.out / "cache"
     if args.avatar:
-        if len(args.inputs) != 1 or not args.inputs[0].is_file():
-            raise UserInputError("--avatar takes exactly one video file")
-        _write_avatar(args.inputs[0], args.out, cache, progress)
+        _write_avatar(_inputs(args.inputs, list_videos, args.exclude), args.out, cache, progress)
         return 0
     root = find_sample_data()
     blocked = never_train_on()

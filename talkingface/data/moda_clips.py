@@ -116,6 +116,7 @@ def record_from_speech(wav: Union[str, Path], teacher, basis, name: str, source:
     full[:, basis.landmark_ids] = shapes
     dense[:, LIPS] = mean_face_to_canonical(full)[:, LIPS]
     head7 = np.zeros((n, 7))
+    head7[:, 6] = 1.0  # no pose: frontal, unit scale
     return ClipRecord(name, dense.astype(np.float32), head7, np.zeros((n, N_TORSO, 3), np.float32), False,
                       True, True, source or str(wav), audio)
 
