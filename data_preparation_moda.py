@@ -96,6 +96,8 @@ def main(argv=None) -> int:
     ap.add_argument("--avatar", action="store_true", help="one video -> a person folder for demo_moda.py")
     ap.add_argument("--exclude", action="append", default=[], help="skip files matching this (repeatable)")
     ap.add_argument("--cache", type=Path, default=None, help="face-mesh cache folder (default OUT/cache)")
+    ap.add_argument("--cached_only", action="store_true",
+                    help="only clips whose face mesh is already in --cache (the cache is then only read)")
     ap.add_argument("--include_heldout", action="store_true", help="also prepare the held-out clips")
     ap.add_argument("--teacher", type=Path, default=TEACHER_CHECKPOINT, help="audio model for --speech")
     ap.add_argument("--basis", type=Path, default=BASIS_PATH, help="blendshape basis for --speech")
@@ -123,6 +125,9 @@ def main(argv=None) -> int:
         if (args.out / f"{name}.moda.npz").is_file():
             done += 1
             continue
+        if args.cached_only and not args.speech and not (cache / f"{name}.clip.npz").is_file():
+            skipped += 1
+            continue
         try:
             rec = (record_from_speech(f, teacher, basis, name, rel) if args.speech
                    else record_from_video(f, cache, name, rel, progress))
@@ -134,7 +139,8 @@ def main(argv=None) -> int:
         rec.save(args.out)
         done += 1
         log.info("%s: %d frames%s", name, rec.n_frames, "" if rec.has_audio else " (silent)")
-    log.info("%d records in %s; %d held-out clips skipped", done, args.out, skipped)
+    log.info("%d records in %s; %d clips skipped (held out, or not cached with --cached_only)", done, args.out,
+             skipped)
     return 0
 
 

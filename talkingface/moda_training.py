@@ -153,11 +153,13 @@ class MODATrainer:
             out["lip_gap_r"] = float(np.mean(rs))
         return out
 
-    def run(self) -> dict:
+    def run(self, until: Optional[int] = None) -> dict:
+        """Train to ``max_steps`` (or stop early at step ``until``, saving, as an interruption would)."""
         cfg = self.cfg
+        stop = min(cfg.max_steps, until or cfg.max_steps)
         self.model.train()
         t0, last = time.time(), {}
-        while self.step < cfg.max_steps:
+        while self.step < stop:
             for group in self.opt.param_groups:
                 group["lr"] = self._lr()
             batch = _tensors(self.sampler.sample(self.rng, cfg.batch_size, cfg.subject_jitter_px))
@@ -171,7 +173,7 @@ class MODATrainer:
                     self.tb.add_scalar(f"train/{k}", float(v.detach()), self.step)
                 log.info("step %d loss %.4f lip %.4f eye %.4f head %.4f kl %.3f", self.step,
                          *(float(parts[k].detach()) for k in ("total", "lip", "eye", "head", "kl")))
-            if self.step % cfg.save_every == 0 or self.step == cfg.max_steps:
+            if self.step % cfg.save_every == 0 or self.step == stop:
                 self.wall_s += time.time() - t0
                 t0 = time.time()
                 last = self.validate()
@@ -281,14 +283,14 @@ class FaCoTrainer:
             self.opt_g.step()
             self.step += 1
             if self.step % cfg.log_every == 0:
-                self.tb.add_scalar("train/l1", float(l1), self.step)
-                self.tb.add_scalar("train/loss_d", float(loss_d), self.step)
+                self.tb.add_scalar("train/l1", float(l1.detach()), self.step)
+                self.tb.add_scalar("train/loss_d", float(loss_d.detach()), self.step)
             if self.step % cfg.save_every == 0 or self.step == cfg.max_steps:
                 self.wall_s += time.time() - t0
                 t0 = time.time()
                 val = self.validate()
                 self.tb.add_scalar("val/l1_px", val, self.step)
-                log.info("step %d train L1 %.3f px, val L1 %.3f px", self.step, float(l1), val)
+                log.info("step %d train L1 %.3f px, val L1 %.3f px", self.step, float(l1.detach()), val)
                 self.save()
         self.wall_s += time.time() - t0
         self.tb.flush()
