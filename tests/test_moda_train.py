@@ -117,3 +117,11 @@ def test_prep_renderer_demo_and_eval(sample_data, records, tmp_path, repo_root):
     n = int(np.ceil(load_audio(wav).size / 640))
     assert count_frames(out) == n and probe_video(out).has_audio
     assert (tmp_path / "demo_s1.mp4").is_file()
+    from talkingface.eval.moda_eval import evaluate, markdown
+
+    res = evaluate([records[0], records[2]], tmp_path / "moda.pth", tmp_path / "faco.pth", [0, 1])
+    assert len(res["clips"]) == 1  # the speech record has no face: skipped
+    s = res["summary"]
+    assert {"moda-lite", "lstm-basis", "audio-lin", "energy"} <= set(s)
+    assert np.isfinite(s["lstm-basis"]["r"]) and s["head_and_seeds"]["diversity_deg"] > 0
+    assert "| moda-lite |" in markdown(res)
