@@ -42,6 +42,15 @@ def set_threads(n: int) -> None:
     torch.set_num_threads(max(1, n))
 
 
+def add_run_args(ap, max_steps: int, save_every: int) -> None:
+    """The options every MODA training script shares."""
+    ap.add_argument("--max_steps", type=int, default=max_steps)
+    ap.add_argument("--resume", action="store_true", help="continue OUT/last.pth exactly")
+    ap.add_argument("--save_every", type=int, default=save_every, help="checkpoint and validate every N steps")
+    ap.add_argument("--seed", type=int, default=777)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
 def write_card(path: Path, title: str, card: dict) -> None:
     """``<path>.json`` sidecar and ``<path>.md`` model card (data, steps, wall time, command, numbers,
     resolved config)."""

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from talkingface.config.moda import RendererConfig
 from talkingface.moda_geometry import from_canonical
 from talkingface.moda_pipeline import draw_condition, to_tensor
-from talkingface.moda_training import save_atomic
+from talkingface.moda_training import GANTrainer, save_atomic
 from talkingface.models.moda_renderer import MultiScalePatchGAN, TPERenderer
 from talkingface.util.media import read_video
 
@@ -66,32 +66,17 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return 10 * np.log10(1.0 / max(mse, 1e-10))
 
 
-class RendererTrainer:
+class RendererTrainer(GANTrainer):
     def __init__(self, cfg: RendererTrainConfig, person: Dict[str, np.ndarray], out_dir: Path, resume: bool = False):
-        self.cfg, self.out = cfg, Path(out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
-        self.g = TPERenderer(cfg.model)
-        self.d = MultiScalePatchGAN(cfg.model.in_channels + 3, cfg.model.ndf, cfg.model.d_layers, cfg.model.d_scales)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+        m = cfg.model
+        self.setup(cfg, TPERenderer(m), MultiScalePatchGAN(m.in_channels + 3, m.ndf, m.d_layers, m.d_scales),
+                   out_dir, resume)
         self.frames = torch.stack([to_tensor(f) for f in person["frames"]])
         self.conds = torch.stack([to_tensor(c) for c in person["conditions"]])
         self.ref = to_tensor(person["reference"])
         is_val = person["clip"] == cfg.val_clip
         self.train_idx, self.val_idx = np.flatnonzero(~is_val), np.flatnonzero(is_val)
-        self.rng = np.random.default_rng(cfg.seed)
-        self.step, self.wall_s = 0, 0.0
-        if resume and (self.out / "last.pth").is_file():
-            ck = torch.load(self.out / "last.pth", map_location="cpu", weights_only=False)
-            for name in ("g", "d", "opt_g", "opt_d"):
-                getattr(self, name).load_state_dict(ck[name])
-            self.step, self.wall_s = int(ck["step"]), float(ck["wall_s"])
-            self.rng.bit_generator.state = ck["numpy_rng"]
-            torch.set_rng_state(ck["torch_rng"])
-        from torch.utils.tensorboard import SummaryWriter
-
-        self.tb = SummaryWriter(str(self.out / "log"))
 
     def _inputs(self, idx: np.ndarray) -> torch.Tensor:
         ref = self.ref[None].expand(len(idx), -1, -1, -1)
@@ -115,7 +100,7 @@ class RendererTrainer:
         self.opt_g.zero_grad()
         loss_g.backward()
         self.opt_g.step()
-        return {"l1": float(l1), "gan": float(gan), "d": float(loss_d)}
+        return {"l1": float(l1.detach()), "gan": float(gan.detach()), "d": float(loss_d.detach())}
 
     @torch.no_grad()
     def validate(self) -> float:
@@ -124,12 +109,6 @@ class RendererTrainer:
         vals = [psnr(self.g(self._inputs(idx[i:i + 8])), self.frames[idx[i:i + 8]]) for i in range(0, len(idx), 8)]
         self.g.train()
         return float(np.mean(vals))
-
-    def save(self) -> None:
-        save_atomic({"g": self.g.state_dict(), "d": self.d.state_dict(), "opt_g": self.opt_g.state_dict(),
-                     "opt_d": self.opt_d.state_dict(), "step": self.step, "wall_s": self.wall_s,
-                     "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                     "config": asdict(self.cfg)}, self.out / "last.pth")
 
     def run(self) -> dict:
         t0, val = time.time(), float("nan")

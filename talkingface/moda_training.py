@@ -214,17 +214,15 @@ def faco_rows(records: Sequence[ClipRecord]) -> Dict[str, np.ndarray]:
     return {k: np.concatenate(v).astype(np.float32) for k, v in rows.items()}
 
 
-class FaCoTrainer:
-    """Frame-wise FaCo-Net training on (lip, eye, dense, subject) rows of video clips."""
+class GANTrainer:
+    """Shared state of the two GAN trainers (FaCo-Net, the renderer): generator ``g``, discriminator
+    ``d``, their Adam optimisers, step, wall time, RNG states; ``last.pth`` save and exact resume."""
 
-    def __init__(self, cfg: FaCoTrainConfig, train: Dict[str, np.ndarray], val: Dict[str, np.ndarray],
-                 out_dir: Path, resume: bool = False):
-        self.cfg, self.train, self.val, self.out = cfg, train, val, Path(out_dir)
+    def setup(self, cfg, g: torch.nn.Module, d: torch.nn.Module, out_dir: Path, resume: bool) -> None:
+        self.cfg, self.g, self.d, self.out = cfg, g, d, Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(cfg.seed)
-        self.g, self.d = FaCoNet(cfg.model), PointDiscriminator(cfg.model)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+        self.opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+        self.opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
         self.rng = np.random.default_rng(cfg.seed)
         self.step, self.wall_s = 0, 0.0
         if resume and (self.out / "last.pth").is_file():
@@ -234,9 +232,26 @@ class FaCoTrainer:
             self.step, self.wall_s = int(ck["step"]), float(ck["wall_s"])
             self.rng.bit_generator.state = ck["numpy_rng"]
             torch.set_rng_state(ck["torch_rng"])
+            log.info("resumed from %s at step %d", self.out / "last.pth", self.step)
         from torch.utils.tensorboard import SummaryWriter
 
         self.tb = SummaryWriter(str(self.out / "log"))
+
+    def save(self) -> None:
+        save_atomic({"g": self.g.state_dict(), "d": self.d.state_dict(), "opt_g": self.opt_g.state_dict(),
+                     "opt_d": self.opt_d.state_dict(), "step": self.step, "wall_s": self.wall_s,
+                     "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                     "config": asdict(self.cfg)}, self.out / "last.pth")
+
+
+class FaCoTrainer(GANTrainer):
+    """Frame-wise FaCo-Net training on (lip, eye, dense, subject) rows of video clips."""
+
+    def __init__(self, cfg: FaCoTrainConfig, train: Dict[str, np.ndarray], val: Dict[str, np.ndarray],
+                 out_dir: Path, resume: bool = False):
+        self.train, self.val = train, val
+        torch.manual_seed(cfg.seed)
+        self.setup(cfg, FaCoNet(cfg.model), PointDiscriminator(cfg.model), out_dir, resume)
 
     def _batch(self) -> Dict[str, torch.Tensor]:
         n = len(self.train["dense"])
@@ -255,12 +270,6 @@ class FaCoTrainer:
         err = (self.g(v["lip"], v["eye"], v["subject"]) - v["dense"]).abs().mean().item()
         self.g.train()
         return err
-
-    def save(self) -> None:
-        save_atomic({"g": self.g.state_dict(), "d": self.d.state_dict(), "opt_g": self.opt_g.state_dict(),
-                     "opt_d": self.opt_d.state_dict(), "step": self.step, "wall_s": self.wall_s,
-                     "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                     "config": asdict(self.cfg)}, self.out / "last.pth")
 
     def run(self) -> dict:
         cfg = self.cfg

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 from scipy.spatial.transform import Rotation
 
 from talkingface import moda_geometry as g

@@ -19,7 +19,7 @@ from talkingface.config.moda import FaCoTrainConfig
 from talkingface.errors import UserInputError
 from talkingface.eval.heldout import never_train_on
 from talkingface.eval.motion import dense_error_table
-from talkingface.moda_recipes import select_records, set_threads, write_card
+from talkingface.moda_recipes import add_run_args, select_records, set_threads, write_card
 from talkingface.moda_training import FaCoTrainer, faco_rows
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 
@@ -30,17 +30,13 @@ def main(argv=None) -> int:
     ap = script_parser(__doc__)
     ap.add_argument("data", nargs="+", type=Path, help="folders of *.moda.npz records")
     ap.add_argument("out", type=Path, help="output folder")
-    ap.add_argument("--max_steps", type=int, default=2000)
-    ap.add_argument("--resume", action="store_true")
     ap.add_argument("--batch_size", type=int, default=256, help="frames per step")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lambda_l1", type=float, default=100.0, help="the code: 100; the paper: 10")
     ap.add_argument("--gan_all_samples", action="store_true", help="score every sample (the code: last only)")
     ap.add_argument("--val", action="append", default=None, help="record names containing this validate")
     ap.add_argument("--exclude", action="append", default=[])
-    ap.add_argument("--save_every", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=777)
-    ap.add_argument("--threads", type=int, default=1)
+    add_run_args(ap, max_steps=2000, save_every=200)
     args = ap.parse_args(argv)
     setup_logging()
     set_threads(args.threads)

@@ -22,7 +22,7 @@ from talkingface.errors import UserInputError
 from talkingface.eval.heldout import never_train_on
 from talkingface.moda_training import MODATrainer
 from talkingface.util.cli import run_cli, script_parser, setup_logging
-from talkingface.moda_recipes import select_records, set_threads, write_card
+from talkingface.moda_recipes import add_run_args, select_records, set_threads, write_card
 
 log = logging.getLogger("train_moda")
 
@@ -33,8 +33,6 @@ def main(argv=None) -> int:
     ap.add_argument("out", type=Path, help="output folder")
     ap.add_argument("--stage", choices=["lips", "all"], default="all")
     ap.add_argument("--init", type=Path, default=None, help="start from this exported moda_lite.pth")
-    ap.add_argument("--max_steps", type=int, default=3000)
-    ap.add_argument("--resume", action="store_true", help="continue OUT/last.pth exactly")
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--window", type=int, default=100, help="frames per training window")
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -48,9 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lip_from_spec_only", action="store_true")
     ap.add_argument("--val", action="append", default=[], help="record names containing this validate")
     ap.add_argument("--exclude", action="append", default=[], help="record names containing this are unused")
-    ap.add_argument("--save_every", type=int, default=200)
-    ap.add_argument("--seed", type=int, default=777)
-    ap.add_argument("--threads", type=int, default=1)
+    add_run_args(ap, max_steps=3000, save_every=200)
     args = ap.parse_args(argv)
     setup_logging()
     set_threads(args.threads)

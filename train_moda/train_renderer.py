@@ -17,7 +17,7 @@ from pathlib import Path
 
 from talkingface.config.moda import RendererConfig
 from talkingface.errors import UserInputError
-from talkingface.moda_recipes import set_threads, write_card
+from talkingface.moda_recipes import add_run_args, set_threads, write_card
 from talkingface.moda_renderer_training import RendererTrainConfig, RendererTrainer, load_person
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 
@@ -36,12 +36,8 @@ def main(argv=None) -> int:
     ap.add_argument("--d_layers", type=int, default=3)
     ap.add_argument("--ndf", type=int, default=32)
     ap.add_argument("--batch_size", type=int, default=4)
-    ap.add_argument("--max_steps", type=int, default=1900)
     ap.add_argument("--val_clip", type=int, default=-1)
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--save_every", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=777)
-    ap.add_argument("--threads", type=int, default=1)
+    add_run_args(ap, max_steps=1900, save_every=100)
     args = ap.parse_args(argv)
     setup_logging()
     set_threads(args.threads)
