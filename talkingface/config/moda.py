@@ -7,17 +7,17 @@ project changes on purpose (25 fps, the fbank audio front end, 100-frame trainin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Tuple
+
+from talkingface.config.paths import BLENDSHAPE_BASIS, CHECKPOINT_DIR, MINI_AUDIO_CHECKPOINT
 
 FPS = 25  # the project's video rate; MODA's code runs at 30
 
-# Default checkpoint locations (switch to talkingface/config/paths.py once it is in main).
-_CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoint"
-MODA_CHECKPOINT = _CHECKPOINTS / "moda" / "moda_lite.pth"
-FACO_CHECKPOINT = _CHECKPOINTS / "moda" / "faco.pth"
-TEACHER_CHECKPOINT = _CHECKPOINTS / "lstm" / "lstm_blendshape.pkl"
-BASIS_PATH = _CHECKPOINTS / "mouth_basis" / "blendshape_basis.npz"
+#: Shipped MODA-lite and FaCo-Net checkpoints; the lip teacher and its basis (speech pseudo-labels).
+MODA_CHECKPOINT = CHECKPOINT_DIR / "moda" / "moda_lite.pth"
+FACO_CHECKPOINT = CHECKPOINT_DIR / "moda" / "faco.pth"
+TEACHER_CHECKPOINT = MINI_AUDIO_CHECKPOINT
+BASIS_PATH = BLENDSHAPE_BASIS
 
 
 @dataclass
