@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument("--cache", type=Path, default=Path("output/eval/moda_cache"), help="face-mesh cache for --heldout")
     md.add_argument("--seeds", type=int, default=3, help="motion samples per clip")
     md.add_argument("--out", type=Path, default=Path("output/eval/moda.json"), help="JSON result (+ .md beside it)")
+    md.add_argument("--update_card", action="store_true",
+                    help="also record the summary in the MODA checkpoint's card (.json and .md)")
 
     sm = sub.add_parser("summary", help="table over a folder of evaluation JSON files")
     sm.add_argument("folder", type=Path)
@@ -255,6 +258,18 @@ def _moda(args) -> None:
     text = markdown(result)
     write_text(args.out.with_suffix(".md"), text + "\n")
     print(text)
+    if args.update_card:
+        from talkingface.util.files import read_model_card, write_model_card
+
+        ckpt = Path(result["moda"])
+        card = read_model_card(ckpt)
+        card["heldout_eval"] = {"command": "python -m talkingface.eval moda " + " ".join(sys.argv[2:]),
+                                "clips": [c["clip"] for c in result["clips"]], "summary": result["summary"]}
+        write_model_card(ckpt, card)
+        md_path = ckpt.with_suffix(".md")
+        old = md_path.read_text(encoding="utf-8").split("\n## Held-out evaluation")[0] if md_path.is_file() else ""
+        write_text(md_path, old.rstrip("\n") + "\n\n## Held-out evaluation\n\n`" + card["heldout_eval"]["command"]
+                   + "`\n\n" + text + "\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
