@@ -62,10 +62,13 @@ class Subject:
 
 
 class MODAPredictor:
-    """A trained MODA-lite checkpoint (``{"config", "state_dict", "stats"}``)."""
+    """A trained MODA-lite checkpoint (``{"config", "state_dict", "stats"}``), or a training run's
+    ``last.pth`` (evaluated as it stands)."""
 
     def __init__(self, path: Union[str, Path]):
         ck = _load(path)
+        if "state_dict" not in ck and "model" in ck:  # a training checkpoint
+            ck = {"config": ck["config"]["model"], "state_dict": ck["model"], "stats": ck["stats"]}
         self.cfg = MODAConfig(**ck["config"])
         self.net = MODANet(self.cfg).eval()
         self.net.load_state_dict(ck["state_dict"])
