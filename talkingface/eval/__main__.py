@@ -5,11 +5,13 @@
     python -m talkingface.eval selfrecon --pipeline mini --heldout      # the held-out real clips
     python -m talkingface.eval crosshalf --pipeline mini --heldout-av-more   # first half avatar, second half speech
     python -m talkingface.eval summary DIR                              # table over a folder of results
+    python -m talkingface.eval moda --heldout [--moda CKPT] [--faco CKPT] --out r.json   # MODA-lite motion
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
@@ -76,6 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the original DH_live audio.pkl, scored alone (row audio-original); default: "
                          "dh_live/checkpoint/audio.pkl of the sample-data folder when present")
     ch.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    md = sub.add_parser("moda", help="MODA-lite lips, eyes, head pose and FaCo on held-out people (landmarks)")
+    md.add_argument("--moda", type=Path, default=None, help="MODA-lite checkpoint (default checkpoint/moda)")
+    md.add_argument("--faco", type=Path, default=None, help="FaCo-Net checkpoint (default checkpoint/moda)")
+    md.add_argument("--records", type=Path, action="append", default=[],
+                    help="folder of *.moda.npz records with audio (data_preparation_moda.py --include_heldout)")
+    md.add_argument("--heldout", action="store_true", help="add the held-out clips of talkingface/eval/heldout.py")
+    md.add_argument("--cache", type=Path, default=Path("output/eval/moda_cache"), help="face-mesh cache for --heldout")
+    md.add_argument("--seeds", type=int, default=3, help="motion samples per clip")
+    md.add_argument("--out", type=Path, default=Path("output/eval/moda.json"), help="JSON result (+ .md beside it)")
+    md.add_argument("--update_card", action="store_true",
+                    help="also record the summary in the MODA checkpoint's card (.json and .md)")
 
     sm = sub.add_parser("summary", help="table over a folder of evaluation JSON files")
     sm.add_argument("folder", type=Path)
@@ -215,10 +229,51 @@ def _summary(args) -> None:
         write_text(args.md, table + "\n")
 
 
+def _moda(args) -> None:
+    import json
+
+    from talkingface.config.moda import FACO_CHECKPOINT, MODA_CHECKPOINT
+    from talkingface.data.moda_clips import load_records, record_from_video, relative_source
+    from talkingface.eval.heldout import HELDOUT_AV_MORE, HELDOUT_CLIPS, heldout_paths
+    from talkingface.eval.moda_eval import evaluate, markdown
+    from talkingface.util.sample_data import sample_data_dir
+
+    records = [r for folder in args.records for r in load_records(folder)]
+    if args.heldout:
+        root = sample_data_dir()
+        for path in heldout_paths(clips=HELDOUT_CLIPS) + heldout_paths(clips=HELDOUT_AV_MORE):
+            rel = relative_source(path, root)
+            records.append(record_from_video(path, args.cache, "__".join(Path(rel).with_suffix("").parts), rel))
+    if not records:
+        raise UserInputError("give --records DIR or --heldout")
+    if args.seeds < 1:
+        raise UserInputError("--seeds must be >= 1")
+    faco = args.faco or (FACO_CHECKPOINT if FACO_CHECKPOINT.is_file() else None)
+    result = evaluate(records, args.moda or MODA_CHECKPOINT, faco, list(range(args.seeds)))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(args.out, json.dumps(result, indent=1, default=float))
+    text = markdown(result)
+    write_text(args.out.with_suffix(".md"), text + "\n")
+    print(text)
+    if args.update_card:
+        from talkingface.util.files import read_model_card, write_model_card
+
+        ckpt = Path(result["moda"])
+        card = read_model_card(ckpt)
+        card["heldout_eval"] = {"command": "python -m talkingface.eval moda " + " ".join(sys.argv[2:]),
+                                "clips": [c["clip"] for c in result["clips"]], "summary": result["summary"]}
+        write_model_card(ckpt, card)
+        md_path = ckpt.with_suffix(".md")
+        old = md_path.read_text(encoding="utf-8").split("\n## Held-out evaluation")[0] if md_path.is_file() else ""
+        write_text(md_path, old.rstrip("\n") + "\n\n## Held-out evaluation\n\n`" + card["heldout_eval"]["command"]
+                   + "`\n\n" + text + "\n")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    {"compare": _compare, "selfrecon": _selfrecon, "crosshalf": _crosshalf, "summary": _summary}[args.command](args)
+    {"compare": _compare, "selfrecon": _selfrecon, "crosshalf": _crosshalf, "summary": _summary,
+     "moda": _moda}[args.command](args)
     return 0
 
 
