@@ -300,6 +300,7 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
     from mini_live.obj.image_utils import standard_points
     from mini_live.obj.utils import fit_avatar
     from talkingface.data.mouth_crop import video_mouth_rects
+    from talkingface.web.pack_web import web_extension
     from talkingface.models.DINet_mini import DINet_mini, load_dinet_mini_state
     from talkingface.run_utils import KEYPOINT_SMOOTH_KERNEL, smooth_sequence
     from talkingface.util.media import read_video
@@ -355,6 +356,7 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
             "frame0_landmarks": [round(float(v), 3) for v in std[0].ravel()],
         },
     }
+    data["talkingface"]["web"] = web_extension(data)  # what the browser player needs (talkingface.web.pack_web)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "assets"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp_assets_", dir=out_dir))

@@ -76,7 +76,8 @@ class Browser:
 
         self.console: List[str] = []
         threading.Thread(target=self._drain, daemon=True).start()
-        self.ws = connect(url, max_size=64 * 1024 * 1024, open_timeout=timeout_s)
+        self._conn = connect(url, max_size=64 * 1024 * 1024, open_timeout=timeout_s)
+        self.ws = self._conn.__enter__()
         self._ids = itertools.count(1)
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
@@ -146,8 +147,8 @@ class Browser:
 
     def close(self) -> None:
         try:
-            if getattr(self, "ws", None) is not None:
-                self.ws.close()
+            if getattr(self, "_conn", None) is not None:
+                self._conn.__exit__(None, None, None)
         finally:
             if self.proc.poll() is None:
                 self.proc.terminate()

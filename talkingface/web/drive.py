@@ -257,6 +257,8 @@ class DriveSession:
                     delay = t0 + (idx - self.lead) * FRAME_SECONDS - time.monotonic()
                     if delay > 0:
                         await asyncio.sleep(delay)
+                    if self.closed or not (self.queue and self.queue[0] is utt):
+                        break  # cleared while waiting: nothing of it goes out after "cleared"
                     await self.ws.send_bytes(pack_frame(utt.uid, idx, row, pcm))
                     sent += 1
                 if utt.closed and utt.buffered == 0 and not self.aligner.pending and block is None:

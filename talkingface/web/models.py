@@ -11,67 +11,114 @@ server-side audio model of the stream mode.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 from pathlib import Path
 from typing import Dict, Optional
 
+from talkingface.audio_model import MODEL_LOOKAHEAD_STEPS
 from talkingface.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "dev_manifest.json"
-PIPELINE_FILE = "mini_pipeline.onnx"
-AUDIO_STEP_FILE = "audio_step.onnx"
+MANIFEST = "manifest.json"  # written by `python -m talkingface.export onnx` (docs/ONNX.md)
+PIPELINE = "mini_pipeline"
+AUDIO_STEP = "audio_step"
+PIPELINE_IO = ({"source": "source", "gl": "gl", "gl_warp": "gl_warp", "ref": "ref_feature"}, "out")
+AUDIO_IO = ({"fbank": "fbank", "h": "h0", "c": "c0"}, {"coeffs": "coeffs", "h": "h1", "c": "c1"})
+EXPORT_COMMAND = "python -m talkingface.export onnx --what audio_step --what mini --out {out}"
 
 
 class ModelsUnavailable(UserInputError):
     """The player's models or runtime are not installed (the server answers 503)."""
 
 
+def file_id(path: Path) -> str:
+    """The id packs use for the audio model: the first 16 hex digits of its checkpoint's sha256."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
 class ModelRegistry:
-    """The ONNX files of ``models_dir`` and (lazily) the Python audio model for streaming."""
+    """The ONNX files of ``models_dir`` (exported by the command above) and, lazily, the Python audio
+    model of the stream mode (``audio_checkpoint``, default the shipped blendshape model)."""
 
     def __init__(self, models_dir: Path, audio_checkpoint: Optional[Path] = None):
         self.models_dir = Path(models_dir)
-        self.audio_checkpoint = audio_checkpoint
+        self._audio_checkpoint = audio_checkpoint
         self._audio = None
+        self._ids: Dict[str, str] = {}
         self._lock = threading.Lock()
 
+    @property
+    def audio_checkpoint(self) -> Path:
+        if self._audio_checkpoint is None:
+            from talkingface.render_model_mini import find_mini_audio_checkpoint
+
+            self._audio_checkpoint = find_mini_audio_checkpoint()
+        return Path(self._audio_checkpoint)
+
+    def export_command(self) -> str:
+        return EXPORT_COMMAND.format(out=self.models_dir)
+
     def _manifest(self) -> Dict:
-        path = self.models_dir / MANIFEST
         try:
-            return json.loads(path.read_text())
+            return json.loads((self.models_dir / MANIFEST).read_text())
         except (OSError, ValueError):
             return {}
 
     def model_ids(self) -> Dict[str, str]:
-        m = self._manifest()
-        return {k: m[k] for k in ("dinet_mini", "audio") if m.get(k)}
+        """The ids a pack must name: ``dinet_mini`` (weights id of the pipeline's checkpoint) and
+        ``audio`` (file id of the audio step's checkpoint), from the manifest."""
+        files = self._manifest().get("files", {})
+        ids = {}
+        weights = files.get(PIPELINE, {}).get("source", {}).get("weights_id")
+        if weights:
+            ids["dinet_mini"] = str(weights)
+        sha = files.get(AUDIO_STEP, {}).get("source", {}).get("sha256")
+        if sha:
+            ids["audio"] = str(sha)[:16]
+        return ids
 
     def file(self, name: str) -> Optional[Path]:
-        if name not in (PIPELINE_FILE, AUDIO_STEP_FILE):
-            return None
-        path = self.models_dir / name
-        return path if path.is_file() else None
+        entry = self._manifest().get("files", {})
+        for graph in (PIPELINE, AUDIO_STEP):
+            if entry.get(graph, {}).get("file") == name and (self.models_dir / name).is_file():
+                return self.models_dir / name
+        return None
 
     def descriptor(self, ort_ready: bool = True) -> Dict:
-        m = self._manifest()
-        missing = [f for f in (PIPELINE_FILE, AUDIO_STEP_FILE) if self.file(f) is None]
-        if not m or missing:
-            raise ModelsUnavailable(f"the ONNX models are not in {self.models_dir} yet "
-                                f"(missing: {', '.join(missing) or MANIFEST}): export them (see README)")
+        """The /api/models answer (module doc); ModelsUnavailable when the player cannot run."""
+        files = self._manifest().get("files", {})
+        missing = [g for g in (PIPELINE, AUDIO_STEP) if g not in files or self.file(files[g].get("file", "")) is None]
+        if missing:
+            raise ModelsUnavailable(f"the ONNX models ({', '.join(missing)}) are not in {self.models_dir}: "
+                                    f"run `{self.export_command()}` (serve_web.py does it on start-up)")
+        for graph, names in ((PIPELINE, list(PIPELINE_IO[0].values())), (AUDIO_STEP, list(AUDIO_IO[0].values()))):
+            if sorted(files[graph].get("inputs", {})) != sorted(names):
+                raise ModelsUnavailable(f"{graph}.onnx has inputs {sorted(files[graph].get('inputs', {}))}, "
+                                        f"the player feeds {sorted(names)}: re-export it")
+        if "audio_file_id" not in self._ids:
+            self._ids["audio_file_id"] = file_id(self.audio_checkpoint)
+        if self.model_ids().get("audio") != self._ids["audio_file_id"]:
+            raise ModelsUnavailable(f"audio_step.onnx was exported from another audio checkpoint than the server's "
+                                    f"{self.audio_checkpoint.name}: run `{self.export_command()}`")
         if not ort_ready:
             raise ModelsUnavailable("onnxruntime-web is not installed: run `npm ci` in the repository (see README)")
+        from talkingface.util.files import read_model_card
+
+        lookahead = int(read_model_card(self.audio_checkpoint).get("lookahead_steps", MODEL_LOOKAHEAD_STEPS))
         return {
             "models": self.model_ids(),
-            "pipeline": {"url": f"/models/{PIPELINE_FILE}",
-                         "inputs": {"source": "source", "gl": "gl", "gl_warp": "gl_warp", "ref": "ref_feature"},
-                         "output": "out"},
-            "audio_step": {"url": f"/models/{AUDIO_STEP_FILE}", "inputs": {"fbank": "fbank", "h": "h0", "c": "c0"},
-                           "outputs": {"coeffs": "coeffs", "h": "h1", "c": "c1"}, "state_shape": m["state_shape"]},
-            "lookahead_steps": int(m["lookahead_steps"]),
+            "pipeline": {"url": f"/models/{files[PIPELINE]['file']}", "inputs": PIPELINE_IO[0], "output": PIPELINE_IO[1]},
+            "audio_step": {"url": f"/models/{files[AUDIO_STEP]['file']}", "inputs": AUDIO_IO[0], "outputs": AUDIO_IO[1],
+                           "state_shape": list(files[AUDIO_STEP]["inputs"]["h0"])},
+            "lookahead_steps": lookahead,
             "fps": 25,
             "sample_rate": 16000,
             "ort": {"base": "/vendor/ort/", "module": "ort.wasm.min.mjs"},

@@ -5,8 +5,9 @@ original's readers ignore, so they read the pack as before)::
 
     "web": {
       "version": 1,
-      "models": {"dinet_mini": <weights id of ref_data's checkpoint>, "audio": <weights id of the
-                 blendshape audio model whose basis made bs_table>},
+      "models": {"dinet_mini": <weights id of ref_data's checkpoint (= ref_checkpoint)>,
+                 "audio": <first 16 hex digits of the sha256 of the blendshape audio model's checkpoint,
+                           whose basis made bs_table>},   # the ONNX manifest records both (docs/ONNX.md)
       "bs_table": {"rows": 6, "columns": V, "data": [rows x V x 3 floats]},  # displacement per unit coefficient
       "faces": [[a, b, c], ...],        # 0-based, in the renderer's draw order (teeth, cavity, rest)
       "warp_faces": [[a, b, c], ...],   # the label-free mesh (lips as skin, no teeth/cavity), draw order
@@ -25,15 +26,9 @@ from typing import Dict, Optional
 import numpy as np
 
 from talkingface.errors import UserInputError
+from talkingface.web.models import file_id
 
 WEB_PACK_VERSION = 1
-
-
-def audio_weights_id(audio_model) -> str:
-    """The weights id of an :class:`~talkingface.audio_model.AudioModel` (same hash as DINet_mini's)."""
-    from talkingface.render_model_mini import weights_id
-
-    return weights_id(audio_model.net.state_dict())
 
 
 def mesh_from_pack_data(data: dict):
@@ -69,7 +64,7 @@ def web_extension(data: dict, audio_model=None, basis=None) -> Dict:
     warp_faces = np.asarray(warp.faces, np.int64)[draw_order(np.asarray(warp.labels), warp.faces)]
     return {
         "version": WEB_PACK_VERSION,
-        "models": {"dinet_mini": str(ours["ref_checkpoint"]), "audio": audio_weights_id(audio_model)},
+        "models": {"dinet_mini": str(ours["ref_checkpoint"]), "audio": file_id(audio_model.checkpoint)},
         "bs_table": {"rows": int(table.shape[0]), "columns": int(table.shape[1]),
                      "data": [float(f"{v:.7g}") for v in table.ravel()]},
         "faces": faces.tolist(),

@@ -13,6 +13,30 @@ import { StreamClient } from './stream.js';
 
 const REST = new Float32Array(6); // coefficients of the mouth at rest
 
+/** Mono 16 kHz 16-bit PCM RIFF/WAVE bytes -> Float32Array (int16 / 32768), or null for anything else. */
+export function readPcm16Wav(bytes) {
+  const v = new DataView(bytes);
+  const tag = (o) => String.fromCharCode(v.getUint8(o), v.getUint8(o + 1), v.getUint8(o + 2), v.getUint8(o + 3));
+  if (bytes.byteLength < 44 || tag(0) !== 'RIFF' || tag(8) !== 'WAVE') return null;
+  let fmt = null;
+  for (let o = 12; o + 8 <= bytes.byteLength;) {
+    const id = tag(o);
+    const size = v.getUint32(o + 4, true);
+    if (id === 'fmt ') {
+      fmt = { format: v.getUint16(o + 8, true), channels: v.getUint16(o + 10, true), rate: v.getUint32(o + 12, true),
+        bits: v.getUint16(o + 22, true) };
+    } else if (id === 'data') {
+      if (!fmt || fmt.format !== 1 || fmt.channels !== 1 || fmt.rate !== 16000 || fmt.bits !== 16) return null;
+      const n = Math.floor(Math.min(size, bytes.byteLength - o - 8) / 2);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = v.getInt16(o + 8 + 2 * i, true) / 32768;
+      return out;
+    }
+    o += 8 + size + (size & 1);
+  }
+  return null;
+}
+
 function now() {
   return performance.now();
 }
@@ -172,8 +196,14 @@ export class Player {
     this.speech = null;
   }
 
-  /** Decode audio bytes (any format the browser reads) to 16 kHz mono Float32Array. */
+  /**
+   * Decode audio bytes to 16 kHz mono Float32Array: a 16-bit PCM wav at 16 kHz (what the server
+   * stores) is read exactly (int16 / 32768, as the Python front end); anything else through
+   * decodeAudioData (the browser's decoder and resampler).
+   */
   async decode(bytes) {
+    const pcm = readPcm16Wav(bytes);
+    if (pcm) return pcm;
     const buf = await this.audioContext().decodeAudioData(bytes.slice(0));
     const out = new Float32Array(buf.length);
     for (let c = 0; c < buf.numberOfChannels; c++) {
