@@ -25,7 +25,7 @@ def web(tmp_path_factory, mini_avatar_dir, sample_data):
     """(server, page, pack dir, speech wav) with the sample avatar's pack served as 'avatar'."""
     import shutil
 
-    from talkingface.render_model_mini import write_avatar_pack
+    from talkingface.mini_pack import write_avatar_pack
     from talkingface.web.cdp import Browser
     from talkingface.web.harness import export_models
 
@@ -81,7 +81,7 @@ def test_page_is_isolated_and_uses_webgl2(web):
 
 def test_audio_coefficients_match_python(web, speech_id):
     from talkingface.audio_features import compute_fbank
-    from talkingface.render_model_mini import load_mini_audio
+    from talkingface.audio_loader import load_audio_model
 
     server, page, _, _ = web
     res = page.evaluate("""(async () => {
@@ -95,7 +95,7 @@ def test_audio_coefficients_match_python(web, speech_id):
     samples = served_samples(server, speech_id)
     assert res["n"] == len(samples)
     fbank_delta = np.abs(np.asarray(res["fbank"]) - compute_fbank(samples)).max()
-    model, _ = load_mini_audio()
+    model, _ = load_audio_model(target="blendshape", basis_required=False)
     expected = model.interface_wav(samples)
     got = np.asarray(res["rows"])
     assert got.shape == expected.shape
@@ -106,10 +106,12 @@ def test_audio_coefficients_match_python(web, speech_id):
 
 
 def test_golden_frames_match_python_renderer(web, speech_id):
-    from talkingface.render_model_mini import RenderModelMini, load_asset_pack, load_mini_audio
+    from talkingface.audio_loader import load_audio_model
+    from talkingface.mini_pack import load_asset_pack
+    from talkingface.render_model_mini import RenderModelMini
 
     server, page, pack_dir, _ = web
-    model_audio, basis = load_mini_audio()
+    model_audio, basis = load_audio_model(target="blendshape", basis_required=False)
     rows = model_audio.interface_wav(served_samples(server, speech_id))
     pack = load_asset_pack(pack_dir)
     model = RenderModelMini(backend="egl")
@@ -185,7 +187,7 @@ def test_av_sync_beep_at_two_seconds(web, tmp_path):
 
 
 def test_stream_mode_plays_server_coefficients(web, speech_id):
-    from talkingface.render_model_mini import load_mini_audio
+    from talkingface.audio_loader import load_audio_model
 
     server, page, _, _ = web
     page.evaluate("""(async () => {
@@ -198,7 +200,7 @@ def test_stream_mode_plays_server_coefficients(web, speech_id):
     res = page.evaluate("({rec: __player.stream.received, end: [...__player.stream.ended.values()][0], "
                         "log: __player.frameLog})")
     page.evaluate("__player.stream.clear()")
-    model, _ = load_mini_audio()
+    model, _ = load_audio_model(target="blendshape", basis_required=False)
     expected = model.interface_wav(served_samples(server, speech_id))
     got = np.asarray([r["coeffs"] for r in res["rec"]])
     assert res["end"] == len(expected) == len(got)

@@ -155,9 +155,9 @@ def _frames(ws, utt_end: int):
 
 
 def test_stream_matches_offline_audio_model(client):
-    from talkingface.render_model_mini import load_mini_audio
+    from talkingface.audio_loader import load_audio_model
 
-    model, _ = load_mini_audio()
+    model, _ = load_audio_model(target="blendshape", basis_required=False)
     import soundfile as sf
 
     wav = client.get("/audio/sample-test.wav").content  # the 16-bit samples the server streams

@@ -95,6 +95,7 @@ def create_app(cfg: WebConfig, registry: Optional[ModelRegistry] = None) -> Fast
     audio = AudioStore(cfg.work_dir / "audio", cfg.sample_audio)
     app.state.cfg, app.state.registry, app.state.packs, app.state.jobs = cfg, registry, packs, jobs
     app.state.clients = 0
+    app.state.startup_jobs = []
     app.add_middleware(BodyLimit, limits={"/api/avatars": cfg.max_video_bytes, "/api/audio": cfg.max_audio_bytes},
                        default=64 * 1024)
 
@@ -254,6 +255,10 @@ def create_app(cfg: WebConfig, registry: Optional[ModelRegistry] = None) -> Fast
         if not re.match(r"^[0-9a-f]{12}\.mp4$", name):
             raise ApiError(404, "output not found")
         return file_or_404(cfg.work_dir / "outputs" / name, "output", "video/mp4")
+
+    @app.get("/api/startup")
+    async def startup_jobs():
+        return {"jobs": [jobs.get(j).public() for j in app.state.startup_jobs if jobs.get(j) is not None]}
 
     @app.get("/api/jobs/{job_id}")
     async def job_status(job_id: str):

@@ -19,7 +19,9 @@ from typing import Optional
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]  # switch to talkingface.config.paths once it lands
+from talkingface.config.paths import PACKAGE_ROOT
+
+REPO = PACKAGE_ROOT  # the repository root in a clone (serve_web.py and the scripts live there)
 ORT_DIR = REPO / "node_modules" / "onnxruntime-web" / "dist"
 
 

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from talkingface.config.paths import PACKAGE_ROOT
+
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]  # where the top-level scripts live (switch to config.paths)
+ROOT = PACKAGE_ROOT  # where the top-level scripts live
 MAX_KEPT_JOBS = 200
 
 

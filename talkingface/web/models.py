@@ -58,9 +58,9 @@ class ModelRegistry:
     @property
     def audio_checkpoint(self) -> Path:
         if self._audio_checkpoint is None:
-            from talkingface.render_model_mini import find_mini_audio_checkpoint
+            from talkingface.audio_loader import find_audio_checkpoint
 
-            self._audio_checkpoint = find_mini_audio_checkpoint()
+            self._audio_checkpoint = find_audio_checkpoint("blendshape")
         return Path(self._audio_checkpoint)
 
     def export_command(self) -> str:
@@ -128,9 +128,9 @@ class ModelRegistry:
         """The shared blendshape AudioModel (loaded once)."""
         with self._lock:
             if self._audio is None:
-                from talkingface.render_model_mini import load_mini_audio
+                from talkingface.audio_loader import load_audio_model
 
-                self._audio, _ = load_mini_audio(self.audio_checkpoint)
+                self._audio, _ = load_audio_model(self.audio_checkpoint, target="blendshape", basis_required=False)
             return self._audio
 
     def audio_stream(self):

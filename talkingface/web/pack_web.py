@@ -47,16 +47,17 @@ def web_extension(data: dict, audio_model=None, basis=None) -> Dict:
     """The ``talkingface.web`` dict for a pack's JSON ``data`` (needs ``talkingface.ref_checkpoint``).
 
     ``audio_model``/``basis``: the blendshape audio model that will drive the mouth and its basis
-    (default: the shipped one, :func:`load_mini_audio`).
+    (default: the shipped one, ``load_audio_model(target="blendshape")``).
     """
     from mini_live.render import draw_order
-    from talkingface.render_model_mini import load_mini_audio, mesh_bs_table, warp_only_mesh
+    from talkingface.audio_loader import load_audio_model
+    from talkingface.render_model_mini import mesh_bs_table, warp_only_mesh
 
     ours = data.get("talkingface") or {}
     if not ours.get("ref_checkpoint"):
         raise UserInputError("the pack names no ref_checkpoint: cannot tie it to a DINet_mini model")
     if audio_model is None:
-        audio_model, basis = load_mini_audio()
+        audio_model, basis = load_audio_model(target="blendshape", basis_required=False)
     mesh = mesh_from_pack_data(data)
     table = np.asarray(mesh_bs_table(mesh, basis), np.float32)
     warp = warp_only_mesh(mesh)

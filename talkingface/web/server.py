@@ -21,36 +21,41 @@ import socket
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
+from talkingface.config.paths import CLONE_ROOT, SAMPLE_SPEECH_EN, SAMPLE_SPEECH_ZH, data_home, mini_avatar_dir, video_data_dir
 from talkingface.errors import UserInputError
 from talkingface.util.cli import script_parser, setup_logging
 
+ORT_ENV = "TALKINGFACE_ORT_DIR"
+
+
+def web_home() -> Path:
+    """The server's writable defaults: ``video_data/web`` under the data home."""
+    return video_data_dir() / "web"
+
+
+def default_ort_dir() -> Path:
+    """onnxruntime-web's dist folder: ``$TALKINGFACE_ORT_DIR``, else ``node_modules`` of the clone (``npm ci``),
+    else of the data home."""
+    if os.environ.get(ORT_ENV):
+        return Path(os.environ[ORT_ENV])
+    base = CLONE_ROOT if CLONE_ROOT is not None else data_home()
+    return base / "node_modules" / "onnxruntime-web" / "dist"
+
 log = logging.getLogger(__name__)
-
-ROOT = Path(__file__).resolve().parents[2]  # switch to talkingface.config.paths once it lands
-DEFAULT_PACKS = ROOT / "video_data" / "web"
-DEFAULT_WORK = ROOT / "output" / "web"
-DEFAULT_MODELS = ROOT / "build" / "onnx"
-DEFAULT_ORT = ROOT / "node_modules" / "onnxruntime-web" / "dist"
-SAMPLE_AUDIO_DIR = Path("/work/shared/samples")  # TEMP until talkingface.config.paths lands
-
 
 def sample_audio() -> Dict[str, Path]:
     """The built-in speech samples: id -> file."""
-    out = {}
-    for audio_id, name in (("sample-en", "speech_en_LJ001-0001.flac"), ("sample-zh", "speech_zh_BAC009S0764W0121.wav")):
-        path = SAMPLE_AUDIO_DIR / name
-        if path.is_file():
-            out[audio_id] = path
-    return out
+    pairs = (("sample-en", SAMPLE_SPEECH_EN), ("sample-zh", SAMPLE_SPEECH_ZH))
+    return {audio_id: path for audio_id, path in pairs if path.is_file()}
 
 
 def build_config(args):
-    from talkingface.sample_avatar import DEFAULT_MINI_AVATAR
     from talkingface.web.app import WebConfig
 
-    ort_dir = Path(args.ort) if args.ort else Path(os.environ.get("TALKINGFACE_ORT_DIR", DEFAULT_ORT))
-    return WebConfig(packs_dir=Path(args.packs), work_dir=Path(args.work), models_dir=Path(args.models),
-                     ort_dir=ort_dir, sample_avatar=None if args.no_sample else DEFAULT_MINI_AVATAR,
+    ort_dir = Path(args.ort) if args.ort else default_ort_dir()
+    return WebConfig(packs_dir=Path(args.packs or web_home() / "packs"), work_dir=Path(args.work or web_home() / "work"),
+                     models_dir=Path(args.models or web_home() / "models"),
+                     ort_dir=ort_dir, sample_avatar=None if args.no_sample else mini_avatar_dir(),
                      sample_audio=sample_audio(), max_video_bytes=int(args.max_video_mb * 1024 * 1024),
                      max_audio_bytes=int(args.max_audio_mb * 1024 * 1024), max_clients=args.max_clients)
 
@@ -59,9 +64,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = script_parser(__doc__)
     ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     ap.add_argument("--port", type=int, default=8000, help="port (0 = any free port; the URL is printed)")
-    ap.add_argument("--packs", default=str(DEFAULT_PACKS), help="folder of avatars/packs (one sub-folder each)")
-    ap.add_argument("--work", default=str(DEFAULT_WORK), help="folder for uploads, speech and rendered mp4s")
-    ap.add_argument("--models", default=str(DEFAULT_MODELS), help="folder of the exported ONNX models")
+    ap.add_argument("--packs", default=None, help="folder of avatars/packs, one sub-folder each (default "
+                    "video_data/web/packs under the data home)")
+    ap.add_argument("--work", default=None, help="folder for uploads, speech and rendered mp4s (default video_data/web/work)")
+    ap.add_argument("--models", default=None, help="folder of the exported ONNX models (default video_data/web/models; "
+                    "exported there on start-up when missing)")
     ap.add_argument("--ort", default=None, help="onnxruntime-web's dist folder (default node_modules/...)")
     ap.add_argument("--no_sample", dest="no_sample", action="store_true", help="do not offer the sample avatar")
     ap.add_argument("--no_prepare", action="store_true",

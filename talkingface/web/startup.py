@@ -1,6 +1,6 @@
-"""Start-up jobs of ``serve_web.py``: make the sample avatar's pack usable by the player when it is
-missing or was written without the current web extension (a job, so the server answers at once and
-the page shows its progress)."""
+"""Start-up jobs of ``serve_web.py``: export the player's ONNX models when they are missing, and make
+the sample avatar's pack usable by the player when it is missing or was written without the current
+web extension. Both run as background jobs, so the server answers at once and the page reports them."""
 from __future__ import annotations
 
 import gzip
@@ -35,9 +35,26 @@ def sample_pack_needs_work(app) -> bool:
     return False
 
 
+def models_need_export(app) -> bool:
+    from talkingface.web.models import ModelsUnavailable
+
+    try:
+        app.state.registry.descriptor()
+    except ModelsUnavailable as exc:
+        return "onnxruntime-web" not in str(exc)
+    return False
+
+
 def prepare_defaults(app) -> None:
     """Queue the jobs that make the default sample avatar playable (see the module doc)."""
     cfg = app.state.cfg
+    registry = app.state.registry
+    if models_need_export(app):
+        job = app.state.jobs.submit("models", [("exporting the ONNX models (talkingface.export)", [
+            sys.executable, "-m", "talkingface.export", "onnx", "--what", "audio_step", "--what", "mini",
+            "--out", str(registry.models_dir)])])
+        app.state.startup_jobs.append(job.id)
+        log.info("exporting the player's ONNX models to %s in the background (job %s)", registry.models_dir, job.id)
     if cfg.sample_avatar is None or not sample_pack_needs_work(app):
         return
     steps = []
@@ -46,5 +63,5 @@ def prepare_defaults(app) -> None:
     steps.append(("building the sample pack (data_preparation_web.py)",
                   script("data_preparation_web.py", str(cfg.sample_avatar))))
     job = app.state.jobs.submit("sample", steps, result={"pack": "sample"})
-    app.state.startup_job = job.id
+    app.state.startup_jobs.append(job.id)
     log.info("building the sample avatar's pack in the background (job %s)", job.id)

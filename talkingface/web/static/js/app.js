@@ -157,6 +157,19 @@ function showStats() {
   }
 }
 
+/** Wait for the server's start-up jobs (model export, sample pack), showing their progress. */
+async function waitForStartup() {
+  for (;;) {
+    const { jobs } = await api('/api/startup');
+    const failed = jobs.find((j) => j.state === 'error');
+    if (failed) throw new Error(`server start-up job failed: ${failed.error}`);
+    const running = jobs.find((j) => j.state === 'queued' || j.state === 'running');
+    if (!running) return;
+    status(`the server is preparing: ${running.step || running.kind}…`);
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+}
+
 async function main() {
   $('pack-load').onclick = guard(loadSelectedPack);
   $('play').onclick = guard(play);
@@ -168,6 +181,7 @@ async function main() {
   setInterval(showStats, 1000);
   window.__app = { play, stream, stop, refreshPacks, loadSelectedPack, api, pollJob };
   try {
+    await waitForStartup();
     await Promise.all([refreshPacks(params.get('pack')), refreshAudio()]);
     if (params.get('audio')) $('audio-select').value = params.get('audio');
     await player.init();
