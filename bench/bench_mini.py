@@ -1,6 +1,6 @@
 """DH_live_mini speed: DINet_mini alone, the 128x128 pipeline, and demo_mini end to end.
 
-Stages (DESIGN.md §7; medians of >= 5 runs after a warm-up):
+Stages (docs/EVALUATION.md §5; medians of >= 5 runs after a warm-up):
 
 - ``DINet_mini interface``: the network on one 3x72x72 mouth patch with the reference cached
   (what runs per frame), in frames per second; target >= 200 fps on CPU.

@@ -3,7 +3,8 @@
 API (what the mini pipeline calls)::
 
     from mini_live.render import MouthRenderer
-    from mini_live.obj.image_utils import render_inputs, standard_points, video_mouth_rects
+    from mini_live.obj.image_utils import render_inputs
+    from talkingface.data.mouth_crop import standard_points, video_mouth_rects
     from mini_live.obj.utils import fit_avatar, load_bs_table
 
     rects = video_mouth_rects(landmarks, (width, height))   # (N, 4) mouth crops of the avatar video
@@ -28,7 +29,7 @@ Inputs of :meth:`MouthRenderer.render`
   With :func:`mini_live.obj.utils.bs_table_from_basis` these are ``BlendshapeBasis`` coefficients
   (0 = mouth at rest, positive coefficient 0 opens).
 
-Output (reference §5.3, the input DINet_mini's pipeline expects, §2.2):
+Output (docs/REFERENCE.md §5.3, the input DINet_mini's pipeline expects, docs/REFERENCE.md §2.2):
 - mouth labels: upper lip (255, 0, 0), lower lip (127, 0, 0), upper teeth (0, 255, 0),
   lower teeth (0, 0, 255), cavity (0, 0, 0);
 - elsewhere a warp field: R, G = (d + 1) / 2 * 255 with d = (rendered position - source landmark) in
@@ -275,10 +276,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     import cv2
 
-    from mini_live.obj.image_utils import render_inputs, standard_image, standard_points, video_mouth_rects
+    from mini_live.obj.image_utils import render_inputs
+    from talkingface.data.mouth_crop import standard_image, standard_points, video_mouth_rects
     from mini_live.obj.utils import fit_avatar, load_bs_coef_std, load_bs_table
     from talkingface.errors import UserInputError
-    from talkingface.preparation import load_keypoints
+    from talkingface.mediapipe_utils import load_keypoints
     from talkingface.util.cli import setup_logging
     from talkingface.util.media import VideoWriter, iter_video_frames
 

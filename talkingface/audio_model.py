@@ -38,7 +38,7 @@ from talkingface.util.files import read_model_card
 
 log = logging.getLogger(__name__)
 
-MODEL_LOOKAHEAD_STEPS = 4  # training pairs pred[t + 4] with target[t] (reference §6.2 step 3)
+MODEL_LOOKAHEAD_STEPS = 4  # training pairs pred[t + 4] with target[t] (docs/REFERENCE.md §6.2 step 3)
 
 
 def load_waveform(audio: Union[str, Path, np.ndarray]) -> np.ndarray:
@@ -151,6 +151,13 @@ class AudioModel:
         self._h = np.zeros((cfg.num_layers, cfg.hidden))
         self._c = np.zeros((cfg.num_layers, cfg.hidden))
         self._last = np.zeros(self.out_dim)
+
+    def stream(self) -> "AudioModel":
+        """Another stream over the same weights: a shallow copy with its own fresh state
+        (:meth:`reset`), for serving several streams at once without reloading the checkpoint."""
+        other = copy.copy(self)
+        other.reset()
+        return other
 
     def interface_frame(self, block: np.ndarray) -> np.ndarray:
         """Streaming: 640 new samples (float32 in [-1, 1]) -> (6,) float64 row for frame k - lookahead_frames."""

@@ -1,4 +1,4 @@
-"""The DH_live product (reference §1.5, §1.6): speech -> 6 pixel-PCA coefficients per 40 ms
+"""The DH_live product (docs/REFERENCE.md §1.5, docs/REFERENCE.md §1.6): speech -> 6 pixel-PCA coefficients per 40 ms
 (:func:`talkingface.audio_loader.load_audio_model`, target ``pixel``) -> 15x30x3 mouth image
 (:class:`~talkingface.mouth_basis.PixelBasis`) -> :class:`~talkingface.render_model.RenderModel`.
 

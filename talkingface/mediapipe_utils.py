@@ -6,16 +6,20 @@ coordinates (the original floors x and y; we keep sub-pixel precision). The mesh
 the previous frame's landmarks to place the next region of interest and only re-detects when tracking
 is lost, so the face is followed every frame.
 
-Frame-level quality rules for avatar sources (reference §1.1) live in :func:`check_frame_face`.
+Frame-level quality rules for avatar sources (docs/REFERENCE.md §1.1) live in :func:`check_frame_face`;
+the landmark files the preparation scripts write (``keypoint_rotate.pkl``, ``processed.pkl``) are read
+by :func:`load_keypoints`.
 """
 from __future__ import annotations
 
 import logging
 import os
+import pickle
 import sys
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -207,7 +211,7 @@ def landmarks_for_video(frames: Sequence[np.ndarray], progress: bool = True,
 # ----------------------------------------------------------------------------- avatar quality rules
 @dataclass(frozen=True)
 class FaceRules:
-    """Quality rules for avatar-source frames (reference §1.1, with the original's thresholds)."""
+    """Quality rules for avatar-source frames (docs/REFERENCE.md §1.1, with the original's thresholds)."""
 
     min_confidence: float = 0.5
     min_box_px: float = 100.0
@@ -263,3 +267,19 @@ def checked_landmarks_for_video(frames: Sequence[np.ndarray], rules: FaceRules =
                 raise NoFaceError(f"frame {i}: the face mesh found no face")
             out[i] = lm
     return out
+
+
+# ------------------------------------------------------------------------------ keypoint files
+def load_keypoints(path: Path, point_counts: Sequence[int] = (478,)) -> np.ndarray:
+    """Read a keypoint pickle (``keypoint_rotate.pkl``, ``processed.pkl``; ours or the original's) as
+    float64 (N, K, C) pixels, K in ``point_counts`` (478 face-mesh points; the DH_live code also takes
+    141 main keypoints), C = 2 or 3. Unreadable or misshaped files raise a clear error."""
+    try:
+        with open(path, "rb") as fh:
+            arr = np.asarray(pickle.load(fh), dtype=np.float64)
+    except (OSError, pickle.UnpicklingError, ValueError, EOFError) as exc:
+        raise UserInputError(f"cannot read keypoints {path}: {exc}") from exc
+    if arr.ndim != 3 or arr.shape[1] not in point_counts or arr.shape[2] not in (2, 3):
+        want = "|".join(map(str, point_counts))
+        raise UserInputError(f"{path}: expected keypoints (N, {want}, 2|3), got {arr.shape}")
+    return arr

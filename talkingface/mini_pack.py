@@ -1,4 +1,4 @@
-"""The DH_live_mini asset-pack format: read (three variants) and write (reference_system.md §1.4).
+"""The DH_live_mini asset-pack format: read (three variants) and write (docs/REFERENCE.md §1.4).
 
 An **asset pack** is a folder with ``01.mp4`` (the avatar's 25 fps silent video) and
 ``combined_data.json.gz`` in the original's JSON layout::
@@ -31,23 +31,21 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from mini_live.obj.image_utils import standard_points
 from mini_live.obj.utils import fit_avatar
 from mini_live.obj.wrap_utils import WrapMesh
 from talkingface.config.paths import DINET_MINI_CHECKPOINT
-from talkingface.data.mouth_crop import video_mouth_rects
+from talkingface.data.mouth_crop import standard_points, video_mouth_rects
 from talkingface.errors import UserInputError
-from talkingface.mediapipe_utils import FaceLandmarker
+from talkingface.mediapipe_utils import FaceLandmarker, load_keypoints
 from talkingface.mini_reference import (DEFAULT_TEETH_SEED, build_reference, crop_landmarks, reference_tensor,
                                         teeth_references)
 from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini, load_dinet_mini_state
-from talkingface.preparation import load_keypoints
 from talkingface.run_utils import KEYPOINT_SMOOTH_KERNEL, smooth_sequence
 from talkingface.util.media import read_video
 
@@ -218,7 +216,7 @@ def pack_reference(pack: AssetPack) -> np.ndarray:
 # --------------------------------------------------------------------------------------- writing
 def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                      teeth_seed: int = DEFAULT_TEETH_SEED, device: str = "cpu") -> Path:
-    """Build ``out_dir/assets`` from a processed video and its (N, 478, 3) landmarks (reference §1.4).
+    """Build ``out_dir/assets`` from a processed video and its (N, 478, 3) landmarks (docs/REFERENCE.md §1.4).
 
     Steps: smooth the landmarks over time (first/last 2 frames raw); per-frame mouth rects of one
     size with smoothed centres (every border checked); landmarks in the 128 crop; poses and the
@@ -277,6 +275,10 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
             "frame0_landmarks": [round(float(v), 3) for v in std[0].ravel()],
         },
     }
+    # what the browser player needs (lazy import: talkingface.web.pack_web imports the renderer, which imports this module)
+    from talkingface.web.pack_web import web_extension
+
+    data["talkingface"]["web"] = web_extension(data)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "assets"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp_assets_", dir=out_dir))

@@ -1,4 +1,4 @@
-"""The DH_live_mini audio -> video pipeline (reference_system.md §1.7): speech -> 6 blendshape weights
+"""The DH_live_mini audio -> video pipeline (docs/REFERENCE.md §1.7): speech -> 6 blendshape weights
 per 40 ms (:func:`talkingface.audio_loader.load_audio_model`, target ``blendshape``) -> GL mouth render
 -> DINet_mini (:class:`~talkingface.render_model_mini.RenderModelMini`) on an asset pack
 (:mod:`talkingface.mini_pack`). :func:`synthesize` is ``demo_mini.py``: one mp4 with the speech muxed
@@ -70,7 +70,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
                use_pack_ref: Optional[bool] = None, bs_scale: float = 1.0, use_network: bool = True,
                progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8,
                threads: Optional[int] = 1, blend: str = "interior") -> SynthesisStats:
-    """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (reference §1.7).
+    """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (docs/REFERENCE.md §1.7).
 
     One output frame per 40 ms of audio (N = ceil(samples / 640)); the avatar video plays as a
     ping-pong loop while the mouth follows the **audio** frame index (the original indexed the

@@ -5,7 +5,7 @@
 - :func:`prepare_mini_avatar` — mini avatar (``data_preparation_mini.py``): ``data/processed.mp4`` +
   ``data/processed.pkl`` (N, 478, 3) float64 pixels, the face tracked every frame.
 - :func:`prepare_training_face` — DH_live render-model training folder
-  (``train/data_preparation_face.py``, reference §6.1): ``image/%06d.png`` 512² crops (from 000001),
+  (``train/data_preparation_face.py``, docs/REFERENCE.md §6.1): ``image/%06d.png`` 512² crops (from 000001),
   ``keypoint_rotate.pkl`` (N, 478, 3) in crop pixels, ``face_mat_mask.pkl`` = ``[mats (N,4,4),
   mask_face (141,3)]`` where ``mask_face`` is the personal mean face whose 21 oval rows are replaced by
   the jaw-mask contour (:func:`talkingface.run_utils.jaw_mask_contour`).
@@ -23,7 +23,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Sequence
+from typing import Iterator, List
 
 import cv2
 import numpy as np
@@ -157,7 +157,7 @@ TRAIN_CROP = 512
 
 
 def training_crop_box(lm: np.ndarray) -> tuple:
-    """Square crop (x0, y0, x1, y1) covering a whole video's landmarks (reference §6.1):
+    """Square crop (x0, y0, x1, y1) covering a whole video's landmarks (docs/REFERENCE.md §6.1):
     side = max(1.1 w, 1.2 h) of the global landmark range, centred horizontally, at 60 % of its height."""
     xy = lm[..., :2].reshape(-1, 2)
     x_min, y_min = xy.min(axis=0)
@@ -199,18 +199,3 @@ def prepare_training_face(video: Path, out_dir: Path, cfg: PrepConfig = PrepConf
         _dump_pickle(stage / "face_mat_mask.pkl", [mats, mask_face])
     log.info("wrote %s (%d frames, crop %d px -> %d)", out_dir, len(frames), x1 - x0, TRAIN_CROP)
     return Path(out_dir)
-
-
-def load_keypoints(path: Path, point_counts: Sequence[int] = (478,)) -> np.ndarray:
-    """Read a keypoint pickle (``keypoint_rotate.pkl``, ``processed.pkl``; ours or the original's) as
-    float64 (N, K, C) pixels, K in ``point_counts`` (478 face-mesh points; the DH_live code also takes
-    141 main keypoints), C = 2 or 3. Unreadable or misshaped files raise a clear error."""
-    try:
-        with open(path, "rb") as fh:
-            arr = np.asarray(pickle.load(fh), dtype=np.float64)
-    except (OSError, pickle.UnpicklingError, ValueError, EOFError) as exc:
-        raise UserInputError(f"cannot read keypoints {path}: {exc}") from exc
-    if arr.ndim != 3 or arr.shape[1] not in point_counts or arr.shape[2] not in (2, 3):
-        want = "|".join(map(str, point_counts))
-        raise UserInputError(f"{path}: expected keypoints (N, {want}, 2|3), got {arr.shape}")
-    return arr

@@ -1,4 +1,4 @@
-"""Real-time talking-head loop (reference §1.6, fixed and generalised): audio arrives in 40 ms
+"""Real-time talking-head loop (docs/REFERENCE.md §1.6, fixed and generalised): audio arrives in 40 ms
 blocks (microphone, or a file played at real-time pace), each block drives a renderer that returns
 one video frame, frames go to a window or an mp4.
 

@@ -1,4 +1,4 @@
-"""RenderModelMini: the DH_live_mini per-frame renderer on a loaded asset pack (reference_system.md §1.7, §2.2).
+"""RenderModelMini: the DH_live_mini per-frame renderer on a loaded asset pack (docs/REFERENCE.md §1.7, docs/REFERENCE.md §2.2).
 
     pack = load_asset_pack("video_data/mini")              # talkingface.mini_pack (re-exported here)
     model = RenderModelMini(device="cpu")                  # DINet_mini weights + two GL renderers
@@ -25,15 +25,18 @@ import numpy as np
 import torch
 
 from mini_live.generate_fusion_mask import load_fusion_masks
-from mini_live.obj.image_utils import standard_image
 from mini_live.obj.utils import bs_table_from_basis, load_bs_table, load_wrap_template
 from mini_live.obj.wrap_utils import LABEL_ANCHOR, LABEL_LOWER_LIP, LABEL_LOWER_TEETH, LABEL_SKIN, LABEL_UPPER_LIP
 from mini_live.render import MouthRenderer
+from talkingface.data.mouth_crop import standard_image
 from talkingface.errors import UserInputError
-from talkingface.mini_pack import (DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack,  # noqa: F401 (re-exported)
-                                   pack_reference, weights_id)
+from talkingface.mini_pack import DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack, pack_reference, weights_id
 from talkingface.mini_reference import reference_tensor
 from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini, DINet_mini_pipeline, load_dinet_mini_state
+
+__all__ = ["RenderModelMini", "mesh_bs_table", "warp_only_mesh", "loop_index", "paste_delta",
+           # the pack names a user of the renderer needs, re-exported from talkingface.mini_pack
+           "AssetPack", "load_asset_pack", "DEFAULT_CHECKPOINT"]
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +90,7 @@ class RenderModelMini:
     ``checkpoint``: DINet_mini weights in any layout :func:`load_dinet_mini_state` reads.
     ``warp_only``: render without mouth labels and skip the network (the comparison baseline).
     ``blend``: "interior" (default: the network paints only the mouth opening, lips and skin are
-    warped; a second, label-free render per frame) or "original" (reference §2.2, the network's
+    warped; a second, label-free render per frame) or "original" (docs/REFERENCE.md §2.2, the network's
     output over the whole mouth window), see :class:`~talkingface.models.DINet_mini.DINet_mini_pipeline`.
     On held-out self-reconstruction the interior blend scores higher (checkpoint/DINet_mini/DINet_mini.md).
     """

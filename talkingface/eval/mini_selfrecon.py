@@ -83,11 +83,10 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
     true labels | model on true labels | real)}. ``landmarks``: the clip's (N, 478, 3) face mesh when already
     known (e.g. from a clip cache); by default it is computed."""
     from mini_live.generate_fusion_mask import load_fusion_masks
-    from mini_live.obj.image_utils import standard_image, standard_points
     from mini_live.obj.utils import fit_avatar, load_wrap_template
     from mini_live.obj.wrap_utils import newWrapModel
     from mini_live.render import MouthRenderer
-    from talkingface.data.mouth_crop import video_mouth_rects
+    from talkingface.data.mouth_crop import standard_image, standard_points, video_mouth_rects
     from talkingface.mediapipe_utils import landmarks_for_video
     from talkingface.models.DINet_mini import (DINet_mini_pipeline, INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X,
                                                PAD_Y, load_dinet_mini_state)
