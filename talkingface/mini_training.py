@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -229,12 +229,13 @@ def train_mini(cfg: MiniTrainConfig, data_dir: Path, out: Path, device: str = "c
         trainer.set_epoch_lr(trainer.epoch)
         # a different, reproducible sample stream per epoch
         train_set.seed = cfg.seed * 1000 + trainer.epoch
-        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=False, drop_last=True,
+        # after a resume inside an epoch, start at the next batch: items are deterministic in their index,
+        # so the samples already trained on are left out instead of being drawn and thrown away
+        skip = max(0, trainer.step_count - (trainer.epoch - 1) * steps_per_epoch)
+        stream = Subset(train_set, range(skip * cfg.batch_size, len(train_set))) if skip else train_set
+        loader = DataLoader(stream, batch_size=cfg.batch_size, shuffle=False, drop_last=True,
                             num_workers=workers, persistent_workers=False)
-        skip = trainer.step_count - (trainer.epoch - 1) * steps_per_epoch
-        for i, batch in enumerate(loader):
-            if i < skip:
-                continue
+        for batch in loader:
             losses = trainer.step(batch)
             progress.update(1)
             s = trainer.step_count
