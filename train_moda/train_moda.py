@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("data", nargs="+", type=Path, help="folders of *.moda.npz records")
     ap.add_argument("out", type=Path, help="output folder")
     ap.add_argument("--stage", choices=["lips", "all"], default="all")
-    ap.add_argument("--init", type=Path, default=None, help="start from this exported moda_lite.pth")
+    ap.add_argument("--init", type=Path, default=None, help="start from this moda_lite.pth (or a run's last.pth)")
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--window", type=int, default=100, help="frames per training window")
     ap.add_argument("--lr", type=float, default=1e-3)
