@@ -8,7 +8,6 @@ true labels | model on true labels | real frame).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -17,13 +16,13 @@ import cv2
 
 from talkingface.config.paths import DINET_MINI_CHECKPOINT
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("mini_live.evaluate")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("videos", type=Path, nargs="+", help="held-out clips (one person each)")
     parser.add_argument("--ckpt", type=Path, default=DINET_MINI_CHECKPOINT)
     parser.add_argument("--max_targets", type=int, default=30, help="evaluated frames per clip")

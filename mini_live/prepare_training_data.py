@@ -8,7 +8,6 @@ Videos already prepared are skipped unless --overwrite.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import cv2
 import numpy as np
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
 
 log = logging.getLogger("prepare_training_data")
 
@@ -32,7 +31,7 @@ def label_mosaic(video) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("videos", type=Path, nargs="+")
     parser.add_argument("--max_frames", type=int, default=None, help="frames per video (default: all)")

@@ -271,20 +271,19 @@ def overlay_labels(crop_rgb: np.ndarray, gl: np.ndarray, warp_gain: float = 8.0)
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Render a prepared mini avatar's mouth labels/warp with a synthetic opening sweep into a preview mp4."""
-    import argparse
-
+    
     import cv2
 
     from mini_live.obj.image_utils import render_inputs, standard_image, standard_points, video_mouth_rects
     from mini_live.obj.utils import fit_avatar, load_bs_coef_std, load_bs_table
     from talkingface.errors import UserInputError
     from talkingface.preparation import load_keypoints
-    from talkingface.util.cli import setup_logging
+    from talkingface.util.cli import ScriptParser, setup_logging
     from talkingface.util.media import VideoWriter, iter_video_frames
 
-    parser = argparse.ArgumentParser(description="Render a prepared mini avatar (data_preparation_mini.py output) "
-                                                 "through the mouth renderer with the mouth opening and closing; "
-                                                 "writes a preview mp4 (crop + labels | amplified warp field).")
+    parser = ScriptParser(description="Render a prepared mini avatar (data_preparation_mini.py output) "
+                                      "through the mouth renderer with the mouth opening and closing; "
+                                      "writes a preview mp4 (crop + labels | amplified warp field).")
     parser.add_argument("avatar_dir", type=Path, help="folder with data/processed.mp4 and data/processed.pkl")
     parser.add_argument("out", type=Path, help="preview video (.mp4)")
     parser.add_argument("--frames", type=int, default=100, help="frames to render (default 100)")

@@ -20,7 +20,6 @@ Checkpoints ``OUT/epoch_N.pth`` use the original's training layout
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import time
@@ -34,8 +33,8 @@ import torch.nn.functional as F
 
 from talkingface.config.paths import user_checkpoint_dir
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
-from talkingface.util.files import atomic_write, write_text
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import atomic_write, reading, write_text
 
 log = logging.getLogger("mini_live.train")
 
@@ -198,15 +197,16 @@ class MiniTrainer:
                 "optimizer": {"net_g": self.opt_g.state_dict(), "net_d": self.opt_d.state_dict()}}
 
     def load(self, path: Path) -> None:
-        ckpt = torch.load(str(path), map_location=self.device, weights_only=True)
-        self.net_g.load_state_dict(ckpt["state_dict"]["net_g"], strict=True)
-        if "net_d" in ckpt["state_dict"]:
-            self.net_d.load_state_dict(ckpt["state_dict"]["net_d"], strict=True)
-        if "optimizer" in ckpt:
-            self.opt_g.load_state_dict(ckpt["optimizer"]["net_g"])
-            self.opt_d.load_state_dict(ckpt["optimizer"]["net_d"])
-        self.epoch = int(ckpt.get("epoch", 1))
-        self.step_count = int(ckpt.get("step", 0))
+        with reading(path, "training checkpoint"):
+            ckpt = torch.load(str(path), map_location=self.device, weights_only=True)
+            self.net_g.load_state_dict(ckpt["state_dict"]["net_g"], strict=True)
+            if "net_d" in ckpt["state_dict"]:
+                self.net_d.load_state_dict(ckpt["state_dict"]["net_d"], strict=True)
+            if "optimizer" in ckpt:
+                self.opt_g.load_state_dict(ckpt["optimizer"]["net_g"])
+                self.opt_d.load_state_dict(ckpt["optimizer"]["net_d"])
+            self.epoch = int(ckpt.get("epoch", 1))
+            self.step_count = int(ckpt.get("step", 0))
 
 
 def save_checkpoint(trainer: MiniTrainer, out_dir: Path, name: str, extra: dict) -> Path:
@@ -219,7 +219,7 @@ def save_checkpoint(trainer: MiniTrainer, out_dir: Path, name: str, extra: dict)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("data_dir", type=Path, help="folder of prepared *.npz videos")
     parser.add_argument("--out", type=Path, default=user_checkpoint_dir() / "DINet_mini")
     parser.add_argument("--resume", type=Path, default=None, help="training checkpoint to continue from")

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 
 from talkingface.data.dataset_wav import worker_init
 from talkingface.models.audio2bs_lstm import Audio2Feature
-from talkingface.util.files import atomic_write, write_model_card
+from talkingface.util.files import atomic_write, reading, write_model_card
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +83,14 @@ class LSTMTrainer:
         self.epoch = 0
         self.wall_s = 0.0  # training time over all runs (resumes included)
         if resume and (self.out / "last.pth").is_file():
-            ck = torch.load(self.out / "last.pth", map_location=self.device, weights_only=False)
-            self.model.load_state_dict(ck["model"])
-            self.opt.load_state_dict(ck["optimizer"])
-            self.step, self.epoch = int(ck["step"]), int(ck.get("epoch", 0))
-            self.wall_s = float(ck.get("wall_s", 0.0))
-            if "target_norm" in ck:
-                self.t_mean, self.t_std = (t.to(self.device) for t in ck["target_norm"])
+            with reading(self.out / "last.pth", "training checkpoint"):
+                ck = torch.load(self.out / "last.pth", map_location=self.device, weights_only=False)
+                self.model.load_state_dict(ck["model"])
+                self.opt.load_state_dict(ck["optimizer"])
+                self.step, self.epoch = int(ck["step"]), int(ck.get("epoch", 0))
+                self.wall_s = float(ck.get("wall_s", 0.0))
+                if "target_norm" in ck:
+                    self.t_mean, self.t_std = (t.to(self.device) for t in ck["target_norm"])
             log.info("resumed from %s at step %d", self.out / "last.pth", self.step)
         from torch.utils.tensorboard import SummaryWriter
 

@@ -35,7 +35,7 @@ from talkingface.errors import UserInputError
 from talkingface.models.DINet import DINet_five_Ref, extract_generator_state, training_checkpoint
 from talkingface.models.common.Discriminator import Discriminator, lsgan_loss
 from talkingface.models.common.VGG19 import PerceptualLoss
-from talkingface.util.files import atomic_write, write_text
+from talkingface.util.files import atomic_write, reading, write_text
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,8 @@ class RenderTrainer:
 
     # ------------------------------------------------------------------------------------ state
     def _resume(self, path: str) -> None:
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
+        with reading(path, "render training checkpoint"):
+            ckpt = torch.load(path, map_location=self.device, weights_only=False)
         try:
             self.net_g.load_state_dict(extract_generator_state(ckpt), strict=True)
             self.net_d.load_state_dict(ckpt["state_dict"]["net_d"], strict=True)

@@ -8,7 +8,6 @@ Everything is derived from MediaPipe's face-mesh tessellation, the project's can
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Optional, Sequence
@@ -21,7 +20,7 @@ from mini_live.obj.utils import (BS_TABLE_PATH, DATA_DIR, FACE_MESH_PATH, WRAP_T
                                  neutral_face_from_basis)
 from mini_live.obj.wrap_utils import TEETH_COLUMNS, WrapConfig, WrapMesh, generate_wrap_obj, make_teeth
 from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
 from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -78,8 +77,7 @@ def write_bs_table(basis_path: Path, template: WrapMesh, mean_face: np.ndarray, 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="output folder (default: the package's data/)")
     parser.add_argument("--basis", type=Path, default=None, help="BlendshapeBasis .npz for bs_table.npz")
     parser.add_argument("--verbose", action="store_true")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.cli import ScriptParser, resolve_device, run_cli, setup_logging
 from talkingface.util.files import write_text
 
 log = logging.getLogger("talkingface.eval")
@@ -23,7 +23,7 @@ log = logging.getLogger("talkingface.eval")
 def build_parser() -> argparse.ArgumentParser:
     from talkingface.eval.selfrecon import PIPELINES
 
-    parser = argparse.ArgumentParser(prog="python -m talkingface.eval", description=__doc__.split("\n\n")[0])
+    parser = ScriptParser(prog="python -m talkingface.eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkingface.errors import UserInputError
 from talkingface.models.DINet import AdaAT, DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from talkingface.util.files import reading
 
 INPUT_WIDTH = 72
 """Width of the mouth patch the network sees (pixels of the 128 crop)."""
@@ -234,11 +236,12 @@ def load_dinet_mini_state(path, map_location="cpu") -> Dict[str, torch.Tensor]:
     a plain DINet_mini state dict, or a pipeline state dict (``infer_model.`` prefix). Returns a
     plain DINet_mini state dict (no prefix). Tensors only: loaded with ``weights_only=True``.
     """
-    ckpt = torch.load(str(path), map_location=map_location, weights_only=True)
+    with reading(path, "DINet_mini checkpoint"):
+        ckpt = torch.load(str(path), map_location=map_location, weights_only=True)
     if isinstance(ckpt, dict) and "state_dict" in ckpt and isinstance(ckpt["state_dict"], dict):
         ckpt = ckpt["state_dict"].get("net_g", ckpt["state_dict"])
     if not isinstance(ckpt, dict):
-        raise ValueError(f"{path}: not a DINet_mini checkpoint")
+        raise UserInputError(f"{path}: not a DINet_mini checkpoint")
     prefix = "infer_model."
     if any(k.startswith(prefix) for k in ckpt):
         ckpt = {k[len(prefix):]: v for k, v in ckpt.items() if k.startswith(prefix)}

@@ -27,7 +27,7 @@ from typing import Iterator, List, Optional, Sequence, Union
 import numpy as np
 
 from talkingface.errors import MediaError, UserInputError
-from talkingface.util.files import publish
+from talkingface.util.files import atomic_write, check_input_file, check_output_file, publish
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,7 @@ def _last_line(stderr: bytes) -> str:
 
 
 def _check_input(path: PathLike) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise UserInputError(f"file not found: {p}")
-    if not p.is_file():
-        raise UserInputError(f"not a file: {p}")
+    p = check_input_file(path, "media file")
     if p.stat().st_size == 0:
         raise MediaError(f"empty file: {p}")
     return p
@@ -219,6 +215,7 @@ class VideoWriter:
         self.frames_written = 0
         self._proc: Optional[subprocess.Popen] = None
         self._err = None
+        check_output_file(self.path, "output video")
         parent = self.path.parent if str(self.path.parent) else Path(".")
         if not parent.is_dir():
             raise UserInputError(f"output folder does not exist: {parent}")
@@ -239,7 +236,9 @@ class VideoWriter:
             args += ["-shortest"]
         args += ["-f", "mp4", str(self._tmp)]
         self._err = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=self._err)
+        # Its own session: a Ctrl-C on the terminal reaches only Python, which then aborts the
+        # encoder and removes the partial file (instead of ffmpeg dying first mid-write).
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=self._err, start_new_session=True)
 
     def write(self, frame: np.ndarray) -> None:
         """Append one ``HxWx3 uint8 BGR`` frame (all frames must share one size)."""
@@ -276,8 +275,12 @@ class VideoWriter:
             self._fail()
         if self._err is not None:
             self._err.close()
-        publish(self._tmp, self.path)
+            self._err = None
         self._proc = None
+        try:
+            publish(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
         return self.path
 
     def abort(self) -> None:
@@ -317,7 +320,7 @@ def write_video(path: PathLike, frames: Sequence[np.ndarray], fps: float = DEFAU
 
 def mux_audio(video: PathLike, audio: PathLike, out: PathLike) -> Path:
     """Copy ``video``'s stream and add ``audio`` (AAC) into ``out``; written atomically."""
-    v, a, out = _check_input(video), _check_input(audio), Path(out)
+    v, a, out = _check_input(video), _check_input(audio), check_output_file(out, "output video")
     fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".mp4", dir=out.parent if str(out.parent) else ".")
     os.close(fd)
     try:
@@ -355,6 +358,8 @@ def load_audio(path: PathLike, sample_rate: int = AUDIO_RATE, min_seconds: float
     audio = np.frombuffer(raw, dtype="<f4").astype(np.float32)
     if audio.size == 0:
         raise UserInputError(f"no audio samples in {p}")
+    if not np.isfinite(audio).all():
+        raise UserInputError(f"audio {p} contains NaN or infinite samples")
     if audio.size < min_seconds * sample_rate:
         raise UserInputError(f"audio too short: {audio.size / sample_rate:.2f} s < {min_seconds:.2f} s in {p}")
     return audio
@@ -364,11 +369,9 @@ def save_wav(path: PathLike, audio: np.ndarray, sample_rate: int = AUDIO_RATE) -
     """Write float audio in [-1, 1] as 16-bit PCM wav (atomically)."""
     import soundfile as sf
 
-    out = Path(path)
-    tmp = out.with_name(f".tmp_{out.name}")
-    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    publish(tmp, out)
-    return out
+    with atomic_write(path) as tmp:
+        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    return Path(path)
 
 
 def extract_audio(video: PathLike, out_wav: PathLike, sample_rate: int = AUDIO_RATE) -> Path:

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkingface.util.files import reading
+
 log = logging.getLogger(__name__)
 
 VGG19_ENV = "TALKINGFACE_VGG19_WEIGHTS"
@@ -78,7 +80,8 @@ class Vgg19(nn.Module):
 
     def load_imagenet(self, path: Union[str, os.PathLike]) -> None:
         """Load torchvision-layout (``features.N.*``) or wrapper-layout weights, strictly."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with reading(path, "VGG19 weights"):
+            state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, Mapping) and "state_dict" in state:
             state = state["state_dict"]
         if any(k.startswith("features.") for k in state):
