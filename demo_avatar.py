@@ -21,6 +21,7 @@ from pathlib import Path
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import check_input_file, check_output_file
 
 log = logging.getLogger("demo_avatar")
 
@@ -51,8 +52,10 @@ def main(argv=None) -> int:
         import torch
 
         torch.set_num_threads(threads)
-    if args.audio is not None and not args.audio.is_file():
-        raise UserInputError(f"audio file not found: {args.audio}")
+    if args.audio is not None:
+        check_input_file(args.audio, "audio file")
+    if args.out is not None:
+        check_output_file(args.out, "output video")
     window = args.out is None and realtime.display_available()
     if args.out is None and not window:
         raise UserInputError("no display found: give --out OUT.mp4 to write the video")
@@ -64,11 +67,16 @@ def main(argv=None) -> int:
         track = source.audio if isinstance(source, realtime.FileAudioSource) else None
         sink = realtime.WindowSink() if window else realtime.Mp4Sink(args.out, audio=track)
         try:
-            stats = realtime.run_stream(source, renderer, sink)
-        finally:
-            renderer.close()
-        recorded = source.recorded() if isinstance(source, realtime.MicrophoneAudioSource) else None
-        sink.close(audio=recorded)
+            try:
+                stats = realtime.run_stream(source, renderer, sink)
+            finally:
+                renderer.close()
+            recorded = source.recorded() if isinstance(source, realtime.MicrophoneAudioSource) else None
+            sink.close(audio=recorded)
+        except BaseException:
+            if isinstance(sink, realtime.Mp4Sink):
+                sink.abort()  # a failed run leaves no temporary or partial file
+            raise
     finally:
         source.close()
     summary = {"renderer": name, "device": device, **stats.summary()}

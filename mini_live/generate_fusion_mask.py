@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from talkingface.util.cli import ScriptParser, run_cli, setup_logging
-from talkingface.util.files import write_image
+from talkingface.util.files import check_output_dir, write_image
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    check_output_dir(args.out)
     for p in write_fusion_masks(args.out):
         log.info("wrote %s", p)
     return 0

@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import check_input_file, check_output_dir, write_image
 
 log = logging.getLogger("prepare_training_data")
 
@@ -42,9 +42,8 @@ def main(argv=None) -> int:
     from talkingface.data.DHLive_mini_dataset import prepare_video, save_prepared
 
     for video in args.videos:
-        if not video.is_file():
-            raise UserInputError(f"video not found: {video}")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+        check_input_file(video, "video")
+    check_output_dir(args.out_dir)
     for video in args.videos:
         stem = f"{video.parent.name}_{video.name}"
         out = args.out_dir / f"{stem}.npz"
@@ -53,7 +52,7 @@ def main(argv=None) -> int:
             continue
         prepared = prepare_video(video, max_frames=args.max_frames, progress=True)
         save_prepared(prepared, out)
-        cv2.imwrite(str(args.out_dir / f"{stem}_labels.png"), label_mosaic(prepared))
+        write_image(args.out_dir / f"{stem}_labels.png", label_mosaic(prepared))
         log.info("%s: %d frames, %d with teeth", video.name, len(prepared),
                  int(((prepared.labels == 4) | (prepared.labels == 5)).any(axis=(1, 2)).sum()))
     return 0

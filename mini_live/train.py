@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from talkingface.config.paths import user_checkpoint_dir
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.cli import progress, resolve_device, run_cli, script_parser, setup_logging
 from talkingface.util.files import atomic_write, reading, write_text
 
 log = logging.getLogger("mini_live.train")
@@ -286,9 +286,7 @@ def main(argv=None) -> int:
     steps_per_epoch = max(1, cfg.samples_per_epoch // cfg.batch_size)
     metrics: Dict[str, float] = {}
     done = False
-    from tqdm import tqdm
-
-    progress = tqdm(total=cfg.max_steps, initial=trainer.step_count, unit="step", desc="DINet_mini")
+    bar = progress(total=cfg.max_steps, initial=trainer.step_count, unit="step", desc="DINet_mini")
     while trainer.epoch <= last_epoch and not done:
         trainer.set_epoch_lr(trainer.epoch)
         # a different, reproducible sample stream per epoch
@@ -300,12 +298,12 @@ def main(argv=None) -> int:
             if i < skip:
                 continue
             losses = trainer.step(batch)
-            progress.update(1)
+            bar.update(1)
             s = trainer.step_count
             if s % 20 == 0:
                 for k, v in losses.items():
                     writer.add_scalar(f"train/{k}", v, s)
-                progress.set_postfix(g=f"{losses['loss_g']:.3f}", d=f"{losses['loss_d']:.3f}")
+                bar.set_postfix(g=f"{losses['loss_g']:.3f}", d=f"{losses['loss_d']:.3f}")
             if val_batches and s % cfg.val_every == 0:
                 metrics, fake = trainer.validate(val_batches)
                 for k, v in metrics.items():
@@ -325,7 +323,7 @@ def main(argv=None) -> int:
                 break
         if not done:
             trainer.epoch += 1
-    progress.close()
+    bar.close()
     trainer.epoch = min(trainer.epoch, last_epoch)
     if val_batches:
         metrics, _ = trainer.validate(val_batches)

@@ -19,7 +19,7 @@ from talkingface.mediapipe_utils import landmarks_for_video
 from talkingface.run_utils import MEAN_FACE_PATH, build_mean_face
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 from talkingface.util.media import list_videos, read_video
-from talkingface.util.files import atomic_write
+from talkingface.util.files import atomic_write, check_output_file
 
 log = logging.getLogger("build_mean_face")
 
@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--stride", type=int, default=3, help="use every k-th frame")
     args = ap.parse_args(argv)
     setup_logging()
+    check_output_file(args.out)
     videos = []
     for item in map(Path, args.inputs):
         if item.is_dir():

@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader
 from talkingface.data.dataset_wav import worker_init
 from talkingface.models.audio2bs_lstm import Audio2Feature
 from talkingface.util.files import atomic_write, reading, write_model_card
+from talkingface.util.cli import progress
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +127,13 @@ class LSTMTrainer:
                       "target_norm": (self.t_mean.cpu(), self.t_std.cpu())}, self.out / "last.pth")
 
     def run(self) -> dict:
-        from tqdm import tqdm
-
         cfg = self.cfg
         loader = self._loader(self.train_set, cfg.batch_size, True)
         total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * len(loader)
         self.model.train()
         t0 = time.time()
         last_val = None
-        bar = tqdm(total=total, initial=min(self.step, total), desc="train", unit="step")
+        bar = progress(total=total, initial=min(self.step, total), desc="train", unit="step")
         while self.step < total and self.epoch < cfg.epochs:
             for feats, target in loader:
                 if cfg.cosine:

@@ -92,10 +92,8 @@ def synthesize(avatar_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     the number of frames (25 per second of audio, rounded up)."""
     import tempfile
 
-    from tqdm import tqdm
-
     from talkingface.render_model import RenderModel
-    from talkingface.util.cli import resolve_device
+    from talkingface.util.cli import progress, resolve_device
     from talkingface.util.media import VideoWriter, load_audio
 
     dev = resolve_device(device)
@@ -108,7 +106,7 @@ def synthesize(avatar_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     with tempfile.TemporaryDirectory(prefix=".tmp_demo_", dir=Path(out_path).parent) as tmp:
         track = save_block_aligned_wav(audio, Path(tmp) / "audio.wav")
         with VideoWriter(out_path, audio=track) as writer:
-            for mouth in tqdm(mouths, desc="render", unit="frame"):
+            for mouth in progress(mouths, desc="render", unit="frame"):
                 writer.write(renderer.interface(mouth))
     log.info("wrote %s (%d frames)", out_path, len(mouths))
     return len(mouths)

@@ -24,6 +24,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from talkingface.errors import NoFaceError, UserInputError  # noqa: E402
+from talkingface.util.cli import progress
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +180,7 @@ class FaceLandmarker:
 def _progress(iterable, total: Optional[int], desc: str, enabled: bool):
     if not enabled:
         return iterable
-    from tqdm import tqdm
-
-    # disable=None: the bar shows on a terminal only, so logs and captured stderr stay clean.
-    return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False, disable=None)
+    return progress(iterable, total=total, desc=desc, unit="frame", leave=False)
 
 
 def landmarks_for_video(frames: Sequence[np.ndarray], progress: bool = True,

@@ -36,6 +36,7 @@ from talkingface.models.DINet import DINet_five_Ref, extract_generator_state, tr
 from talkingface.models.common.Discriminator import Discriminator, lsgan_loss
 from talkingface.models.common.VGG19 import PerceptualLoss
 from talkingface.util.files import atomic_write, reading, write_text
+from talkingface.util.cli import progress
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,6 @@ class RenderTrainer:
 
     def run(self) -> dict:
         from torch.utils.tensorboard import SummaryWriter
-        from tqdm import tqdm
 
         opts = self.opts
         writer = SummaryWriter(str(self.out_dir / "log" / "train"))
@@ -217,7 +217,7 @@ class RenderTrainer:
         writer.add_image("eval/output_target", preview, self.step)
         t0 = time.time()
         done = 0
-        bar = tqdm(total=planned, desc="train render", unit="step")
+        bar = progress(total=planned, desc="train render", unit="step")
         self.net_g.train()
         self.net_d.train()
         stop = planned == 0

@@ -40,8 +40,9 @@ def main(argv=None) -> int:
     # Lazy imports: torch / OpenGL / MediaPipe load only after the arguments are valid (fast --help).
     from talkingface.render_model_mini import synthesize
     from talkingface.sample_avatar import ensure_sample_mini_avatar
+    from talkingface.util.media import check_audio
 
-    check_input_file(args.wav, "audio file")
+    check_audio(check_input_file(args.wav, "audio file"))  # bad audio fails before the avatar is built
     if args.avatar is not None and not (args.avatar / "assets" / "combined_data.json.gz").is_file():
         raise UserInputError(f"{args.avatar} is not a mini avatar (no assets/combined_data.json.gz): make one "
                              "with data_preparation_mini.py and data_preparation_web.py, or leave out --avatar")

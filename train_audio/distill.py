@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.cli import progress, resolve_device, run_cli, script_parser, setup_logging
 from talkingface.util.files import atomic_write, write_model_card, write_text
 
 log = logging.getLogger("distill")
@@ -78,7 +78,6 @@ def _is_val(path: Path, fraction: float) -> bool:
 def _labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
     """Per file: (list of fbank variants, list of teacher outputs per variant), cached."""
     import torch
-    from tqdm import tqdm
 
     from talkingface.audio_features import FBANK_PER_FRAME
     from talkingface.data.dataset_wav import augmented_fbanks
@@ -99,7 +98,7 @@ def _labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
                 log.info("fbank cache %s: %d files", cache, len(out))
                 return out
     out = []
-    for i, f in enumerate(tqdm(files, desc="fbank + teacher", unit="file")):
+    for i, f in enumerate(progress(files, desc="fbank + teacher", unit="file")):
         variants = augmented_fbanks(load_audio(f), n_variants, seed=seed + i)
         with torch.no_grad():
             x = torch.from_numpy(np.stack(variants))

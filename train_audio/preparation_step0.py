@@ -16,7 +16,7 @@ from pathlib import Path
 
 from talkingface.config.paths import wav2lip_checkpoint
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.cli import progress, resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("preparation_step0")
 
@@ -55,7 +55,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
     import cv2
-    from tqdm import tqdm
 
     from talkingface.util.media import list_audio
     from talkingface.models.wav2lip import load_wav2lip, render_teacher_frames
@@ -75,7 +74,7 @@ def main(argv=None) -> int:
     if not wavs:
         raise UserInputError(f"no audio files in {args.wav_dir}")
     done = 0
-    for wav in tqdm(wavs, desc="teacher videos", unit="file"):
+    for wav in progress(wavs, desc="teacher videos", unit="file"):
         out = wav.with_suffix(".mp4")
         if out.exists() and not args.overwrite:
             continue

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import check_output_file
 
 log = logging.getLogger("test")
 
@@ -57,11 +58,11 @@ def main(argv=None) -> int:
     from talkingface.audio_model import AudioModel, load_waveform
     from talkingface.util.media import VideoWriter, save_wav
 
+    out = check_output_file(args.out or Path(f"{args.wav.stem}_{args.checkpoint.stem}.mp4"), "output video")
+    audio = load_waveform(args.wav)
     model = AudioModel(args.checkpoint, device=resolve_device(args.device))
     basis = load_basis(args, model.card)
-    audio = load_waveform(args.wav)
     coefs = model.interface_wav(audio)
-    out = args.out or Path(f"{args.wav.stem}_{args.checkpoint.stem}.mp4")
     with tempfile.TemporaryDirectory() as tmp:
         wav16 = save_wav(Path(tmp) / "audio.wav", audio)
         with VideoWriter(out, audio=wav16) as writer:

@@ -19,9 +19,8 @@ from mini_live.obj.obj_io import ObjMesh, write_obj, write_text_atomic
 from mini_live.obj.utils import (BS_TABLE_PATH, DATA_DIR, FACE_MESH_PATH, WRAP_TEMPLATE_PATH, bs_table_from_basis,
                                  neutral_face_from_basis)
 from mini_live.obj.wrap_utils import TEETH_COLUMNS, WrapConfig, WrapMesh, generate_wrap_obj, make_teeth
-from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, script_parser, setup_logging
-from talkingface.util.files import atomic_write
+from talkingface.util.files import atomic_write, check_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +82,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    from talkingface.mouth_basis import BlendshapeBasis
     from talkingface.run_utils import load_mean_face
 
-    if args.basis is not None and not args.basis.is_file():
-        raise UserInputError(f"basis file not found: {args.basis}")
+    check_output_dir(args.out)
+    # Read the basis before anything is written, so a bad one leaves the output folder as it was.
+    basis = BlendshapeBasis.load(args.basis) if args.basis is not None else None
     mean_face = load_mean_face()
     template = write_mesh_assets(mean_face, args.out)
-    if args.basis is not None:
+    if basis is not None:
         write_bs_table(args.basis, template, mean_face, args.out / BS_TABLE_PATH.name)
     return 0
 

@@ -37,7 +37,7 @@ from talkingface.data.teeth_labels import (CAVITY, inner_mouth, lip_map, mouth_l
                                            procedural_teeth_reference, renderer_teeth_labels)
 from talkingface.models.DINet_mini import INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y
 from talkingface.utils import mouth_opening
-from talkingface.util.files import atomic_write
+from talkingface.util.files import atomic_write, reading
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ def save_prepared(video: PreparedVideo, path: Union[str, Path]) -> Path:
 
 
 def load_prepared(path: Union[str, Path]) -> PreparedVideo:
-    with np.load(path, allow_pickle=False) as data:
+    """Read a prepared video (``save_prepared``); a clear error for a truncated or foreign file."""
+    with reading(path, "prepared training video"), np.load(path, allow_pickle=False) as data:
         return PreparedVideo(images=data["images"], labels=data["labels"], landmarks=data["landmarks"],
                              opening=data["opening"], frame_index=data["frame_index"], name=str(data["name"]))
 

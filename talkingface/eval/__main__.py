@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import ScriptParser, resolve_device, run_cli, setup_logging
-from talkingface.util.files import write_text
+from talkingface.util.files import check_input_file, check_output_file, write_text
 
 log = logging.getLogger("talkingface.eval")
 
@@ -70,6 +70,11 @@ def _compare(args) -> None:
     from talkingface.eval.tracking import track_video
     from talkingface.util.media import load_audio, probe_video
 
+    for path, what in ((args.pred, "generated video"), (args.gt, "real video")):
+        probe_video(check_input_file(path, what))  # both readable before the (slow) tracking
+    if args.out is not None:
+        check_output_file(args.out)
+        check_output_file(args.out.with_suffix(".md"))
     ref = Reference.from_track(track_video(args.gt))
     rows = [compare_videos(args.pred, args.gt, method=args.method, max_lag=args.max_lag, ref=ref)]
     if args.baselines:

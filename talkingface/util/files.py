@@ -103,6 +103,25 @@ def check_output_file(path: PathLike, what: str = "output") -> Path:
     return path
 
 
+def check_output_dir(out_dir: PathLike, what: str = "output folder") -> Path:
+    """Fail early (before any heavy work) when ``out_dir`` cannot become a folder of outputs: it
+    exists and is not a writable folder, or the nearest existing ancestor of its parent is not a
+    writable folder. Returns that ancestor, where a staging folder beside ``out_dir`` can be made
+    (missing parents are created only when the output is complete)."""
+    out_dir = Path(out_dir).resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserInputError(f"{what} {out_dir} exists and is not a folder")
+    anchor = out_dir.parent
+    while not anchor.exists() and anchor != anchor.parent:
+        anchor = anchor.parent
+    for folder in ([anchor, out_dir] if out_dir.is_dir() else [anchor]):
+        if not folder.is_dir():
+            raise UserInputError(f"cannot write {what} {out_dir}: {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK) or _read_only_fs(folder):
+            raise UserInputError(f"cannot write {what} {out_dir}: {folder} is not writable")
+    return anchor
+
+
 def _read_only_fs(folder: Path) -> bool:
     """True on a read-only mount (/proc, /sys, a ro bind), which os.access does not see as root."""
     try:

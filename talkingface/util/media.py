@@ -346,22 +346,65 @@ def count_frames(path: PathLike) -> int:
 # --------------------------------------------------------------------------------------------- audio
 
 
+#: Samples per block of :func:`iter_audio` (10 s at 16 kHz: 640 kB of float32).
+AUDIO_BLOCK = 250 * SAMPLES_PER_FRAME
+
+
+def iter_audio(path: PathLike, sample_rate: int = AUDIO_RATE, block: int = AUDIO_BLOCK) -> Iterator[np.ndarray]:
+    """Decode any audio (or the audio track of a video) to mono float32 at ``sample_rate``, streamed
+    in blocks of ``block`` samples (the last one shorter), so memory does not grow with the length.
+
+    Raises :class:`MediaError` for unreadable files and files without audio, :class:`UserInputError`
+    for NaN / infinite samples and when there is no sample at all.
+    """
+    p = _check_input(path)
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(p), "-map", "0:a:0", "-vn",
+            "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    total, finished = 0, False
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+        try:
+            assert proc.stdout is not None
+            while True:
+                buf = proc.stdout.read(block * 4)
+                if not buf:
+                    finished = True
+                    break
+                audio = np.frombuffer(buf[: len(buf) // 4 * 4], dtype="<f4").astype(np.float32)
+                if not np.isfinite(audio).all():
+                    raise UserInputError(f"audio {p} contains NaN or infinite samples")
+                total += audio.size
+                yield audio
+        finally:
+            if not finished:
+                proc.kill()  # stopped early (an error, or the caller stopped iterating)
+            if proc.stdout:
+                proc.stdout.close()
+            rc = proc.wait()
+        if rc != 0:
+            err.seek(0)
+            raise MediaError(f"reading audio {p.name} failed: {_last_line(err.read())}")
+    if total == 0:
+        raise UserInputError(f"no audio samples in {p}")
+
+
+def check_audio(path: PathLike, sample_rate: int = AUDIO_RATE) -> int:
+    """Decode ``path`` once without keeping it (memory stays at one block) and return its number of
+    samples at ``sample_rate``; the errors of :func:`iter_audio`. Lets a long job fail before its
+    heavy set-up when the audio is bad."""
+    return sum(block.size for block in iter_audio(path, sample_rate))
+
+
 def load_audio(path: PathLike, sample_rate: int = AUDIO_RATE, min_seconds: float = 0.0) -> np.ndarray:
     """Decode any audio (or the audio track of a video) to mono float32 at ``sample_rate``.
 
     Raises a clear :class:`MediaError` for unreadable files and files without audio, and
-    :class:`UserInputError` when the result is empty or shorter than ``min_seconds``.
+    :class:`UserInputError` when the result is empty, holds NaN / infinite samples or is shorter
+    than ``min_seconds``.
     """
-    p = _check_input(path)
-    raw = run_ffmpeg(["-i", p, "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate),
-                      "-f", "f32le", "-acodec", "pcm_f32le", "-"], what=f"reading audio {p.name}")
-    audio = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-    if audio.size == 0:
-        raise UserInputError(f"no audio samples in {p}")
-    if not np.isfinite(audio).all():
-        raise UserInputError(f"audio {p} contains NaN or infinite samples")
+    audio = np.concatenate(list(iter_audio(path, sample_rate)))
     if audio.size < min_seconds * sample_rate:
-        raise UserInputError(f"audio too short: {audio.size / sample_rate:.2f} s < {min_seconds:.2f} s in {p}")
+        raise UserInputError(f"audio too short: {audio.size / sample_rate:.2f} s < {min_seconds:.2f} s in {path}")
     return audio
 
 
