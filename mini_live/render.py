@@ -279,6 +279,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from talkingface.errors import UserInputError
     from talkingface.preparation import load_keypoints
     from talkingface.util.cli import ScriptParser, setup_logging
+    from talkingface.util.files import check_output_file
     from talkingface.util.media import VideoWriter, iter_video_frames
 
     parser = ScriptParser(description="Render a prepared mini avatar (data_preparation_mini.py output) "
@@ -298,6 +299,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UserInputError(f"not a prepared mini avatar: {p} missing (run data_preparation_mini.py)")
     if args.frames < 1:
         raise UserInputError("--frames must be at least 1")
+    check_output_file(args.out, "output video")
     landmarks = load_keypoints(pkl)
     frames = []
     for frame in iter_video_frames(video, max_frames=min(args.frames, len(landmarks))):

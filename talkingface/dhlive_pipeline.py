@@ -97,9 +97,9 @@ def synthesize(avatar_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     from talkingface.util.media import VideoWriter, load_audio
 
     dev = resolve_device(device)
+    decoder = PixelMouthDecoder(audio_checkpoint, basis, device=dev)
     renderer = RenderModel(device=dev)
     renderer.loadModel(render_checkpoint)
-    decoder = PixelMouthDecoder(audio_checkpoint, basis, device=dev)
     renderer.reset_charactor(avatar_dir)
     audio = load_audio(audio_path)
     mouths = decoder.mouths_for_wav(audio)

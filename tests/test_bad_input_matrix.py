@@ -17,6 +17,7 @@ import gzip
 import json
 import os
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -132,6 +133,7 @@ def _make_inputs(root: Path) -> Dict[str, str]:
     # A training-data folder of the DH_live render model with a truncated keypoint pickle.
     d = root / "render_data" / "clip0"
     (d / "image").mkdir(parents=True)
+    shutil.copyfile(BLENDSHAPE_BASIS.with_suffix(".png"), d / "image" / "000000.png")
     shutil.copyfile(f["trunc_pkl"], d / "keypoint_rotate.pkl")
     shutil.copyfile(f["trunc_pkl"], d / "face_mat_mask.pkl")
     f["render_data_trunc"] = d.parent
@@ -150,10 +152,50 @@ def _make_inputs(root: Path) -> Dict[str, str]:
     d.mkdir()
     shutil.copyfile(f["text_wav"], d / "a.wav")
     f["speech_bad"] = d
+    # Audio-model training clips: a good wav whose target file is corrupt.
+    d = root / "lstm_bad"
+    d.mkdir()
+    shutil.copyfile(SAMPLE_SPEECH_ZH, d / "a.wav")
+    (d / "a.bs.txt").write_text("0.1 0.2 x\n0.3 0.4\n")
+    f["lstm_bad"] = d
+    f["good_audio_ckpt"] = AUDIO_CHECKPOINT
     # Outputs: unwritable places (root can't write under /proc/sys) and below a regular file.
     f["unwritable_dir"] = Path("/proc/sys/talkingface_out")
     f["below_file"] = f["text_file"] / "out"
     return {k: str(v) for k, v in f.items()}
+
+
+#: What the error line must say, by the kind of bad input named in the case id (last match wins).
+EXPECT = (
+    ("missing", r"not found|missing|no such|not a folder|no prepared|not a mini avatar|not an asset pack"),
+    ("is-file", r"not a folder|exists and is not|not an asset pack|not a mini avatar"),
+    ("empty", r"empty|no audio samples|truncated|corrupt|cannot read"),
+    ("text", r"cannot read|invalid data|truncated|corrupt|another format|not a"),
+    ("truncated", r"truncated|corrupt|cannot read|not valid|not a zip"),
+    ("corrupt", r"truncated|corrupt|cannot read|NaN"),
+    ("wrong-type", r"another format|holds no|not a|expected"),
+    ("json-list", r"another format|not a|missing|layout"),
+    ("other-version", r"another format|version|layout|missing"),
+    ("other-layout", r"another format|version|layout|missing"),
+    ("not-gzip", r"gzip|truncated|corrupt|cannot read"),
+    ("fifo", r"not a regular file"),
+    ("-dir", r"is a folder"),
+    ("audio-dir", r"is a folder"),
+    ("video-dir", r"is a folder"),
+    ("nan", r"NaN or infinite"),
+    ("inf", r"NaN or infinite"),
+    ("zero-samples", r"no audio samples"),
+    ("unwritable", r"not writable"),
+    ("below-file", r"not a folder"),
+    ("bad-option", r"invalid"),
+)
+
+
+def expected(case_id: str) -> str:
+    """The pattern the error line of ``case_id`` must match (see EXPECT)."""
+    found = [pattern for key, pattern in EXPECT if key in case_id]
+    assert found, f"no expectation for {case_id}"
+    return found[-1]
 
 
 @dataclass(frozen=True)
@@ -216,7 +258,6 @@ def _cases() -> List[Case]:
     # demo.py AVATAR AUDIO OUT
     s = "demo.py"
     add(s, "avatar-missing", "{missing_dir}", "{good_wav}", "{out}/o.mp4")
-    add(s, "keypoints-truncated", "{dhlive_trunc}", "{good_wav}", "{out}/o.mp4")
     add(s, "audio-nan", "{dhlive_trunc}", "{nan_wav}", "{out}/o.mp4")
     add(s, "audio-fifo", "{dhlive_trunc}", "{fifo}", "{out}/o.mp4")
     add(s, "out-is-dir", "{dhlive_trunc}", "{good_wav}", "{out}")
@@ -246,7 +287,7 @@ def _cases() -> List[Case]:
     add("train_audio/test.py", "out-is-dir", "{good_wav}", "{trunc_audio}", "--out", "{out}")
     add("train_audio/distill.py", "teacher-truncated", "--teacher", "{trunc_audio}", "--speech", "{speech_bad}",
         "--out", "{out}/run", "--max_steps", "1")
-    add("train_audio/distill.py", "speech-missing", "--teacher", "{trunc_audio}", "--speech", "{missing_dir}",
+    add("train_audio/distill.py", "speech-missing", "--teacher", "{good_audio_ckpt}", "--speech", "{missing_dir}",
         "--out", "{out}/run")
     add("train_audio/evaluate.py", "model-truncated", "--model", "x={trunc_lstm}", "--clips", "{good_video}",
         "--cache", "{out}/cache")
@@ -256,7 +297,7 @@ def _cases() -> List[Case]:
     add("train_audio/preparation_step0.py", "face-text", "{text_png}", "{dir}", "--wav2lip", "{trunc_audio}")
     add("train_audio/preparation_step1.py", "videos-missing", "{missing_dir}", "{out}/prep")
     add("train_audio/train_lstm.py", "data-missing", "{missing_dir}", "{out}/run")
-    add("train_audio/train_lstm.py", "basis-truncated", "{speech_bad}", "{out}/run", "--basis", "{trunc_basis}")
+    add("train_audio/train_lstm.py", "targets-corrupt", "{lstm_bad}", "{out}/run")
     # mini_live/
     add("mini_live/evaluate.py", "video-missing", "{missing}", "--ckpt", "{trunc_dinet_mini}")
     add("mini_live/evaluate.py", "ckpt-truncated", "{good_video}", "--ckpt", "{trunc_dinet_mini}")
@@ -330,6 +371,7 @@ def test_bad_input(case: Case, matrix_results):
     assert r["rc"] == 2, f"exit {r['rc']}, stderr:\n{r['stderr'][-2000:]}"
     assert len(lines) == 1 and lines[0].startswith("error: "), f"stderr is not one error line:\n{r['stderr'][-2000:]}"
     assert not r["new_files"], f"left behind: {r['new_files']}"
+    assert re.search(expected(case.id), lines[0], re.IGNORECASE), f"{lines[0]!r} does not match {expected(case.id)!r}"
 
 
 def test_matrix_leaves_the_writable_home_alone(matrix_results):

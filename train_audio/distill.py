@@ -32,7 +32,7 @@ import numpy as np
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import progress, resolve_device, run_cli, script_parser, setup_logging
-from talkingface.util.files import atomic_write, write_model_card, write_text
+from talkingface.util.files import atomic_write, check_output_dir, write_model_card, write_text
 
 log = logging.getLogger("distill")
 
@@ -125,9 +125,10 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     device = resolve_device(args.device)
+    check_output_dir(args.out)
     teacher = load_audio2feature(args.teacher, "cpu")
-    args.out.mkdir(parents=True, exist_ok=True)
     files = _speech_files(args.speech, set(args.exclude))
+    args.out.mkdir(parents=True, exist_ok=True)
     val_files = [f for f in files if _is_val(f, args.val_fraction)]
     train_files = [f for f in files if not _is_val(f, args.val_fraction)]
     log.info("%d speech files (%d for validation)", len(files), len(val_files))

@@ -17,6 +17,7 @@ from pathlib import Path
 from talkingface.config.paths import wav2lip_checkpoint
 from talkingface.errors import UserInputError
 from talkingface.util.cli import progress, resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import check_input_file
 
 log = logging.getLogger("preparation_step0")
 
@@ -60,16 +61,15 @@ def main(argv=None) -> int:
     from talkingface.models.wav2lip import load_wav2lip, render_teacher_frames
     from talkingface.util.media import load_audio, write_video
 
-    if not args.face.is_file():
-        raise UserInputError(f"face image not found: {args.face}")
+    check_input_file(args.face, "face image")
     if not args.wav_dir.is_dir():
         raise UserInputError(f"not a folder: {args.wav_dir}")
-    device = resolve_device(args.device)
-    net = load_wav2lip(args.wav2lip, device)
     image = cv2.imread(str(args.face))
     if image is None:
         raise UserInputError(f"cannot read image {args.face}")
     face = face_crop96(image)
+    device = resolve_device(args.device)
+    net = load_wav2lip(args.wav2lip, device)
     wavs = list_audio(args.wav_dir)
     if not wavs:
         raise UserInputError(f"no audio files in {args.wav_dir}")

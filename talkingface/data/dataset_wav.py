@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from talkingface.audio_features import FBANK_PER_FRAME, SAMPLES_PER_FRAME, compute_fbank
 from talkingface.errors import UserInputError
+from talkingface.util.files import reading
 
 
 
@@ -151,7 +152,16 @@ def load_clips(pairs: Sequence[Tuple[Path, Optional[Path]]]) -> Tuple[List[np.nd
     audio = [load_audio(a) for a, _ in pairs]
     if not pairs or pairs[0][1] is None:
         return audio, None
-    return audio, [np.atleast_2d(np.loadtxt(c, dtype=np.float32)) for _, c in pairs]
+    return audio, [_read_coefficients(c) for _, c in pairs]
+
+
+def _read_coefficients(path: Path) -> np.ndarray:
+    """A ``<name>.<target>.txt`` coefficient file: (T, K) float32, one row per 40 ms frame."""
+    with reading(path, "coefficient file"):
+        coefs = np.atleast_2d(np.loadtxt(path, dtype=np.float32))
+    if coefs.size == 0 or not np.isfinite(coefs).all():
+        raise UserInputError(f"coefficient file {path} is empty or holds NaN / infinite values")
+    return coefs
 
 
 class FbankWindowDataset(Dataset):
