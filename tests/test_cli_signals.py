@@ -8,12 +8,15 @@
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -78,6 +81,7 @@ def test_signal_mid_run_leaves_nothing(short_pack, tmp_path, sig, code):
 def test_progress_bar_then_error_on_a_terminal():
     """Issue 11: the error line must not be glued to a progress bar."""
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a real terminal has a size
     proc = subprocess.Popen([sys.executable, "-c", BAR_THEN_ERROR], env=ENV, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
