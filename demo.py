@@ -1,4 +1,4 @@
-"""DH_live offline synthesis: make a prepared avatar say a speech file (reference §1.5).
+"""DH_live offline synthesis: make a prepared avatar say a speech file (docs/REFERENCE.md §1.5).
 
 Usage: python demo.py AVATAR_DIR AUDIO OUT.mp4 [MODEL] [--ckpt render.pth] [--device auto]
 

@@ -38,7 +38,7 @@ from talkingface.util.files import read_model_card
 
 log = logging.getLogger(__name__)
 
-MODEL_LOOKAHEAD_STEPS = 4  # training pairs pred[t + 4] with target[t] (reference §6.2 step 3)
+MODEL_LOOKAHEAD_STEPS = 4  # training pairs pred[t + 4] with target[t] (docs/REFERENCE.md §6.2 step 3)
 
 
 def load_waveform(audio: Union[str, Path, np.ndarray]) -> np.ndarray:

@@ -6,7 +6,7 @@ coordinates (the original floors x and y; we keep sub-pixel precision). The mesh
 the previous frame's landmarks to place the next region of interest and only re-detects when tracking
 is lost, so the face is followed every frame.
 
-Frame-level quality rules for avatar sources (reference §1.1) live in :func:`check_frame_face`.
+Frame-level quality rules for avatar sources (docs/REFERENCE.md §1.1) live in :func:`check_frame_face`.
 """
 from __future__ import annotations
 
@@ -205,7 +205,7 @@ def landmarks_for_video(frames: Sequence[np.ndarray], progress: bool = True,
 # ----------------------------------------------------------------------------- avatar quality rules
 @dataclass(frozen=True)
 class FaceRules:
-    """Quality rules for avatar-source frames (reference §1.1, with the original's thresholds)."""
+    """Quality rules for avatar-source frames (docs/REFERENCE.md §1.1, with the original's thresholds)."""
 
     min_confidence: float = 0.5
     min_box_px: float = 100.0

@@ -25,7 +25,7 @@ def ensure_sample_mini_avatar(dest: Optional[Path] = None, video: Optional[Path]
     shipped one). Each stage is written atomically, so an interrupted build is redone next time."""
     # Lazy imports: the preparation stack (MediaPipe, torch, OpenGL) is only needed when building.
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
-    from talkingface.render_model_mini import write_avatar_pack
+    from talkingface.mini_pack import write_avatar_pack
 
     dest = Path(dest) if dest is not None else mini_avatar_dir()
     if (dest / "assets" / "combined_data.json.gz").is_file():

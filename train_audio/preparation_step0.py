@@ -1,4 +1,4 @@
-"""Wav2Lip-teacher route (reference §6.2 step 1): one fixed face + a folder of speech -> 96x96 teacher videos.
+"""Wav2Lip-teacher route (docs/REFERENCE.md §6.2 step 1): one fixed face + a folder of speech -> 96x96 teacher videos.
 
     python train_audio/preparation_step0.py FACE_IMAGE WAV_DIR [--wav2lip checkpoint/wav2lip.pth]
 
