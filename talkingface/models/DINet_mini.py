@@ -223,6 +223,18 @@ def _mask_tensor(mask: np.ndarray, size: Tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).view(1, 1, *size)
 
 
+def load_dinet_mini(path, map_location="cpu") -> Tuple["DINet_mini", Dict[str, torch.Tensor]]:
+    """A DINet_mini(3, 12) with the weights of ``path`` (strict; any layout of
+    :func:`load_dinet_mini_state`) and that state dict; a clear error for a file of another model."""
+    state = load_dinet_mini_state(path, map_location=map_location)
+    net = DINet_mini(3, 12).to(map_location)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise UserInputError(f"{path} does not hold DINet_mini(3, 12) weights: {str(exc).splitlines()[0]}") from exc
+    return net, state
+
+
 def load_dinet_mini_state(path, map_location="cpu") -> Dict[str, torch.Tensor]:
     """Read DINet_mini weights from any of the layouts in use.
 
