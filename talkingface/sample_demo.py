@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     # Lazy imports: torch / OpenGL / MediaPipe load only after the arguments are valid (fast --help).
-    from talkingface.render_model_mini import synthesize
+    from talkingface.mini_pipeline import synthesize
     from talkingface.sample_avatar import ensure_sample_mini_avatar
     from talkingface.util.media import check_audio
 

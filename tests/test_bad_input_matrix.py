@@ -118,7 +118,10 @@ def _make_inputs(root: Path) -> Dict[str, str]:
     f["avatar_pack_trunc"] = root / "avatar_pack_trunc"
     shutil.copytree(f["pack_truncated"], f["avatar_pack_trunc"] / "assets")
     # Prepared mini avatar folders with a broken keypoint pickle / a pickle of the wrong type.
-    for key, src in (("avatar_trunc_pkl", f["trunc_pkl"]), ("avatar_wrong_pkl", f["wrong_pkl"])):
+    f["good_pkl"] = root / "keypoints.pkl"
+    f["good_pkl"].write_bytes(kp)
+    for key, src in (("avatar_trunc_pkl", f["trunc_pkl"]), ("avatar_wrong_pkl", f["wrong_pkl"]),
+                     ("avatar_good_pkl", f["good_pkl"])):
         d = root / key / "data"
         d.mkdir(parents=True)
         shutil.copyfile(SAMPLE_AVATAR_VIDEO, d / "processed.mp4")
@@ -159,6 +162,7 @@ def _make_inputs(root: Path) -> Dict[str, str]:
     (d / "a.bs.txt").write_text("0.1 0.2 x\n0.3 0.4\n")
     f["lstm_bad"] = d
     f["good_audio_ckpt"] = AUDIO_CHECKPOINT
+    f["good_dinet_mini"] = DINET_MINI_CHECKPOINT
     # Outputs: unwritable places (root can't write under /proc/sys) and below a regular file.
     f["unwritable_dir"] = Path("/proc/sys/talkingface_out")
     f["below_file"] = f["text_file"] / "out"
@@ -188,6 +192,7 @@ EXPECT = (
     ("unwritable", r"not writable"),
     ("below-file", r"not a folder"),
     ("bad-option", r"invalid"),
+    ("other-model", r"does not hold|does not match|not a|another format"),
 )
 
 
@@ -238,6 +243,9 @@ def _cases() -> List[Case]:
     add(s, "ckpt-missing", "{pack_truncated}", "{good_wav}", "{out}/o.mp4", "--ckpt", "{missing}")
     add(s, "audio-ckpt-truncated", "{pack_truncated}", "{good_wav}", "{out}/o.mp4", "--audio_ckpt", "{trunc_lstm}")
     add(s, "audio-ckpt-text", "{pack_truncated}", "{good_wav}", "{out}/o.mp4", "--audio_ckpt", "{text_pkl}")
+    add(s, "ckpt-other-model", "{pack_truncated}", "{good_wav}", "{out}/o.mp4", "--ckpt", "{good_audio_ckpt}")
+    add(s, "audio-ckpt-other-model", "{pack_truncated}", "{good_wav}", "{out}/o.mp4",
+        "--audio_ckpt", "{good_dinet_mini}")
     add(s, "bad-option", "{pack_truncated}", "{good_wav}", "{out}/o.mp4", "--bs_scale", "lots")
     # data_preparation*.py VIDEO OUT_DIR
     for s in ("data_preparation.py", "data_preparation_mini.py"):
@@ -254,7 +262,8 @@ def _cases() -> List[Case]:
     add(s, "avatar-is-file", "{text_file}")
     add(s, "keypoints-truncated", "{avatar_trunc_pkl}")
     add(s, "keypoints-wrong-type", "{avatar_wrong_pkl}")
-    add(s, "ckpt-truncated", "{avatar_wrong_pkl}", "--ckpt", "{trunc_dinet_mini}")
+    add(s, "ckpt-truncated", "{avatar_good_pkl}", "--ckpt", "{trunc_dinet_mini}")
+    add(s, "ckpt-other-model", "{avatar_good_pkl}", "--ckpt", "{good_audio_ckpt}")
     # demo.py AVATAR AUDIO OUT
     s = "demo.py"
     add(s, "avatar-missing", "{missing_dir}", "{good_wav}", "{out}/o.mp4")

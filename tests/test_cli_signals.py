@@ -45,7 +45,7 @@ run_cli(main)
 def short_pack(tmp_path_factory) -> Path:
     """An asset pack of the first 1.2 s (30 frames) of the built-in sample video."""
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
-    from talkingface.render_model_mini import write_avatar_pack
+    from talkingface.mini_pack import write_avatar_pack
 
     avatar = tmp_path_factory.mktemp("short_avatar") / "avatar"
     prepare_mini_avatar(SAMPLE_AVATAR_VIDEO, avatar, PrepConfig(max_seconds=1.2, progress=False))
