@@ -163,6 +163,10 @@ def _make_inputs(root: Path) -> Dict[str, str]:
     f["lstm_bad"] = d
     f["good_audio_ckpt"] = AUDIO_CHECKPOINT
     f["good_dinet_mini"] = DINET_MINI_CHECKPOINT
+    f["good_basis"] = BLENDSHAPE_BASIS
+    f["cache_empty"] = root / "clip_cache"
+    f["cache_empty"].mkdir()
+    (f["cache_empty"] / "index.tsv").write_text("name\trel\taudio\tframes\tstatus\n")
     # Outputs: unwritable places (root can't write under /proc/sys) and below a regular file.
     f["unwritable_dir"] = Path("/proc/sys/talkingface_out")
     f["below_file"] = f["text_file"] / "out"
@@ -171,10 +175,11 @@ def _make_inputs(root: Path) -> Dict[str, str]:
 
 #: What the error line must say, by the kind of bad input named in the case id (last match wins).
 EXPECT = (
-    ("missing", r"not found|missing|no such|not a folder|no prepared|not a mini avatar|not an asset pack"),
+    ("missing", r"not found|missing|no such|no folder|not a folder|no prepared|not a mini avatar|not an asset pack"
+                r"|no \S+index\.tsv"),
     ("is-file", r"not a folder|exists and is not|not an asset pack|not a mini avatar"),
     ("empty", r"empty|no audio samples|truncated|corrupt|cannot read"),
-    ("text", r"cannot read|invalid data|truncated|corrupt|another format|not a"),
+    ("text", r"cannot read|invalid data|truncated|corrupt|another format|not a|no usable"),
     ("truncated", r"truncated|corrupt|cannot read|not valid|not a zip"),
     ("corrupt", r"truncated|corrupt|cannot read|NaN"),
     ("wrong-type", r"another format|holds no|not a|expected"),
@@ -307,6 +312,24 @@ def _cases() -> List[Case]:
     add("train_audio/preparation_step1.py", "videos-missing", "{missing_dir}", "{out}/prep")
     add("train_audio/train_lstm.py", "data-missing", "{missing_dir}", "{out}/run")
     add("train_audio/train_lstm.py", "targets-corrupt", "{lstm_bad}", "{out}/run")
+    add("train_audio/cache_clips.py", "data-missing", "{missing_dir}", "{out}/cache")
+    add("train_audio/cache_clips.py", "cache-is-file", "{dir}", "{text_file}")
+    add("train_audio/sync_check.py", "cache-missing", "{missing_dir}", "{out}/sync.tsv", "--teacher", "{good_audio_ckpt}")
+    add("train_audio/sync_check.py", "teacher-truncated", "{cache_empty}", "{out}/sync.tsv", "--teacher",
+        "{trunc_audio}")
+    add("train_audio/sync_check.py", "out-is-dir", "{dir}", "{out}", "--teacher", "{good_audio_ckpt}")
+    add("train_audio/train_mixed.py", "teacher-truncated", "--cache", "{dir}", "--sync", "{text_file}", "--teacher",
+        "{trunc_audio}", "--speech", "{speech_bad}", "--basis", "{good_basis}", "--out", "{out}/run")
+    add("train_audio/train_mixed.py", "basis-truncated", "--cache", "{dir}", "--sync", "{text_file}", "--teacher",
+        "{good_audio_ckpt}", "--speech", "{speech_bad}", "--basis", "{trunc_basis}", "--out", "{out}/run")
+    add("train_audio/train_mixed.py", "sync-text", "--cache", "{missing_dir}", "--sync", "{text_file}",
+        "--teacher", "{good_audio_ckpt}", "--speech", "{speech_bad}", "--basis", "{good_basis}", "--out", "{out}/run")
+    # python -m talkingface.export onnx
+    add("-m talkingface.export", "audio-ckpt-truncated", "onnx", "--what", "audio_step", "--audio_ckpt", "{trunc_lstm}",
+        "--out", "{out}/onnx")
+    add("-m talkingface.export", "mini-ckpt-truncated", "onnx", "--what", "mini", "--mini_ckpt", "{trunc_dinet_mini}",
+        "--out", "{out}/onnx")
+    add("-m talkingface.export", "out-is-file", "onnx", "--what", "audio_step", "--out", "{text_file}")
     # mini_live/
     add("mini_live/evaluate.py", "video-missing", "{missing}", "--ckpt", "{trunc_dinet_mini}")
     add("mini_live/evaluate.py", "ckpt-truncated", "{good_video}", "--ckpt", "{trunc_dinet_mini}")
