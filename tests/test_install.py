@@ -4,6 +4,7 @@ talkingface/config/paths.py (checkpoints, meshes, shaders, the sample), so a pla
 works away from the clone."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -83,8 +84,6 @@ def test_wheel_carries_every_default_file(wheel, tmp_path):
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     proc = subprocess.run([sys.executable, "-c", probe], cwd="/", env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    import json
-
     found = json.loads(proc.stdout)
     assert found["CLONE_ROOT"] == "None"
     assert found["home"] == str(tmp_path / "cache" / "talkingface")

@@ -167,22 +167,37 @@ def iter_video_frames(path: PathLike, fps: float = DEFAULT_FPS, max_frames: Opti
         args += ["-frames:v", str(int(max_frames))]
     args.append("-")
     frame_bytes = w * h * 3
+    for buf in ffmpeg_chunks(args, frame_bytes, f"decoding {p}"):
+        if len(buf) < frame_bytes:
+            break
+        yield np.frombuffer(buf, np.uint8).reshape(h, w, 3).copy()
+
+
+def ffmpeg_chunks(args: Sequence[str], chunk: int, what: str) -> Iterator[bytes]:
+    """Run the ffmpeg command ``args`` (writing raw data to stdout) and yield its output in chunks of
+    ``chunk`` bytes (the last one may be shorter). ffmpeg runs in its own session (a Ctrl-C reaches
+    only Python); stopping the iteration early kills it; a failure is a :class:`MediaError` with
+    ``what`` and ffmpeg's last line."""
+    finished = False
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=err, start_new_session=True)
         try:
             assert proc.stdout is not None
             while True:
-                buf = proc.stdout.read(frame_bytes)
-                if len(buf) < frame_bytes:
+                buf = proc.stdout.read(chunk)
+                if not buf:
+                    finished = True
                     break
-                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3).copy()
+                yield buf
         finally:
+            if not finished:
+                proc.kill()  # stopped early (an error, or the caller stopped iterating)
             if proc.stdout:
                 proc.stdout.close()
             rc = proc.wait()
         if rc != 0:
             err.seek(0)
-            raise MediaError(f"decoding {p} failed: {_last_line(err.read())}")
+            raise MediaError(f"{what} failed: {_last_line(err.read())}")
 
 
 def read_video(path: PathLike, fps: float = DEFAULT_FPS, max_frames: Optional[int] = None) -> List[np.ndarray]:
@@ -360,30 +375,13 @@ def iter_audio(path: PathLike, sample_rate: int = AUDIO_RATE, block: int = AUDIO
     p = _check_input(path)
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(p), "-map", "0:a:0", "-vn",
             "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
-    total, finished = 0, False
-    with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
-        try:
-            assert proc.stdout is not None
-            while True:
-                buf = proc.stdout.read(block * 4)
-                if not buf:
-                    finished = True
-                    break
-                audio = np.frombuffer(buf[: len(buf) // 4 * 4], dtype="<f4").astype(np.float32)
-                if not np.isfinite(audio).all():
-                    raise UserInputError(f"audio {p} contains NaN or infinite samples")
-                total += audio.size
-                yield audio
-        finally:
-            if not finished:
-                proc.kill()  # stopped early (an error, or the caller stopped iterating)
-            if proc.stdout:
-                proc.stdout.close()
-            rc = proc.wait()
-        if rc != 0:
-            err.seek(0)
-            raise MediaError(f"reading audio {p.name} failed: {_last_line(err.read())}")
+    total = 0
+    for buf in ffmpeg_chunks(args, block * 4, f"reading audio {p.name}"):
+        audio = np.frombuffer(buf[: len(buf) // 4 * 4], dtype="<f4").astype(np.float32)
+        if not np.isfinite(audio).all():
+            raise UserInputError(f"audio {p} contains NaN or infinite samples")
+        total += audio.size
+        yield audio
     if total == 0:
         raise UserInputError(f"no audio samples in {p}")
 
