@@ -164,6 +164,10 @@ def _make_inputs(root: Path) -> Dict[str, str]:
     f["good_audio_ckpt"] = AUDIO_CHECKPOINT
     f["good_dinet_mini"] = DINET_MINI_CHECKPOINT
     f["good_basis"] = BLENDSHAPE_BASIS
+    f["videos_text"] = root / "videos_text"  # two "videos" that are text: each skipped, then one error
+    f["videos_text"].mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copyfile(f["text_mp4"], f["videos_text"] / name)
     f["cache_empty"] = root / "clip_cache"
     f["cache_empty"].mkdir()
     (f["cache_empty"] / "index.tsv").write_text("name\trel\taudio\tframes\tstatus\n")
@@ -179,7 +183,7 @@ EXPECT = (
                 r"|no \S+index\.tsv"),
     ("is-file", r"not a folder|exists and is not|not an asset pack|not a mini avatar"),
     ("empty", r"empty|no audio samples|truncated|corrupt|cannot read"),
-    ("text", r"cannot read|invalid data|truncated|corrupt|another format|not a|no usable"),
+    ("text", r"cannot read|invalid data|truncated|corrupt|another format|not a|no usable|could be prepared"),
     ("truncated", r"truncated|corrupt|cannot read|not valid|not a zip"),
     ("corrupt", r"truncated|corrupt|cannot read|NaN"),
     ("wrong-type", r"another format|holds no|not a|expected"),
@@ -287,6 +291,7 @@ def _cases() -> List[Case]:
     # train/
     add("train/data_preparation_face.py", "data-missing", "{missing_dir}")
     add("train/data_preparation_face.py", "data-is-file", "{text_file}")
+    add("train/data_preparation_face.py", "videos-text", "{videos_text}")
     add("train/train_input_validation_render_model.py", "data-missing", "{missing_dir}", "--out", "{out}/v.png")
     add("train/train_input_validation_render_model.py", "keypoints-truncated", "{render_data_trunc}",
         "--out", "{out}/v.png")
