@@ -31,6 +31,7 @@ import pytest
 
 from talkingface.config.paths import (AUDIO_CHECKPOINT, BLENDSHAPE_BASIS, DINET_MINI_CHECKPOINT, MINI_AUDIO_CHECKPOINT,
                                       SAMPLE_AVATAR_VIDEO, SAMPLE_SPEECH_ZH)
+from talkingface.util.media import write_video
 
 REPO = Path(__file__).resolve().parents[1]
 RUNNER = Path(__file__).resolve().parent / "bad_input_runner.py"
@@ -164,6 +165,7 @@ def _make_inputs(root: Path) -> Dict[str, str]:
     f["good_audio_ckpt"] = AUDIO_CHECKPOINT
     f["good_dinet_mini"] = DINET_MINI_CHECKPOINT
     f["good_basis"] = BLENDSHAPE_BASIS
+    f["noface_video"] = write_video(root / "no_face.mp4", [np.full((256, 256, 3), 80, np.uint8)] * 40)
     f["videos_text"] = root / "videos_text"  # two "videos" that are text: each skipped, then one error
     f["videos_text"].mkdir()
     for name in ("a.mp4", "b.mp4"):
@@ -201,6 +203,7 @@ EXPECT = (
     ("unwritable", r"not writable"),
     ("below-file", r"not a folder"),
     ("bad-option", r"invalid"),
+    ("no-face", r"no face"),
     ("other-model", r"does not hold|does not match|not a|another format"),
 )
 
@@ -264,6 +267,7 @@ def _cases() -> List[Case]:
         add(s, "video-truncated", "{trunc_video}", "{out}/avatar")
         add(s, "video-fifo", "{fifo}", "{out}/avatar")
         add(s, "video-dir", "{dir}", "{out}/avatar")
+        add(s, "video-no-face", "{noface_video}", "{out}/avatar")
         add(s, "out-is-file", "{good_video}", "{text_file}")
         add(s, "out-unwritable", "{good_video}", "{unwritable_dir}")
     s = "data_preparation_web.py"

@@ -32,6 +32,7 @@ def setup_logging(verbose: bool = False) -> None:
     """
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S", stream=sys.stdout)
+    logging.captureWarnings(True)  # library warnings join the log instead of stderr
     # MediaPipe / TFLite write C++ log lines; keep them quiet unless asked for.
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
