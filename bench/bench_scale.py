@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from common import BenchReport, bench_argparser
+from talkingface.config.paths import CLONE_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = CLONE_ROOT or Path(__file__).resolve().parent.parent  # the clone whose demo_mini.py is measured
 
 
 def speech_of_length(seconds: float, out: Path) -> Path:
