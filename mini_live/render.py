@@ -44,6 +44,7 @@ Teeth and cavity are drawn at a fixed depth behind the face, upper teeth first, 
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -253,8 +254,6 @@ class MouthRenderer:
 
 
 def _offset(n: int):
-    import ctypes
-
     return ctypes.c_void_p(n)
 
 
@@ -272,10 +271,13 @@ def overlay_labels(crop_rgb: np.ndarray, gl: np.ndarray, warp_gain: float = 8.0)
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Render a prepared mini avatar's mouth labels/warp with a synthetic opening sweep into a preview mp4."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import argparse
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import cv2
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from mini_live.obj.image_utils import render_inputs
     from talkingface.data.mouth_crop import standard_image, standard_points, video_mouth_rects
     from mini_live.obj.utils import fit_avatar, load_bs_coef_std, load_bs_table

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -57,6 +58,7 @@ def quiet_native_stderr():
 def _mp():
     # mediapipe 0.10.14 calls a protobuf API that newer protobuf deprecates; the warning is noise.
     warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype")
+    # Lazy: mediapipe takes seconds to import; most users of this module never run it.
     import mediapipe as mp
 
     return mp
@@ -183,7 +185,6 @@ class FaceLandmarker:
 def _progress(iterable, total: Optional[int], desc: str, enabled: bool):
     if not enabled:
         return iterable
-    from tqdm import tqdm
 
     # disable=None: the bar shows on a terminal only, so logs and captured stderr stay clean.
     return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False, disable=None)

@@ -43,8 +43,8 @@ from talkingface.config.paths import DINET_MINI_CHECKPOINT
 from talkingface.data.mouth_crop import standard_points, video_mouth_rects
 from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import FaceLandmarker, load_keypoints
-from talkingface.mini_reference import (DEFAULT_TEETH_SEED, build_reference, crop_landmarks, reference_tensor,
-                                        teeth_references)
+from talkingface.data.teeth_labels import DEFAULT_TEETH_SEED
+from talkingface.mini_reference import build_reference, crop_landmarks, reference_tensor, teeth_references
 from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini, load_dinet_mini_state
 from talkingface.run_utils import KEYPOINT_SMOOTH_KERNEL, smooth_sequence
 from talkingface.util.media import read_video

@@ -104,6 +104,7 @@ def calc_face_mat(pts: np.ndarray, mean: np.ndarray, ref_index: Optional[Sequenc
     normalized = apply_pose(np.linalg.inv(first), pts)
     n_comp = min(25, n // 20)
     if n_comp >= 1:
+        # Lazy: scikit-learn takes about a second to import; only this path needs it.
         from sklearn.decomposition import PCA
 
         flat = normalized.reshape(n, -1)

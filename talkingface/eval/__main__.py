@@ -21,6 +21,7 @@ log = logging.getLogger("talkingface.eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.selfrecon import PIPELINES
 
     parser = argparse.ArgumentParser(prog="python -m talkingface.eval", description=__doc__.split("\n\n")[0])
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _compare(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.baselines import energy_baseline, write_static_mouth_video
     from talkingface.eval.metrics import Reference, compare_videos
     from talkingface.eval.report import ClipResult
@@ -89,6 +91,7 @@ def _compare(args) -> None:
 
 
 def _selfrecon(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.heldout import heldout_paths
     from talkingface.eval.report import HEADER, summary_markdown
     from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips, selfrecon
@@ -135,6 +138,7 @@ def _selfrecon(args) -> None:
 
 
 def _summary(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.report import load_results, summary_markdown
 
     table = summary_markdown(load_results(args.folder))

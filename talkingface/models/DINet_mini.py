@@ -17,8 +17,10 @@ is kept exactly, because the original's weights were trained with it.
 """
 from __future__ import annotations
 
+import copy
 from typing import Dict, Optional, Tuple
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -95,8 +97,6 @@ class DINet_mini(nn.Module):
         Same outputs in eval mode (to float rounding), about 10 % less CPU time; its state dict no
         longer has the ``norm`` entries, so keep the original module for saving and loading.
         """
-        import copy
-
         cached, self.ref_in_feature = self.ref_in_feature, None
         out = copy.deepcopy(self).eval()
         self.ref_in_feature = cached
@@ -214,8 +214,6 @@ class DINet_mini_pipeline(nn.Module):
 
 def _mask_tensor(mask: np.ndarray, size: Tuple[int, int]) -> torch.Tensor:
     """HxW (or HxWxC: channel 0 is used) mask, uint8 0..255 or float 0..1, -> 1x1xHxW float in [0,1]."""
-    import cv2
-
     arr = np.asarray(mask)
     if arr.ndim == 3:
         arr = arr[..., 0]

@@ -5,10 +5,15 @@
 """
 from __future__ import annotations
 
+import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Union
+
+import cv2
+
+from talkingface.errors import UserInputError
 
 PathLike = Union[str, os.PathLike]
 
@@ -58,10 +63,6 @@ def write_text(dst: PathLike, text: str) -> Path:
 def write_image(dst: PathLike, image) -> Path:
     """Write an image (format from the suffix, e.g. PNG) with OpenCV, atomically; a clear error if
     OpenCV cannot write it."""
-    import cv2
-
-    from talkingface.errors import UserInputError
-
     with atomic_write(dst) as tmp:
         if not cv2.imwrite(str(tmp), image):
             raise UserInputError(f"cannot write image {dst}")
@@ -70,8 +71,6 @@ def write_image(dst: PathLike, image) -> Path:
 
 def read_model_card(checkpoint: PathLike) -> dict:
     """The sidecar ``<checkpoint stem>.json`` of a checkpoint (config, data, metrics), or {} if none."""
-    import json
-
     side = Path(checkpoint).with_suffix(".json")
     if side.is_file():
         with open(side, encoding="utf-8") as fh:
@@ -81,6 +80,4 @@ def read_model_card(checkpoint: PathLike) -> dict:
 
 def write_model_card(checkpoint: PathLike, card: dict) -> Path:
     """Write the sidecar JSON of a checkpoint atomically."""
-    import json
-
     return write_text(Path(checkpoint).with_suffix(".json"), json.dumps(card, indent=1, default=str))
