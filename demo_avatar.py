@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     name = args.renderer or ("dinet" if device.startswith("cuda") else "mini")
     threads = args.threads if args.threads is not None else (1 if name == "mini" else 0)
     if threads > 0:
-        # Lazy: scripts import this module before parsing; torch loads only when a device is resolved.
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         import torch
 
         torch.set_num_threads(threads)

@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     report = BenchReport("audio", args)
 
-    # Lazy: scripts import this module before parsing; torch loads only when a device is resolved.
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.

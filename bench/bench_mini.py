@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     report = BenchReport("mini", args)
     device = report.device
 
-    # Lazy: scripts import this module before parsing; torch loads only when a device is resolved.
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.

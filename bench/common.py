@@ -163,7 +163,7 @@ def machine_info(device: Optional[str] = None) -> Dict[str, Any]:
     if mem:
         info["ram_gb"] = round(int(mem.split()[0]) / 1024 ** 2, 1)
     try:
-        # Lazy: scripts import this module before parsing; torch loads only when a device is resolved.
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         import torch
 
         info["torch"] = torch.__version__

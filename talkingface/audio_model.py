@@ -153,6 +153,13 @@ class AudioModel:
         self._c = np.zeros((cfg.num_layers, cfg.hidden))
         self._last = np.zeros(self.out_dim)
 
+    def stream(self) -> "AudioModel":
+        """Another stream over the same weights: a shallow copy with its own fresh state
+        (:meth:`reset`), for serving several streams at once without reloading the checkpoint."""
+        other = copy.copy(self)
+        other.reset()
+        return other
+
     def interface_frame(self, block: np.ndarray) -> np.ndarray:
         """Streaming: 640 new samples (float32 in [-1, 1]) -> (6,) float64 row for frame k - lookahead_frames."""
         block = check_waveform(block)

@@ -275,6 +275,10 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
             "frame0_landmarks": [round(float(v), 3) for v in std[0].ravel()],
         },
     }
+    # what the browser player needs (lazy import: talkingface.web.pack_web imports the renderer, which imports this module)
+    from talkingface.web.pack_web import web_extension
+
+    data["talkingface"]["web"] = web_extension(data)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "assets"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp_assets_", dir=out_dir))

@@ -56,8 +56,16 @@ def render_face_size(checkpoint: Union[str, os.PathLike]) -> int:
 class RenderModel:
     """DINet_five_Ref inference on one avatar at a time (the original's class and method names)."""
 
-    def __init__(self, device: str = "auto", n_ref: int = 5, face_size: Optional[int] = None, seed: int = 0):
+    def __init__(self, device: str = "auto", n_ref: int = 5, face_size: Optional[int] = None, seed: int = 0,
+                 engine: str = "auto", threads: Optional[int] = None):
+        """``engine``: ``auto`` (ONNX Runtime on CPU when installed, else torch), ``onnx`` or ``torch``;
+        ``threads``: the ONNX Runtime session's intra-op threads (default: torch's thread count)."""
+        from talkingface.export.runtime import resolve_engine
+
         self.device = torch.device(resolve_device(device))
+        self.engine = resolve_engine(engine) if self.device.type == "cpu" else "torch"
+        self.threads = threads
+        self.fast = None  # talkingface.fast.dinet.FastDINet when the engine is onnx
         self.n_ref = n_ref
         self.face_size = face_size
         self.seed = seed
@@ -79,7 +87,11 @@ class RenderModel:
         net = DINet_five_Ref(6, 6 * self.n_ref)
         load_dinet_state_dict(net, path, map_location="cpu")
         self.net = net.to(self.device).eval()
-        log.info("render model %s on %s (face %d px)", path, self.device, self.face_size)
+        if self.engine == "onnx":
+            from talkingface.fast.dinet import FastDINet
+
+            self.fast = FastDINet(self.net, threads=self.threads or torch.get_num_threads())
+        log.info("render model %s on %s (face %d px, %s)", path, self.device, self.face_size, self.engine)
 
     # ---------------------------------------------------------------------------------- avatar
     def reset_charactor(self, avatar_dir: Union[str, os.PathLike]) -> None:
@@ -117,6 +129,8 @@ class RenderModel:
                 for r in self.ref_index]
         with torch.no_grad():
             self.net.ref_input(torch.cat(refs, dim=0).unsqueeze(0).to(self.device))
+        if self.fast is not None:
+            self.fast.set_reference(self.net)
         self.frame_index = 0
         log.info("avatar %s: %d frames, reference frames %s", avatar_dir, n_video, self.ref_index)
 
@@ -146,6 +160,6 @@ class RenderModel:
         index = self.frame_index
         self.frame_index = (self.frame_index + 1) % len(self.frames)
         source, prompt, box, _, polygon = self.prepare_inputs(index, mouth_frame)
-        face = to_image(self.net.interface(source, prompt)[0])
+        face = to_image((self.fast or self.net).interface(source, prompt)[0])
         feather = max(3, self.cfg.size // 28)
         return box.paste(self.frames[index], face, blend=jaw_blend_mask(polygon, self.cfg.size, feather))

@@ -49,7 +49,7 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def _speech_files(dirs, exclude):
+def speech_files(dirs, exclude):
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.util.media import list_audio
 
@@ -64,9 +64,9 @@ def _is_val(path: Path, fraction: float) -> bool:
     return (h % 10000) < fraction * 10000
 
 
-def _labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
+def labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
     """Per file: (list of fbank variants, list of teacher outputs per variant), cached."""
-    # Lazy: scripts import this module before parsing; torch loads only when a device is resolved.
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
     from tqdm import tqdm
 
@@ -107,7 +107,7 @@ def _labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    # Lazy: scripts import this module before parsing; torch loads only when a device is resolved.
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
@@ -120,11 +120,11 @@ def main(argv=None) -> int:
     device = resolve_device(args.device)
     teacher = load_audio2feature(args.teacher, "cpu")
     args.out.mkdir(parents=True, exist_ok=True)
-    files = _speech_files(args.speech, set(args.exclude))
+    files = speech_files(args.speech, set(args.exclude))
     val_files = [f for f in files if _is_val(f, args.val_fraction)]
     train_files = [f for f in files if not _is_val(f, args.val_fraction)]
     log.info("%d speech files (%d for validation)", len(files), len(val_files))
-    data_ = _labelled_fbank(train_files + val_files, args.variants, teacher, args.out / "fbank_cache.npz", args.seed)
+    data_ = labelled_fbank(train_files + val_files, args.variants, teacher, args.out / "fbank_cache.npz", args.seed)
     train_d, val_d = data_[: len(train_files)], data_[len(train_files):]
     labels = np.concatenate([np.concatenate(lab) for _, lab in train_d])
     recipe = config_from_args(DistillConfig, args)

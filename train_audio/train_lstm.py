@@ -71,7 +71,7 @@ def split_by_speaker(names, val_names, regex: str, fraction: float, seed: int):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    # Lazy: scripts import this module before parsing; torch loads only when a device is resolved.
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
