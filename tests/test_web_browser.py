@@ -1,7 +1,8 @@
 """The player in a real headless Chromium (SwiftShader WebGL2, ONNX Runtime Web wasm), against the
 Python pipeline: golden frames, audio coefficients, A/V sync, the stream mode and a screenshot.
 
-Skipped cleanly without the browser, without `npm ci`'s onnxruntime-web or without the sample data.
+Skipped cleanly without the browser or without `npm ci`'s onnxruntime-web (the avatar is built from
+the committed sample video).
 One browser and one server for the module; each test is a few seconds of page time.
 """
 from __future__ import annotations
@@ -17,22 +18,17 @@ from talkingface.web.harness import Server, missing, psnr, render_still
 REASON = missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
-SPEECH = ("speech", "speech_orig_16k.wav")
-
-
 @pytest.fixture(scope="module")
-def web(tmp_path_factory, mini_avatar_dir, sample_data):
-    """(server, page, pack dir, speech wav) with the sample avatar's pack served as 'avatar'."""
-    import shutil
-
-    from talkingface.mini_pack import write_avatar_pack
+def web(tmp_path_factory):
+    """(server, page, pack dir, speech wav): the built-in sample avatar, built into a temporary folder
+    from the committed sample video, served as 'avatar'."""
+    from talkingface.config.paths import SAMPLE_SPEECH_ZH
+    from talkingface.sample_avatar import ensure_sample_mini_avatar
     from talkingface.web.cdp import Browser
     from talkingface.web.harness import export_models
 
     root = tmp_path_factory.mktemp("web_browser")
-    avatar = root / "packs" / "avatar"
-    shutil.copytree(mini_avatar_dir / "data", avatar / "data")
-    write_avatar_pack(avatar)
+    avatar = ensure_sample_mini_avatar(root / "packs" / "avatar")
     models = export_models(root / "models")
     server = Server(root / "packs", root / "work", models)
     page = None
@@ -41,7 +37,7 @@ def web(tmp_path_factory, mini_avatar_dir, sample_data):
         page.navigate(server.url + "?pack=avatar", wait_for="window.__ready")
         assert page.evaluate("window.__error || null") is None
         page.evaluate("__app.loadSelectedPack()")
-        yield server, page, avatar / "assets", sample_data.joinpath(*SPEECH)
+        yield server, page, avatar / "assets", SAMPLE_SPEECH_ZH
     finally:
         if page is not None:
             page.close()
