@@ -96,9 +96,14 @@ def test_audio_coefficients_match_python(web, speech_id):
     got = np.asarray(res["rows"])
     assert got.shape == expected.shape
     delta = np.abs(got - expected).max()
-    print(f"fbank max |delta| {fbank_delta:.2e}; coefficients max |delta| {delta:.2e} over {got.shape}")
-    assert fbank_delta < 1e-2  # float64 here vs float32 in kaldi-native-fbank: the log of near-silent bins differs most
-    assert delta < 1e-3
+    scale = np.abs(expected).max(axis=0)  # the shipped model's coefficients reach a few hundred
+    relative = (np.abs(got - expected) / np.maximum(scale, 1.0)).max()
+    print(f"fbank max |delta| {fbank_delta:.2e}; coefficients max |delta| {delta:.2e} (relative to each "
+          f"coefficient's range {relative:.1e}) over {got.shape}, coefficient ranges {np.round(scale, 1).tolist()}")
+    # The residual is kaldi-native-fbank's float32 rounding (the page computes the fbank in float64) carried
+    # through the LSTM; ONNX Runtime's float32 step alone adds < 1e-4 (docs/ONNX.md).
+    assert fbank_delta < 1e-2
+    assert relative < 1e-5 and delta < 5e-3
 
 
 def test_golden_frames_match_python_renderer(web, speech_id):
