@@ -1,7 +1,8 @@
 """The player in a real headless Chromium (SwiftShader WebGL2, ONNX Runtime Web wasm), against the
 Python pipeline: golden frames, audio coefficients, A/V sync, the stream mode and a screenshot.
 
-Skipped cleanly without the browser, without `npm ci`'s onnxruntime-web or without the sample data.
+Skipped cleanly without the browser or without `npm ci`'s onnxruntime-web (the avatar is built from
+the committed sample video).
 One browser and one server for the module; each test is a few seconds of page time.
 """
 from __future__ import annotations
@@ -17,22 +18,17 @@ from talkingface.web.harness import Server, missing, psnr, render_still
 REASON = missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
-SPEECH = ("speech", "speech_orig_16k.wav")
-
-
 @pytest.fixture(scope="module")
-def web(tmp_path_factory, mini_avatar_dir, sample_data):
-    """(server, page, pack dir, speech wav) with the sample avatar's pack served as 'avatar'."""
-    import shutil
-
-    from talkingface.mini_pack import write_avatar_pack
+def web(tmp_path_factory):
+    """(server, page, pack dir, speech wav): the built-in sample avatar, built into a temporary folder
+    from the committed sample video, served as 'avatar'."""
+    from talkingface.config.paths import SAMPLE_SPEECH_ZH
+    from talkingface.sample_avatar import ensure_sample_mini_avatar
     from talkingface.web.cdp import Browser
     from talkingface.web.harness import export_models
 
     root = tmp_path_factory.mktemp("web_browser")
-    avatar = root / "packs" / "avatar"
-    shutil.copytree(mini_avatar_dir / "data", avatar / "data")
-    write_avatar_pack(avatar)
+    avatar = ensure_sample_mini_avatar(root / "packs" / "avatar")
     models = export_models(root / "models")
     server = Server(root / "packs", root / "work", models)
     page = None
@@ -41,7 +37,7 @@ def web(tmp_path_factory, mini_avatar_dir, sample_data):
         page.navigate(server.url + "?pack=avatar", wait_for="window.__ready")
         assert page.evaluate("window.__error || null") is None
         page.evaluate("__app.loadSelectedPack()")
-        yield server, page, avatar / "assets", sample_data.joinpath(*SPEECH)
+        yield server, page, avatar / "assets", SAMPLE_SPEECH_ZH
     finally:
         if page is not None:
             page.close()
@@ -100,9 +96,14 @@ def test_audio_coefficients_match_python(web, speech_id):
     got = np.asarray(res["rows"])
     assert got.shape == expected.shape
     delta = np.abs(got - expected).max()
-    print(f"fbank max |delta| {fbank_delta:.2e}; coefficients max |delta| {delta:.2e} over {got.shape}")
-    assert fbank_delta < 1e-2  # float64 here vs float32 in kaldi-native-fbank: the log of near-silent bins differs most
-    assert delta < 1e-3
+    scale = np.abs(expected).max(axis=0)  # the shipped model's coefficients reach a few hundred
+    relative = (np.abs(got - expected) / np.maximum(scale, 1.0)).max()
+    print(f"fbank max |delta| {fbank_delta:.2e}; coefficients max |delta| {delta:.2e} (relative to each "
+          f"coefficient's range {relative:.1e}) over {got.shape}, coefficient ranges {np.round(scale, 1).tolist()}")
+    # The residual is kaldi-native-fbank's float32 rounding (the page computes the fbank in float64) carried
+    # through the LSTM; ONNX Runtime's float32 step alone adds < 1e-4 (docs/ONNX.md).
+    assert fbank_delta < 1e-2
+    assert relative < 1e-5 and delta < 5e-3
 
 
 def test_golden_frames_match_python_renderer(web, speech_id):

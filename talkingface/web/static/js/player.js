@@ -12,6 +12,7 @@ import { AudioStep, FPS, MiniPipeline, SAMPLES_PER_FRAME, loadOrt } from './mode
 import { StreamClient } from './stream.js';
 
 const REST = new Float32Array(6); // coefficients of the mouth at rest
+const RECT_CACHE_BYTES = 96 * 1024 * 1024; // mouth-rect pixels kept across video loops
 
 /** Mono 16 kHz 16-bit PCM RIFF/WAVE bytes -> Float32Array (int16 / 32768), or null for anything else. */
 export function readPcm16Wav(bytes) {
@@ -85,6 +86,8 @@ export class Player {
     this.renderer = new MouthRendererGL(pack.mesh, pack.bsTable);
     this.pipeline = await MiniPipeline.create(this.ort, this.desc, pack.refData);
     this.pack = pack;
+    this.rectCache = new Map();
+    this.rectCacheBytes = 0;
     this.video.src = pack.videoUrl;
     await new Promise((resolve, reject) => {
       this.video.onloadeddata = resolve;
@@ -125,9 +128,20 @@ export class Player {
     const [x0, y0, x1, y1] = pack.rects.subarray(4 * index, 4 * index + 4);
     const w = x1 - x0;
     const h = y1 - y0;
-    const rect = new ImageData(await videoFrameRect(image, [x0, y0, x1, y1]), w, h);
-    const srcRgb = cropTo128(rect.data, w, h);
-    const source = sourceTensor(srcRgb);
+    // The avatar video loops, so each frame's mouth rect is read back once and kept (a read-back of a
+    // decoded frame is the costliest step on software GL): about 160 kB per frame.
+    let cached = this.rectCache.get(index);
+    if (!cached) {
+      const pixels = await videoFrameRect(image, [x0, y0, x1, y1]);
+      const srcRgb = cropTo128(pixels, w, h);
+      cached = { pixels, srcRgb, source: sourceTensor(srcRgb) };
+      if (this.rectCacheBytes + pixels.length <= RECT_CACHE_BYTES) {
+        this.rectCache.set(index, cached);
+        this.rectCacheBytes += pixels.length;
+      }
+    }
+    const rect = new ImageData(new Uint8ClampedArray(cached.pixels), w, h);
+    const { srcRgb, source } = cached;
     const t1 = now();
     const gl = this.renderer.render(pack.poses[index], pack.points[index], coeffs);
     const glLabel = glTensor(gl.label);
