@@ -22,6 +22,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
 
     prepare_mini_avatar(args.video, args.out_dir, PrepConfig(progress=not args.quiet), resize=args.resize)

@@ -44,12 +44,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements as JSON")
     args = ap.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface import realtime
 
     device = resolve_device(args.device)
     name = args.renderer or ("dinet" if device.startswith("cuda") else "mini")
     threads = args.threads if args.threads is not None else (1 if name == "mini" else 0)
     if threads > 0:
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         import torch
 
         torch.set_num_threads(threads)

@@ -29,6 +29,7 @@ from common import BenchReport, bench_argparser, measure
 
 def speech_clip(seconds: float, out: Path) -> Path:
     """The first ``seconds`` of a real English speech recording, as a 16 kHz wav."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.util.media import load_audio, save_wav
     from talkingface.util.sample_data import sample_path
 
@@ -48,8 +49,10 @@ def main(argv=None) -> int:
     report = BenchReport("mini", args)
     device = report.device
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.models.DINet_mini import DINet_mini_pipeline
     from talkingface.mini_pack import DEFAULT_CHECKPOINT
     from talkingface.mini_pipeline import synthesize

@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda")
     args = parser.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.eval.mini_selfrecon import METHODS, format_table, selfrecon_clip, summarize
     from talkingface.models.DINet_mini import load_dinet_mini_state
 

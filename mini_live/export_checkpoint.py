@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     parser.add_argument("dst", type=Path, help="output .pth")
     args = parser.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.models.DINet_mini import DINet_mini
 
     check_output_file(args.dst)

@@ -22,6 +22,7 @@ log = logging.getLogger("prepare_training_data")
 
 def label_mosaic(video) -> np.ndarray:
     """Six most open frames: canvas | painted labels, stacked (BGR uint8, 2x enlarged)."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.teeth_labels import paint_labels
 
     rows = [np.concatenate([video.images[i], paint_labels(video.images[i], video.labels[i])], 1)
@@ -39,6 +40,7 @@ def main(argv=None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.DHLive_mini_dataset import prepare_video, save_prepared
 
     for video in args.videos:

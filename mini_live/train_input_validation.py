@@ -43,6 +43,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1009)
     args = parser.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.DHLive_mini_dataset import DHLiveMiniDataset, MiniDatasetConfig, load_prepared
 
     files = sorted(args.data_dir.glob("*.npz")) if args.data_dir.is_dir() else []

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 
 from talkingface.config.training import LSTMTrainConfig
 from talkingface.data.dataset_wav import worker_init
+from talkingface.eval.metrics import best_offset
 from talkingface.models.audio2bs_lstm import Audio2Feature
 from talkingface.util.files import atomic_write, reading, write_model_card
 from talkingface.util.cli import progress
@@ -71,6 +72,7 @@ class LSTMTrainer:
                 if "target_norm" in ck:
                     self.t_mean, self.t_std = (t.to(self.device) for t in ck["target_norm"])
             log.info("resumed from %s at step %d", self.out / "last.pth", self.step)
+        # Lazy: TensorBoard loads only when a training run starts.
         from torch.utils.tensorboard import SummaryWriter
 
         self.tb_train = SummaryWriter(str(self.out / "log" / "train"))
@@ -222,8 +224,6 @@ def fit_output_map(preds, targets, shifts=range(-3, 4), ridges=(1e-3, 1e-1, 1.0,
     the mapped coefficient 0 and the true one, the figure the held-out evaluation reports. The
     returned map is refitted on all clips.
     """
-    from talkingface.eval.metrics import best_offset
-
     best = None
     for shift in shifts:
         xs, ys = _pairs(preds, targets, shift)

@@ -37,17 +37,15 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from mini_live.obj.image_utils import standard_points
 from mini_live.obj.utils import fit_avatar
 from mini_live.obj.wrap_utils import WrapMesh
 from talkingface.config.paths import DINET_MINI_CHECKPOINT
-from talkingface.data.mouth_crop import video_mouth_rects
+from talkingface.data.mouth_crop import standard_points, video_mouth_rects
 from talkingface.errors import UserInputError
-from talkingface.mediapipe_utils import FaceLandmarker
-from talkingface.mini_reference import (DEFAULT_TEETH_SEED, build_reference, crop_landmarks, reference_tensor,
-                                        teeth_references)
+from talkingface.mediapipe_utils import FaceLandmarker, load_keypoints
+from talkingface.data.teeth_labels import DEFAULT_TEETH_SEED
+from talkingface.mini_reference import build_reference, crop_landmarks, reference_tensor, teeth_references
 from talkingface.models.DINet_mini import MODEL_SIZE, load_dinet_mini
-from talkingface.preparation import load_keypoints
 from talkingface.run_utils import KEYPOINT_SMOOTH_KERNEL, smooth_sequence
 from talkingface.util.files import BAD_FILE_ERRORS, check_input_file, check_output_dir, read_json
 from talkingface.util.media import read_video
@@ -278,6 +276,10 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
             "frame0_landmarks": [round(float(v), 3) for v in std[0].ravel()],
         },
     }
+    # what the browser player needs (lazy import: talkingface.web.pack_web imports the renderer, which imports this module)
+    from talkingface.web.pack_web import web_extension
+
+    data["talkingface"]["web"] = web_extension(data)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "assets"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp_assets_", dir=out_dir))

@@ -32,22 +32,17 @@ from talkingface.util.media import AUDIO_RATE, SAMPLES_PER_FRAME, VideoWriter, c
 
 @dataclass
 class SynthesisStats:
-    """Per-stage wall time (seconds, whole run) and sizes of one :func:`synthesize` call.
+    """Per-stage wall time (seconds, whole run) and sizes of one :func:`synthesize` call."""
 
-    Stages: load (pack, models, reference), audio (decode + audio model), gl (label render and, for
-    the interior blend, the label-free render), network (crop + warp + DINet_mini + blend), paste,
-    encode (writing frames to the ffmpeg encoder).
-    """
-
-    frames: int = 0
-    audio_seconds: float = 0.0
-    load: float = 0.0
-    audio: float = 0.0
-    gl: float = 0.0
-    network: float = 0.0
-    paste: float = 0.0
-    encode: float = 0.0
-    total: float = 0.0
+    frames: int = 0  # output frames
+    audio_seconds: float = 0.0  # length of the speech
+    load: float = 0.0  # pack, models, reference feature
+    audio: float = 0.0  # decode + audio model
+    gl: float = 0.0  # label render and, for the interior blend, the label-free render
+    network: float = 0.0  # crop + warp + DINet_mini + blend
+    paste: float = 0.0  # the change pasted into the full frame
+    encode: float = 0.0  # writing frames to the ffmpeg encoder
+    total: float = 0.0  # wall time of the whole call
     cpu: float = 0.0  # CPU seconds of this process and its children (ffmpeg), all threads
 
     def per_frame_ms(self) -> Dict[str, float]:

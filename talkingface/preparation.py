@@ -22,7 +22,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Sequence
+from typing import Iterator, List
 
 import cv2
 import numpy as np
@@ -30,7 +30,7 @@ import numpy as np
 from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import FaceRules, checked_landmarks_for_video
 from talkingface.run_utils import calc_face_mat, jaw_mask_contour, load_mean_face_main, smooth_sequence
-from talkingface.util.files import check_output_dir, publish, read_pickle
+from talkingface.util.files import check_output_dir, publish
 from talkingface.utils import INDEX_FACE_OVAL, ROTATE_REF_INDEX, main_keypoints, safe_crop
 from talkingface.util.media import DEFAULT_FPS, probe_video, read_video, write_video
 
@@ -181,18 +181,3 @@ def prepare_training_face(video: Path, out_dir: Path, cfg: PrepConfig = PrepConf
         _dump_pickle(stage / "face_mat_mask.pkl", [mats, mask_face])
     log.info("wrote %s (%d frames, crop %d px -> %d)", out_dir, len(frames), x1 - x0, TRAIN_CROP)
     return Path(out_dir)
-
-
-def load_keypoints(path: Path, point_counts: Sequence[int] = (478,)) -> np.ndarray:
-    """Read a keypoint pickle (``keypoint_rotate.pkl``, ``processed.pkl``; ours or the original's) as
-    float64 (N, K, C) pixels, K in ``point_counts`` (478 face-mesh points; the DH_live code also takes
-    141 main keypoints), C = 2 or 3. Unreadable or misshaped files raise a clear error."""
-    obj = read_pickle(path, "keypoint file")
-    try:
-        arr = np.asarray(obj, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise UserInputError(f"{path} holds no keypoint array ({exc.__class__.__name__}: {exc})") from exc
-    if arr.ndim != 3 or arr.shape[1] not in point_counts or arr.shape[2] not in (2, 3):
-        want = "|".join(map(str, point_counts))
-        raise UserInputError(f"{path}: expected keypoints (N, {want}, 2|3), got {arr.shape}")
-    return arr

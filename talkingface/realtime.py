@@ -79,6 +79,7 @@ class FileAudioSource:
 def open_microphone_module():
     """The ``sounddevice`` module, or a UserInputError saying why the microphone cannot be used."""
     try:
+        # Lazy: optional: PortAudio may be missing.
         import sounddevice
     except ImportError as exc:
         raise UserInputError("no microphone support: `pip install sounddevice` (and PortAudio), or use --audio FILE") from exc

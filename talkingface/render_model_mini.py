@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from mini_live.generate_fusion_mask import load_fusion_masks
-from mini_live.obj.image_utils import standard_image
 from mini_live.obj.utils import bs_table_from_basis, load_bs_table, load_wrap_template
 from mini_live.obj.wrap_utils import LABEL_ANCHOR, LABEL_LOWER_LIP, LABEL_LOWER_TEETH, LABEL_SKIN, LABEL_UPPER_LIP
 from mini_live.render import MouthRenderer
+from talkingface.data.mouth_crop import standard_image
 from talkingface.errors import UserInputError
 from talkingface.mini_pack import DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack, pack_reference, weights_id
 from talkingface.mini_reference import reference_tensor

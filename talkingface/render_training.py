@@ -34,9 +34,9 @@ from talkingface.config.training import DINetTrainingOptions
 from talkingface.data.few_shot_dataset import FewShotConfig, Few_Shot_Dataset, data_preparation
 from talkingface.errors import UserInputError
 from talkingface.gan_training import load_training_checkpoint, lr_factor, save_training_checkpoint
-from talkingface.models.DINet import DINet_five_Ref
 from talkingface.models.common.Discriminator import Discriminator, lsgan_loss
 from talkingface.models.common.VGG19 import PerceptualLoss
+from talkingface.models.DINet import DINet_five_Ref
 from talkingface.util.cli import progress
 from talkingface.util.files import atomic_write, write_model_card
 
@@ -154,6 +154,7 @@ class RenderTrainer:
         return {k: float(v.detach()) for k, v in values.items()}
 
     def run(self) -> dict:
+        # Lazy: TensorBoard loads only when a training run starts.
         from torch.utils.tensorboard import SummaryWriter
 
         opts = self.opts

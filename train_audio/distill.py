@@ -50,6 +50,7 @@ def parse_args(argv=None):
 
 
 def speech_files(dirs, exclude):
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.util.media import list_audio
 
     files = [p for d in dirs for p in list_audio(d, exclude=exclude)]
@@ -65,8 +66,10 @@ def _is_val(path: Path, fraction: float) -> bool:
 
 def labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
     """Per file: (list of fbank variants, list of teacher outputs per variant), cached."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.audio_features import FBANK_PER_FRAME
     from talkingface.data.dataset_wav import augmented_fbanks
     from talkingface.util.media import load_audio
@@ -103,8 +106,10 @@ def labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.audio_model import AudioModel
     from talkingface.audio_training import LSTMTrainer, fit_linear, fit_output_map, fold_output_map, match_amplitude
     from talkingface.data.dataset_wav import FbankWindowDataset, find_clips, load_clips

@@ -36,9 +36,11 @@ def parse_args(argv=None):
 
 def face_crop96(image):
     """The 96x96 teacher face: landmark box of the one face, 10 % taller upward, resized."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import cv2
     import numpy as np
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.mediapipe_utils import FaceLandmarker
 
     with FaceLandmarker(static_image_mode=True) as mesh:
@@ -55,8 +57,10 @@ def face_crop96(image):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import cv2
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.util.media import list_audio
     from talkingface.models.wav2lip import load_wav2lip, render_teacher_frames
     from talkingface.util.media import load_audio, write_video

@@ -34,6 +34,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.audio_loader import load_audio_model
     from talkingface.audio_model import load_waveform
     from talkingface.mouth_basis import read_original_pca_pkl

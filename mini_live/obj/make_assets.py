@@ -8,6 +8,7 @@ Everything is derived from MediaPipe's face-mesh tessellation, the project's can
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Optional, Sequence
@@ -19,6 +20,7 @@ from mini_live.obj.obj_io import ObjMesh, write_obj, write_text_atomic
 from mini_live.obj.utils import (BS_TABLE_PATH, DATA_DIR, FACE_MESH_PATH, WRAP_TEMPLATE_PATH, bs_table_from_basis,
                                  neutral_face_from_basis)
 from mini_live.obj.wrap_utils import TEETH_COLUMNS, WrapConfig, WrapMesh, generate_wrap_obj, make_teeth
+from talkingface.mouth_basis import BlendshapeBasis
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 from talkingface.util.files import atomic_write, check_output_dir
 
@@ -61,10 +63,6 @@ def write_mesh_assets(mean_face: np.ndarray, out_dir: Path = DATA_DIR, cfg: Wrap
 def write_bs_table(basis_path: Path, template: WrapMesh, mean_face: np.ndarray, out_path: Path = BS_TABLE_PATH
                    ) -> np.ndarray:
     """Build the blendshape table of ``template`` from a basis ``.npz``; save table, coef_std, neutral_face."""
-    from talkingface.mouth_basis import BlendshapeBasis
-
-    import hashlib
-
     basis = BlendshapeBasis.load(basis_path)
     table = bs_table_from_basis(basis, template)
     digest = hashlib.sha256(Path(basis_path).read_bytes()).hexdigest()
@@ -82,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    from talkingface.mouth_basis import BlendshapeBasis
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.run_utils import load_mean_face
 
     check_output_dir(args.out)

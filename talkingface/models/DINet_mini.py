@@ -17,8 +17,10 @@ is kept exactly, because the original's weights were trained with it.
 """
 from __future__ import annotations
 
+import copy
 from typing import Dict, Optional, Tuple
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -210,8 +212,6 @@ class DINet_mini_pipeline(nn.Module):
 
 def _mask_tensor(mask: np.ndarray, size: Tuple[int, int]) -> torch.Tensor:
     """HxW (or HxWxC: channel 0 is used) mask, uint8 0..255 or float 0..1, -> 1x1xHxW float in [0,1]."""
-    import cv2
-
     arr = np.asarray(mask)
     if arr.ndim == 3:
         arr = arr[..., 0]

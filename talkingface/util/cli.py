@@ -40,6 +40,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 def resolve_device(name: str = "auto") -> str:
     """Map ``auto|cpu|cuda`` to a torch device string, falling back to CPU when CUDA is absent."""
+    # Lazy: scripts import this module before parsing; torch loads only when a device is resolved.
     import torch
 
     name = (name or "auto").lower()

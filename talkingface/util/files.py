@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Union
 
+import cv2
+
 from talkingface.errors import UserInputError
 
 PathLike = Union[str, os.PathLike]
@@ -178,8 +180,6 @@ def write_text(dst: PathLike, text: str) -> Path:
 def write_image(dst: PathLike, image) -> Path:
     """Write an image (format from the suffix, e.g. PNG) with OpenCV, atomically; a clear error if
     OpenCV cannot write it."""
-    import cv2  # lazy: OpenCV is heavy and only needed here
-
     with atomic_write(dst) as tmp:
         if not cv2.imwrite(str(tmp), image):
             raise UserInputError(f"cannot write image {dst}")

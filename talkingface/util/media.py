@@ -24,7 +24,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Union
 
+import cv2
 import numpy as np
+import soundfile as sf
 
 from talkingface.errors import MediaError, UserInputError
 from talkingface.util.files import atomic_write, check_input_file, check_output_file, publish
@@ -45,6 +47,7 @@ def ffmpeg_exe() -> str:
     if exe:
         return exe
     try:
+        # Lazy: optional fallback when ffmpeg is not on PATH.
         import imageio_ffmpeg
 
         return imageio_ffmpeg.get_ffmpeg_exe()
@@ -137,7 +140,6 @@ def probe_video(path: PathLike) -> VideoInfo:
         if "does not contain any stream" in header or "matches no streams" in header:
             raise MediaError(f"no video stream in {p}")
         raise MediaError(f"cannot read video {p}: {_last_line(proc.stderr)}")
-    import cv2
 
     first = cv2.imdecode(np.frombuffer(proc.stdout, np.uint8), cv2.IMREAD_COLOR)
     if first is None:
@@ -408,8 +410,6 @@ def load_audio(path: PathLike, sample_rate: int = AUDIO_RATE, min_seconds: float
 
 def save_wav(path: PathLike, audio: np.ndarray, sample_rate: int = AUDIO_RATE) -> Path:
     """Write float audio in [-1, 1] as 16-bit PCM wav (atomically)."""
-    import soundfile as sf
-
     with atomic_write(path) as tmp:
         sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
     return Path(path)

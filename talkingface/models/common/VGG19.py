@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkingface.errors import UserInputError
 from talkingface.util.files import reading
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,6 @@ def find_vgg19_weights(explicit: Optional[Union[str, os.PathLike]] = None) -> Op
 
     An explicitly given path (argument or environment variable) that does not exist is an error.
     """
-    from talkingface.errors import UserInputError
-
     for candidate, source in ((explicit, "--vgg_weights"), (os.environ.get(VGG19_ENV), f"${VGG19_ENV}")):
         if candidate:
             path = Path(candidate).expanduser()
