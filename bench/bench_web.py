@@ -104,6 +104,8 @@ def main(argv=None) -> int:
     report.note("browser", f"headless Chromium, {gl_info}, ONNX Runtime Web wasm x{args.threads}")
     if args.shots is not None:
         report.note("shots", str(args.shots))
+    for key, value in report.notes.items():
+        print(f"{key}: {value}")
     return report.finish()
 
 
