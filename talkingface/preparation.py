@@ -23,13 +23,13 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
 from talkingface.errors import UserInputError
-from talkingface.mediapipe_utils import FaceRules, checked_landmarks_for_video
+from talkingface.mediapipe_utils import FaceRules, track_avatar_face
 from talkingface.run_utils import calc_face_mat, jaw_mask_contour, load_mean_face_main, smooth_sequence
 from talkingface.util.files import publish
 from talkingface.utils import INDEX_FACE_OVAL, ROTATE_REF_INDEX, main_keypoints, safe_crop
@@ -47,6 +47,21 @@ class PrepConfig:
     max_seconds: float = 120.0  # longer sources are cut (the original's app limit)
     rules: FaceRules = FaceRules()
     progress: bool = True
+
+    @property
+    def min_frames(self) -> int:
+        return max(1, int(round(self.min_seconds * self.fps)))
+
+
+#: Training targets take any head turn (the renderer's yaw limit is for avatars only).
+TRAINING_RULES = FaceRules(max_yaw=None)
+
+
+def usable_stretch(frames: List[np.ndarray], cfg: PrepConfig, rules: Optional[FaceRules] = None):
+    """(frames, landmarks (M, 478, 3)) of the longest usable stretch of ``frames`` (see
+    :func:`talkingface.mediapipe_utils.track_avatar_face`); a clear error when it is too short."""
+    track = track_avatar_face(frames, rules or cfg.rules, min_frames=cfg.min_frames, progress=cfg.progress)
+    return frames[track.start:track.stop], track.landmarks
 
 
 def writable_anchor(out_dir: Path) -> Path:
@@ -118,8 +133,7 @@ def _dump_pickle(path: Path, obj) -> None:
 def prepare_dhlive_avatar(video: Path, out_dir: Path, cfg: PrepConfig = PrepConfig()) -> Path:
     """DH_live avatar: ``circle.mp4`` (forward + reversed frames) and ``keypoint_rotate.pkl`` (2N,478,3)."""
     writable_anchor(out_dir)
-    frames = load_source_frames(video, cfg)
-    lm = checked_landmarks_for_video(frames, cfg.rules, progress=cfg.progress)
+    frames, lm = usable_stretch(load_source_frames(video, cfg), cfg)
     with staged_output(out_dir) as stage:
         write_video(stage / "circle.mp4", frames + frames[::-1], fps=cfg.fps)
         _dump_pickle(stage / "keypoint_rotate.pkl", np.concatenate([lm, lm[::-1]], axis=0))
@@ -143,7 +157,7 @@ def prepare_mini_avatar(video: Path, out_dir: Path, cfg: PrepConfig = PrepConfig
     frames = load_source_frames(video, cfg)
     if resize:
         frames = fit_within(frames)
-    lm = checked_landmarks_for_video(frames, cfg.rules, progress=cfg.progress)
+    frames, lm = usable_stretch(frames, cfg)
     with staged_output(out_dir) as stage:
         (stage / "data").mkdir()
         write_video(stage / "data" / "processed.mp4", frames, fps=cfg.fps)
@@ -176,8 +190,7 @@ def prepare_training_face(video: Path, out_dir: Path, cfg: PrepConfig = PrepConf
     keypoints, mapped with the same box and scale, stay aligned with the crops.
     """
     writable_anchor(out_dir)
-    frames = load_source_frames(video, cfg)
-    lm = checked_landmarks_for_video(frames, cfg.rules, progress=cfg.progress)
+    frames, lm = usable_stretch(load_source_frames(video, cfg), cfg, TRAINING_RULES)
     x0, y0, x1, y1 = training_crop_box(lm)
     scale = TRAIN_CROP / (x1 - x0)
     lm_crop = lm.copy()
@@ -192,7 +205,7 @@ def prepare_training_face(video: Path, out_dir: Path, cfg: PrepConfig = PrepConf
     with staged_output(out_dir) as stage:
         (stage / "image").mkdir()
         for i, frame in enumerate(frames):
-            crop = cv2.resize(safe_crop(frame, (x0, y0, x1, y1)), (TRAIN_CROP, TRAIN_CROP),
+            crop = cv2.resize(safe_crop(frame, (x0, y0, x1, y1), border="replicate"), (TRAIN_CROP, TRAIN_CROP),
                               interpolation=cv2.INTER_AREA)
             cv2.imwrite(str(stage / "image" / f"{i + 1:06d}.png"), crop)
         _dump_pickle(stage / "keypoint_rotate.pkl", lm_crop)

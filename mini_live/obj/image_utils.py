@@ -1,8 +1,9 @@
 """Image-side helpers of the mini renderer: mouth crop, the 128 "standard" crop, rotations, drawMouth.
 
 - The mouth crop itself lives in :mod:`talkingface.data.mouth_crop` (one place): :func:`crop_mouth` is
-  the per-frame box and :func:`video_mouth_rects` the fixed-size video rectangles, which reject a box
-  crossing *any* of the four frame borders (the original checked only right and bottom, §9.18).
+  the per-frame box and :func:`video_mouth_rects` the fixed-size video rectangles, which may cross the
+  frame's borders (tight crops; the original refused a box crossing the right or bottom edge): crops
+  are padded with repeated edge pixels and pasted back clipped.
 - Standard crop: the asset pack stores every frame's landmarks in a ``model_size`` (128) square cut at
   the frame's rectangle (:func:`standard_points`, :func:`standard_image`); the renderer works at twice
   that size (:func:`render_inputs`).
@@ -17,7 +18,7 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from talkingface.data.mouth_crop import crop_mouth, video_mouth_rects  # noqa: F401  (re-exported)
+from talkingface.data.mouth_crop import crop_mouth, crop_rect, video_mouth_rects  # noqa: F401  (re-exported)
 from talkingface.errors import UserInputError
 
 MODEL_SIZE = 128
@@ -43,14 +44,12 @@ def standard_points(landmarks: np.ndarray, rects: np.ndarray, model_size: int = 
 
 
 def standard_image(frame: np.ndarray, rect: Sequence[int], size: int = MODEL_SIZE) -> np.ndarray:
-    """Cut ``rect`` (x0, y0, x1, y1), which must lie inside ``frame``, and resize it to size x size."""
-    x0, y0, x1, y1 = (int(v) for v in rect)
-    h, w = frame.shape[:2]
-    if x0 < 0 or y0 < 0 or x1 > w or y1 > h or x1 <= x0 or y1 <= y0:
-        raise UserInputError(f"crop {[x0, y0, x1, y1]} is not inside the {w}x{h} frame")
-    crop = frame[y0:y1, x0:x1]
-    interp = cv2.INTER_AREA if (x1 - x0) > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interp)
+    """Cut ``rect`` (x0, y0, x1, y1) and resize it to size x size; a rectangle crossing the frame's
+    border is padded with repeated edge pixels (:func:`talkingface.data.mouth_crop.crop_rect`)."""
+    try:
+        return crop_rect(frame, rect, size)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from exc
 
 
 def render_inputs(std_points: np.ndarray, mats: np.ndarray, target_ids: np.ndarray,
