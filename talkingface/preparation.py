@@ -32,7 +32,7 @@ from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import FaceRules, track_avatar_face
 from talkingface.run_utils import calc_face_mat, jaw_mask_contour, load_mean_face_main, smooth_sequence
 from talkingface.util.files import publish
-from talkingface.utils import INDEX_FACE_OVAL, ROTATE_REF_INDEX, main_keypoints, safe_crop
+from talkingface.utils import INDEX_FACE_OVAL, ROTATE_REF_INDEX, main_keypoints, mouth_opening, safe_crop
 from talkingface.util.media import DEFAULT_FPS, probe_video, read_video, write_video
 
 log = logging.getLogger(__name__)
@@ -158,12 +158,54 @@ def prepare_mini_avatar(video: Path, out_dir: Path, cfg: PrepConfig = PrepConfig
     if resize:
         frames = fit_within(frames)
     frames, lm = usable_stretch(frames, cfg)
+    activity = mouth_activity(lm)
+    log.info("%s%s", activity.describe(), "; the asset pack will take its reference from the most closed frame "
+             "and every output mouth follows the audio" if activity.talking else "")
     with staged_output(out_dir) as stage:
         (stage / "data").mkdir()
         write_video(stage / "data" / "processed.mp4", frames, fps=cfg.fps)
         _dump_pickle(stage / "data" / "processed.pkl", lm)
     log.info("wrote %s (%d frames)", out_dir, len(frames))
     return Path(out_dir)
+
+
+# ----------------------------------------------------------------------------- talking source videos
+#: A frame "articulates" when its mouth opening (inner-lip gap / eye distance) differs by more than this
+#: between its two neighbours (80 ms apart): speech moves the lips that fast, a resting face does not.
+ARTICULATION_STEP = 0.02
+#: A source video whose mouth articulates in more than this share of frames is a talking video.
+TALKING_SHARE = 0.15
+
+
+@dataclass
+class MouthActivity:
+    """Mouth-opening statistics of an avatar video.
+
+    opening: (N,) inner-lip gap / inter-ocular distance per frame; moving_share: share of frames that
+    articulate (see ``ARTICULATION_STEP``); closed_frame: the frame with the most closed mouth.
+    """
+
+    opening: np.ndarray
+    moving_share: float
+    closed_frame: int
+
+    @property
+    def talking(self) -> bool:
+        return self.moving_share > TALKING_SHARE
+
+    def describe(self) -> str:
+        kind = "talking source video" if self.talking else "resting mouth"
+        return (f"{kind}: the mouth moves in {100 * self.moving_share:.0f} % of frames (talking above "
+                f"{100 * TALKING_SHARE:.0f} %), opening median {np.median(self.opening):.3f}; most closed "
+                f"frame {self.closed_frame} ({self.opening[self.closed_frame]:.3f})")
+
+
+def mouth_activity(landmarks: np.ndarray) -> MouthActivity:
+    """Mouth-opening statistics of a video's landmarks (N, 478, >=2) in any consistent units."""
+    opening = mouth_opening(landmarks)
+    step = np.abs(opening[2:] - opening[:-2]) if len(opening) > 2 else np.zeros(0)
+    share = float((step > ARTICULATION_STEP).mean()) if len(step) else 0.0
+    return MouthActivity(opening=opening, moving_share=share, closed_frame=int(np.argmin(opening)))
 
 
 # ----------------------------------------------------------------------------- DH_live training data

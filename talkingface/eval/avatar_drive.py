@@ -20,6 +20,7 @@ from talkingface.eval.metrics import pearson
 from talkingface.mediapipe_utils import landmarks_for_video
 from talkingface.render_model_mini import (DEFAULT_CHECKPOINT, RenderModelMini, load_asset_pack, load_mini_audio,
                                            loop_index)
+from talkingface.run_utils import head_yaw
 from talkingface.util.media import load_audio
 from talkingface.utils import mouth_opening
 
@@ -29,11 +30,13 @@ PathLike = Union[str, Path]
 @dataclass
 class DriveResult:
     """Per output frame (N,): the output's mouth opening (NaN where the mesh found no face), the
-    audio model's opening coefficient that drove it, and the source frame's own opening."""
+    audio model's opening coefficient that drove it, the source frame's own opening and its head
+    yaw (degrees, :func:`talkingface.run_utils.head_yaw`)."""
 
     output: np.ndarray
     driving: np.ndarray
     source: np.ndarray
+    yaw: np.ndarray
 
     @property
     def r_audio(self) -> float:
@@ -70,6 +73,6 @@ def drive_pack(pack_dir: PathLike, audio: PathLike, max_frames: Optional[int] = 
         model.close()
     out_lm = landmarks_for_video(frames, progress=False, allow_missing=True)
     src_lm = landmarks_for_video(pack.frames, progress=False, allow_missing=True)
-    src_open = mouth_opening(src_lm)
+    order = [loop_index(i, len(pack)) for i in range(n)]
     return DriveResult(output=mouth_opening(out_lm), driving=np.asarray(bs[:n, 0], np.float64),
-                       source=np.array([src_open[loop_index(i, len(pack))] for i in range(n)]))
+                       source=mouth_opening(src_lm)[order], yaw=head_yaw(src_lm)[order])
