@@ -14,7 +14,7 @@ from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_l
 
 
 def main(argv=None) -> int:
-    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, DEFAULT_TEETH_SEED
+    from talkingface.mini_pack import DEFAULT_CHECKPOINT, DEFAULT_TEETH_SEED
 
     ap = script_parser(__doc__)
     ap.add_argument("out_dir", type=Path, help="folder given to data_preparation_mini.py")
@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda")
     args = ap.parse_args(argv)
     setup_logging()
-    from talkingface.render_model_mini import write_avatar_pack
+    from talkingface.mini_pack import write_avatar_pack
 
     write_avatar_pack(args.out_dir, checkpoint=args.ckpt, teeth_seed=args.teeth_seed,
                       device=resolve_device(args.device))

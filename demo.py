@@ -1,4 +1,4 @@
-"""DH_live offline synthesis: make a prepared avatar say a speech file (reference §1.5).
+"""DH_live offline synthesis: make a prepared avatar say a speech file (docs/REFERENCE.md §1.5).
 
 Usage: python demo.py AVATAR_DIR AUDIO OUT.mp4 [MODEL] [--ckpt render.pth] [--device auto]
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from talkingface.config.paths import user_checkpoint_dir
 from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 
@@ -31,7 +32,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     from talkingface.dhlive_pipeline import synthesize
-    from talkingface.render_model import REPO_ROOT
 
     if not args.avatar_dir.is_dir():
         raise UserInputError(f"avatar folder not found: {args.avatar_dir}")
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     ckpt = args.ckpt
     if ckpt is None and args.model is not None:
         named = Path(args.model)
-        ckpt = named if named.is_file() else REPO_ROOT / "checkpoint" / args.model
+        ckpt = named if named.is_file() else user_checkpoint_dir() / args.model
     synthesize(args.avatar_dir, args.audio, args.out, ckpt, args.audio_ckpt, args.basis, args.device)
     return 0
 

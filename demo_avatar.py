@@ -20,6 +20,7 @@ import logging
 from pathlib import Path
 
 from talkingface.errors import UserInputError
+from talkingface.products import PRODUCTS, get_product
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("demo_avatar")
@@ -29,7 +30,7 @@ def main(argv=None) -> int:
     ap = script_parser(__doc__)
     ap.add_argument("--avatar", type=Path, default=None, help="avatar folder (default depends on --renderer)")
     ap.add_argument("--audio", type=Path, default=None, help="speech file played at real-time pace (default: microphone)")
-    ap.add_argument("--renderer", choices=["mini", "dinet"], default=None,
+    ap.add_argument("--renderer", choices=sorted(PRODUCTS), default=None,
                     help="mini (CPU default) or dinet (default with CUDA)")
     ap.add_argument("--out", type=Path, default=None, help="write an mp4 instead of (or when there is no) window")
     ap.add_argument("--ckpt", type=Path, default=None, help="render checkpoint (default: the renderer's)")
@@ -59,8 +60,9 @@ def main(argv=None) -> int:
     source = (realtime.FileAudioSource(args.audio) if args.audio is not None
               else realtime.MicrophoneAudioSource(args.seconds))
     try:
-        avatar = args.avatar or realtime.default_avatar(name)
-        renderer = realtime.RENDERERS[name](avatar, args.ckpt, args.audio_ckpt, device=device)
+        pipeline = get_product(name).pipeline()
+        avatar = args.avatar or pipeline.default_avatar()
+        renderer = pipeline.StreamRenderer(avatar, args.ckpt, args.audio_ckpt, device=device)
         track = source.audio if isinstance(source, realtime.FileAudioSource) else None
         sink = realtime.WindowSink() if window else realtime.Mp4Sink(args.out, audio=track)
         try:

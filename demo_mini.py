@@ -17,7 +17,7 @@ log = logging.getLogger("demo_mini")
 
 
 def main(argv=None) -> int:
-    from talkingface.render_model_mini import DEFAULT_CHECKPOINT
+    from talkingface.mini_pack import DEFAULT_CHECKPOINT
 
     ap = script_parser(__doc__)
     ap.add_argument("assets", type=Path, help="asset pack folder")
@@ -40,9 +40,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     setup_logging()
-    from talkingface.render_model_mini import synthesize
+    from talkingface.mini_pipeline import synthesize
 
-    stats = synthesize(args.assets, args.audio, args.out, checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
+    stats = synthesize(args.assets, args.audio, args.out, render_checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
                        device=resolve_device(args.device), backend=args.backend,
                        use_pack_ref={"auto": None, "yes": True, "no": False}[args.pack_ref],
                        bs_scale=args.bs_scale, use_network=not args.warp_only, progress=not args.quiet,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import BenchReport, bench_argparser, measure
 
-GMACS = {"ref_input": 18.291, "interface": 36.102, "forward": 54.394}  # thop, checkpoint_keys.md §1
+GMACS = {"ref_input": 18.291, "interface": 36.102, "forward": 54.394}  # thop, docs/CHECKPOINTS.md §1
 
 
 def main(argv=None) -> int:

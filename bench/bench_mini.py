@@ -1,11 +1,11 @@
 """DH_live_mini speed: DINet_mini alone, the 128x128 pipeline, and demo_mini end to end.
 
-Stages (DESIGN.md §7; medians of >= 5 runs after a warm-up):
+Stages (docs/EVALUATION.md §5; medians of >= 5 runs after a warm-up):
 
 - ``DINet_mini interface``: the network on one 3x72x72 mouth patch with the reference cached
   (what runs per frame), in frames per second; target >= 200 fps on CPU.
 - ``pipeline interface``: warp + label swap + network + blend on 128x128 RGBA crops.
-- ``demo_mini``: :func:`talkingface.render_model_mini.synthesize` on a 10 s speech clip (3 s with
+- ``demo_mini``: :func:`talkingface.mini_pipeline.synthesize` on a 10 s speech clip (3 s with
   ``--quick``): pack loading, audio model, GL render, network, paste and encode, with the audio
   muxed in; per-stage milliseconds per frame and the real-time factor (processing / audio time).
 
@@ -51,7 +51,8 @@ def main(argv=None) -> int:
     import torch
 
     from talkingface.models.DINet_mini import DINet_mini_pipeline
-    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, synthesize
+    from talkingface.mini_pack import DEFAULT_CHECKPOINT
+    from talkingface.mini_pipeline import synthesize
     from talkingface.sample_avatar import ensure_sample_mini_avatar
 
     if device == "cpu":
@@ -109,7 +110,7 @@ def main(argv=None) -> int:
     stats = []
 
     def demo() -> None:
-        stats.append(synthesize(pack, wav, out, checkpoint=ckpt, audio_checkpoint=args.audio_ckpt, device=device,
+        stats.append(synthesize(pack, wav, out, render_checkpoint=ckpt, audio_checkpoint=args.audio_ckpt, device=device,
                                 backend=args.backend, progress=False, threads=args.threads if device == "cpu" else None))
 
     t_demo = report.add(measure(demo, name=f"demo_mini {seconds:g} s wav", items=int(seconds * 25),

@@ -1,6 +1,6 @@
 """Shared helpers for every ``bench/bench_*.py`` script: timing, machine facts, memory, output.
 
-Protocol (DESIGN.md §7): each measured stage runs ``warmup`` times unrecorded, then ``runs`` (≥ 5)
+Protocol (docs/EVALUATION.md §5): each measured stage runs ``warmup`` times unrecorded, then ``runs`` (≥ 5)
 recorded times; the reported figure is the **median**. Every result carries the machine it ran on
 (cores, torch threads, device) and the process's peak memory.
 

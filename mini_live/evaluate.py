@@ -15,6 +15,7 @@ from pathlib import Path
 
 import cv2
 
+from talkingface.config.paths import DINET_MINI_CHECKPOINT
 from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, setup_logging
 
@@ -24,7 +25,7 @@ log = logging.getLogger("mini_live.evaluate")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("videos", type=Path, nargs="+", help="held-out clips (one person each)")
-    parser.add_argument("--ckpt", type=Path, default=Path("checkpoint/DINet_mini/epoch_40.pth"))
+    parser.add_argument("--ckpt", type=Path, default=DINET_MINI_CHECKPOINT)
     parser.add_argument("--max_targets", type=int, default=30, help="evaluated frames per clip")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers here")
     parser.add_argument("--mosaic", type=Path, default=None, help="folder for per-clip mosaic PNGs")

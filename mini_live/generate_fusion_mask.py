@@ -1,4 +1,4 @@
-"""The two fusion masks of the mini pipeline (reference §5.5), computed by code.
+"""The two fusion masks of the mini pipeline (docs/REFERENCE.md §5.5), computed by code.
 
 Nothing is stored in the repository: :func:`load_fusion_masks` computes both masks (well under a
 millisecond); the command line writes them as PNGs for inspection.

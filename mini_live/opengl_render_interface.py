@@ -8,7 +8,7 @@ Backends
 - ``auto`` (default): ``$TALKINGFACE_GL_BACKEND`` when set, else ``glfw`` if a display exists, else ``egl``.
 
 Either way the context is 3.3 core and drawing goes to a framebuffer object, never to a window, so
-the read-back does not depend on window visibility or HiDPI scaling (reference §9.19).
+the read-back does not depend on window visibility or HiDPI scaling (docs/REFERENCE.md §9.19).
 
 PyOpenGL picks its platform (``PYOPENGL_PLATFORM``) once, when ``OpenGL`` is first imported. This
 module therefore imports PyOpenGL lazily, inside :func:`load_gl`, after setting the variable for the

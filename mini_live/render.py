@@ -28,7 +28,7 @@ Inputs of :meth:`MouthRenderer.render`
   With :func:`mini_live.obj.utils.bs_table_from_basis` these are ``BlendshapeBasis`` coefficients
   (0 = mouth at rest, positive coefficient 0 opens).
 
-Output (reference §5.3, the input DINet_mini's pipeline expects, §2.2):
+Output (docs/REFERENCE.md §5.3, the input DINet_mini's pipeline expects, docs/REFERENCE.md §2.2):
 - mouth labels: upper lip (255, 0, 0), lower lip (127, 0, 0), upper teeth (0, 255, 0),
   lower teeth (0, 0, 255), cavity (0, 0, 0);
 - elsewhere a warp field: R, G = (d + 1) / 2 * 255 with d = (rendered position - source landmark) in
@@ -51,10 +51,10 @@ import numpy as np
 
 from mini_live.obj.wrap_utils import WrapMesh
 from mini_live.opengl_render_interface import Framebuffer, GLError, compile_program, create_context
+from talkingface.config.paths import SHADER_DIR
 
 log = logging.getLogger(__name__)
 
-SHADER_DIR = Path(__file__).resolve().parent / "shader"
 MAX_BLENDSHAPES = 12
 #: Depth scale of the orthographic projection: z_ndc = z_pixels / DEPTH_RANGE (the reference's 1000).
 DEPTH_RANGE = 1000.0

@@ -1,6 +1,6 @@
 """The one audio front end: 80-bin log-mel fbank (kaldi-native-fbank) at 16 kHz, 2 frames per 40 ms.
 
-Options are the original's (reference_system.md §4): dither 0, 50 ms window, 20 ms hop, 80 mel
+Options are the original's (docs/REFERENCE.md §4): dither 0, 50 ms window, 20 ms hop, 80 mel
 bins, ``snip_edges=False``; the rest kaldi defaults (povey window, pre-emphasis 0.97, DC removal,
 log mel from 20 Hz to Nyquist, no energy). Input is float audio in [-1, 1] (int16 / 32768).
 

@@ -31,15 +31,14 @@ import torch
 
 from talkingface.audio_features import (FBANK_DELAY_FRAMES, FBANK_PER_FRAME, SAMPLES_PER_FRAME, StreamingFbank,
                                         check_waveform)
+from talkingface.config.paths import AUDIO_CHECKPOINT as DEFAULT_CHECKPOINT
 from talkingface.errors import UserInputError
 from talkingface.models.audio2bs_lstm import load_audio2feature
 from talkingface.util.files import read_model_card
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoint" / "audio.pkl"
-MODEL_LOOKAHEAD_STEPS = 4  # training pairs pred[t + 4] with target[t] (reference §6.2 step 3)
+MODEL_LOOKAHEAD_STEPS = 4  # training pairs pred[t + 4] with target[t] (docs/REFERENCE.md §6.2 step 3)
 
 
 def load_waveform(audio: Union[str, Path, np.ndarray]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Training loop for Audio2Feature (reference §6.2 step 3), used by the direct and distillation recipes.
+"""Training loop for Audio2Feature (docs/REFERENCE.md §6.2 step 3), used by the direct and distillation recipes.
 
 Loss: L1 between ``pred[:, L + s:]`` and ``target[:, s : T - L]`` with lookahead L (the original:
 4, i.e. step t + 4 predicts frame t) and ``s`` skipped steps (the original: 0), on targets
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -24,34 +24,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from talkingface.config.training import LSTMTrainConfig
 from talkingface.data.dataset_wav import worker_init
 from talkingface.models.audio2bs_lstm import Audio2Feature
 from talkingface.util.files import atomic_write, write_model_card
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LSTMTrainConfig:
-    """Hyper-parameters (defaults: the original's recipe)."""
-
-    seq_len: int = 26
-    lookahead: int = 4
-    batch_size: int = 32
-    val_batch_size: int = 8
-    lr: float = 4e-4
-    betas: tuple = (0.9, 0.99)
-    epochs: int = 1000
-    max_steps: Optional[int] = None
-    samples_per_epoch: Optional[int] = None
-    save_every: int = 200
-    val_every: int = 200
-    skip: int = 0  # window steps left out of the loss (0: the original)
-    cosine: bool = False  # cosine learning-rate decay to 0 over max_steps (the original: constant)
-    num_workers: int = 0
-    seed: int = 777
-    device: str = "cpu"
-    extra: dict = field(default_factory=dict)
 
 
 def _save_atomic(obj, path: Path) -> None:

@@ -1,46 +1,35 @@
-"""The DH_live audio -> video pipeline (reference §1.5, §1.6): speech -> 6 pixel-PCA coefficients per
-40 ms (:class:`~talkingface.audio_model.AudioModel`) -> 15x30x3 mouth image
+"""The DH_live product (docs/REFERENCE.md §1.5, docs/REFERENCE.md §1.6): speech -> 6 pixel-PCA coefficients per 40 ms
+(:func:`talkingface.audio_loader.load_audio_model`, target ``pixel``) -> 15x30x3 mouth image
 (:class:`~talkingface.mouth_basis.PixelBasis`) -> :class:`~talkingface.render_model.RenderModel`.
 
 :class:`PixelMouthDecoder` runs the audio half offline (whole file) or streaming (640-sample blocks);
-:func:`synthesize` writes an mp4 with the speech muxed in, one frame per 40 ms of audio.
+:func:`synthesize` writes an mp4 with the speech muxed in, one frame per 40 ms of audio;
+:class:`StreamRenderer` is the live renderer. Together with :func:`prepare_avatar` and
+:func:`default_avatar` this is the product interface of :mod:`talkingface.products`.
 """
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
+from tqdm import tqdm
 
+from talkingface.audio_loader import load_audio_model
 from talkingface.errors import UserInputError
+from talkingface.preparation import PrepConfig, prepare_dhlive_avatar
+from talkingface.config.paths import dinet_avatar_dir
+from talkingface.render_model import RenderModel
+from talkingface.util.cli import resolve_device
+from talkingface.util.media import VideoWriter, load_audio, save_block_aligned_wav
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
-#: Sidecar-card keys that may name the basis file decoding a pixel-target audio checkpoint.
-_BASIS_KEYS = ("basis", "basis_file", "pixel_basis")
-_DEFAULT_BASIS_NAME = "pixel_basis.npz"
-
-
-def resolve_pixel_basis(audio_checkpoint: Path, card: dict) -> Path:
-    """The pixel-basis ``.npz`` of a pixel-target audio checkpoint: named in its card (relative to
-    the checkpoint's folder or the repository), else ``pixel_basis.npz`` beside the checkpoint."""
-    from talkingface.audio_model import REPO_ROOT
-
-    target = card.get("target")
-    if target is not None and target != "pixel":
-        raise UserInputError(f"{audio_checkpoint} predicts {target!r} coefficients; the DH_live renderer "
-                             "needs a pixel-target audio model")
-    names = [card[k] for k in _BASIS_KEYS if isinstance(card.get(k), str)] + [_DEFAULT_BASIS_NAME]
-    for name in names:
-        for base in (audio_checkpoint.parent, REPO_ROOT, Path.cwd()):
-            path = (base / name) if not Path(name).is_absolute() else Path(name)
-            if path.is_file():
-                return path
-    raise UserInputError(f"no pixel basis for {audio_checkpoint} (looked for {', '.join(names)}); "
-                         "run train_audio/preparation_step1.py or give --basis")
+#: The DH_live avatar used when none is given (the original's path).
 
 
 class PixelMouthDecoder:
@@ -48,16 +37,7 @@ class PixelMouthDecoder:
 
     def __init__(self, audio_checkpoint: Optional[PathLike] = None, basis: Optional[PathLike] = None,
                  device: str = "cpu"):
-        from talkingface.audio_model import DEFAULT_CHECKPOINT, AudioModel
-        from talkingface.mouth_basis import PixelBasis
-
-        ckpt = Path(audio_checkpoint) if audio_checkpoint is not None else DEFAULT_CHECKPOINT
-        if not ckpt.is_file():
-            raise UserInputError(f"audio checkpoint not found: {ckpt}")
-        self.audio = AudioModel(ckpt, device=device)
-        basis_path = Path(basis) if basis is not None else resolve_pixel_basis(ckpt, self.audio.card)
-        self.basis = PixelBasis.load(basis_path)
-        log.info("audio model %s, pixel basis %s", ckpt, basis_path)
+        self.audio, self.basis = load_audio_model(audio_checkpoint, "pixel", basis=basis, device=device)
 
     @property
     def lookahead_frames(self) -> int:
@@ -76,30 +56,11 @@ class PixelMouthDecoder:
         return self.basis.decode(self.audio.interface_frame(block))
 
 
-def save_block_aligned_wav(audio: np.ndarray, path: PathLike) -> Path:
-    """Save 16 kHz float32 ``audio`` zero-padded to a whole number of 640-sample frames, so a video
-    with one frame per block and this track have the same length (muxing then keeps every frame)."""
-    from talkingface.util.media import SAMPLES_PER_FRAME, save_wav
-
-    n = int(np.ceil(audio.size / SAMPLES_PER_FRAME)) * SAMPLES_PER_FRAME
-    padded = np.zeros(n, np.float32)
-    padded[: audio.size] = audio
-    return save_wav(path, padded, 16000)
-
-
 def synthesize(avatar_dir: PathLike, audio_path: PathLike, out_path: PathLike,
                render_checkpoint: Optional[PathLike] = None, audio_checkpoint: Optional[PathLike] = None,
-               basis: Optional[PathLike] = None, device: str = "auto") -> int:
+               basis: Optional[PathLike] = None, device: str = "auto", progress: bool = True) -> int:
     """Render ``audio_path`` spoken by the avatar into ``out_path`` (mp4 with the audio). Returns
     the number of frames (25 per second of audio, rounded up)."""
-    import tempfile
-
-    from tqdm import tqdm
-
-    from talkingface.render_model import RenderModel
-    from talkingface.util.cli import resolve_device
-    from talkingface.util.media import VideoWriter, load_audio
-
     dev = resolve_device(device)
     renderer = RenderModel(device=dev)
     renderer.loadModel(render_checkpoint)
@@ -110,7 +71,50 @@ def synthesize(avatar_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     with tempfile.TemporaryDirectory(prefix=".tmp_demo_", dir=Path(out_path).parent) as tmp:
         track = save_block_aligned_wav(audio, Path(tmp) / "audio.wav")
         with VideoWriter(out_path, audio=track) as writer:
-            for mouth in tqdm(mouths, desc="render", unit="frame"):
+            for mouth in tqdm(mouths, desc="render", unit="frame", disable=not progress):
                 writer.write(renderer.interface(mouth))
     log.info("wrote %s (%d frames)", out_path, len(mouths))
     return len(mouths)
+
+
+def prepare_avatar(video: PathLike, avatar_dir: PathLike, render_checkpoint: Optional[PathLike] = None,
+                   device: str = "cpu", progress: bool = True) -> Path:
+    """``data_preparation.py``: the DH_live avatar (``circle.mp4`` + ``keypoint_rotate.pkl``) of a
+    talking-head video. The render checkpoint plays no part (the references are encoded at load)."""
+    return prepare_dhlive_avatar(Path(video), Path(avatar_dir), PrepConfig(progress=progress))
+
+
+def default_avatar() -> Path:
+    """``video_data/test`` (the original's path), made with ``data_preparation.py``; a clear error if absent."""
+    path = dinet_avatar_dir()
+    if not path.exists():
+        raise UserInputError(f"default avatar {path} not found: give --avatar DIR or make it with "
+                             f"data_preparation.py VIDEO {path}")
+    return path
+
+
+class StreamRenderer:
+    """DH_live live: streaming pixel-target audio model -> 15x30 mouth -> DINet_five_Ref frame
+    (the :class:`talkingface.realtime.StreamRenderer` protocol)."""
+
+    name = "dinet"
+
+    def __init__(self, avatar_dir: PathLike, render_checkpoint: Optional[PathLike] = None,
+                 audio_checkpoint: Optional[PathLike] = None, basis: Optional[PathLike] = None,
+                 device: str = "auto"):
+        dev = resolve_device(device)
+        self.render = RenderModel(device=dev)
+        self.render.loadModel(render_checkpoint)
+        self.mouths = PixelMouthDecoder(audio_checkpoint, basis, device="cpu")
+        self.render.reset_charactor(avatar_dir)
+        self.lookahead_frames = self.mouths.lookahead_frames
+
+    def reset(self) -> None:
+        self.mouths.reset()
+        self.render.frame_index = 0
+
+    def render_block(self, block: np.ndarray) -> np.ndarray:
+        return self.render.interface(self.mouths.mouth_for_block(block))
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -6,8 +6,8 @@ coordinates (the original floors x and y; we keep sub-pixel precision). The mesh
 the previous frame's landmarks to place the next region of interest and only re-detects when tracking
 is lost, so the face is followed every frame.
 
-Avatar-source quality rules live in :func:`check_frame_face` (per detection) and
-:func:`track_avatar_face` (face mesh, head turn, jump cuts: the longest usable stretch is kept).
+Avatar-source quality rules (docs/REFERENCE.md §1.1, relaxed) live in :func:`check_frame_face` (per
+detection) and :func:`track_avatar_face` (face mesh, head turn, jump cuts: the longest usable stretch is kept).
 """
 from __future__ import annotations
 
@@ -215,7 +215,7 @@ MAX_AVATAR_YAW = 40.0
 
 @dataclass(frozen=True)
 class FaceRules:
-    """Quality rules for avatar-source frames (the original's thresholds, with 3/4 views and tight
+    """Quality rules for avatar-source frames (docs/REFERENCE.md §1.1: the original's thresholds, with 3/4 views and tight
     crops allowed).
 
     ``max_yaw``: frames turned further than this (degrees, :func:`talkingface.run_utils.head_yaw`) are

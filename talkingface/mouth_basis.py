@@ -5,11 +5,11 @@
   ``shape = mean + sum_i coef_i * components[i]``; coefficient 0 is the jaw/lips open-closed mode
   (positive opens). Coefficients are measured from each clip's own neutral (closed-mouth) shape,
   so all-zero coefficients mean "mouth at rest".
-- :class:`PixelBasis` (DH_live renderer): PCA of 15x30x3 BGR mouth crops (reference §6.2 step 2)
+- :class:`PixelBasis` (DH_live renderer): PCA of 15x30x3 BGR mouth crops (docs/REFERENCE.md §6.2 step 2)
   cut from the pose-normalised outer-lip box, made grey, left-right symmetrised and
   contrast-normalised per crop (lighting and skin colour vary across real videos); the
   coefficients written for training are computed on those same processed crops (the original
-  computed them on raw crops, its bug §9.13). ``image = mean + coef @ components``.
+  computed them on raw crops, its bug docs/REFERENCE.md §9.13). ``image = mean + coef @ components``.
 
 Both are stored as ``.npz`` (no pickles). The original's sklearn ``pca.pkl`` can be converted with
 :func:`read_original_pca_pkl`, an explicit opt-in that unpickles a file (only for trusted files).
@@ -255,7 +255,7 @@ def mouth_box(normalized: np.ndarray, extent: float = 0.9) -> np.ndarray:
     """The canonical outer-lip box of a clip: corners (3, 3) = top-left, top-right, bottom-left.
 
     The box is the bbox of the clip's mean normalised outer-lip points (x, y) scaled by ``extent``
-    about its centre (reference §6.2 step 2 / §3.2 ``generate_input_pixels``); z is the mean lip depth.
+    about its centre (docs/REFERENCE.md §6.2 step 2 / docs/REFERENCE.md §3.2 ``generate_input_pixels``); z is the mean lip depth.
     """
     from talkingface.utils import MP_LIPS_OUTER
 

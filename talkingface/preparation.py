@@ -5,7 +5,7 @@
 - :func:`prepare_mini_avatar` — mini avatar (``data_preparation_mini.py``): ``data/processed.mp4`` +
   ``data/processed.pkl`` (N, 478, 3) float64 pixels, the face tracked every frame.
 - :func:`prepare_training_face` — DH_live render-model training folder
-  (``train/data_preparation_face.py``, reference §6.1): ``image/%06d.png`` 512² crops (from 000001),
+  (``train/data_preparation_face.py``, docs/REFERENCE.md §6.1): ``image/%06d.png`` 512² crops (from 000001),
   ``keypoint_rotate.pkl`` (N, 478, 3) in crop pixels, ``face_mat_mask.pkl`` = ``[mats (N,4,4),
   mask_face (141,3)]`` where ``mask_face`` is the personal mean face whose 21 oval rows are replaced by
   the jaw-mask contour (:func:`talkingface.run_utils.jaw_mask_contour`).
@@ -213,7 +213,7 @@ TRAIN_CROP = 512
 
 
 def training_crop_box(lm: np.ndarray) -> tuple:
-    """Square crop (x0, y0, x1, y1) covering a whole video's landmarks (reference §6.1):
+    """Square crop (x0, y0, x1, y1) covering a whole video's landmarks (docs/REFERENCE.md §6.1):
     side = max(1.1 w, 1.2 h) of the global landmark range, centred horizontally, at 60 % of its height."""
     xy = lm[..., :2].reshape(-1, 2)
     x_min, y_min = xy.min(axis=0)

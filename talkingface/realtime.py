@@ -1,4 +1,4 @@
-"""Real-time talking-head loop (reference §1.6, fixed and generalised): audio arrives in 40 ms
+"""Real-time talking-head loop (docs/REFERENCE.md §1.6, fixed and generalised): audio arrives in 40 ms
 blocks (microphone, or a file played at real-time pace), each block drives a renderer that returns
 one video frame, frames go to a window or an mp4.
 
@@ -7,9 +7,9 @@ Pieces, each small and swappable:
 - audio sources: :class:`FileAudioSource` (paced by the wall clock) and :class:`MicrophoneAudioSource`
   (``sounddevice``; optional, PortAudio may be missing) yield 640-sample float32 blocks;
 - renderers implement :class:`StreamRenderer`: ``lookahead_frames`` (algorithmic delay),
-  ``reset()``, ``render_block(block) -> BGR frame``. :class:`DinetStreamRenderer` (DH_live,
-  :mod:`talkingface.render_model`) and :class:`MiniStreamRenderer` (DH_live_mini,
-  :mod:`talkingface.render_model_mini`) are registered in :data:`RENDERERS`;
+  ``reset()``, ``render_block(block) -> BGR frame``. Each product of :mod:`talkingface.products` has
+  one (``get_product(name).pipeline().StreamRenderer``: DH_live in :mod:`talkingface.dhlive_pipeline`,
+  DH_live_mini in :mod:`talkingface.mini_pipeline`);
 - sinks: :class:`WindowSink` (OpenCV window) and :class:`Mp4Sink` (mp4 with the audio muxed in).
 
 :func:`run_stream` drives them and measures the output frame rate (frame intervals between the
@@ -30,12 +30,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Protocol
+from typing import Iterator, List, Optional, Protocol
 
+import cv2
 import numpy as np
 
 from talkingface.errors import UserInputError
-from talkingface.util.media import AUDIO_RATE, SAMPLES_PER_FRAME
+from talkingface.util.media import (AUDIO_RATE, SAMPLES_PER_FRAME, VideoWriter, load_audio, mux_audio,
+                                    save_block_aligned_wav)
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +52,6 @@ class FileAudioSource:
     its last sample "arrived"."""
 
     def __init__(self, path: os.PathLike, realtime: bool = True):
-        from talkingface.util.media import load_audio
-
         self.path = Path(path)
         self.audio = load_audio(self.path)
         if self.audio.size == 0:
@@ -144,108 +144,11 @@ class StreamRenderer(Protocol):
         """Release resources (GL contexts, ...)."""
 
 
-class DinetStreamRenderer:
-    """DH_live: streaming pixel-target audio model -> 15x30 mouth -> DINet_five_Ref frame."""
-
-    name = "dinet"
-
-    def __init__(self, avatar_dir: os.PathLike, render_checkpoint: Optional[os.PathLike] = None,
-                 audio_checkpoint: Optional[os.PathLike] = None, basis: Optional[os.PathLike] = None,
-                 device: str = "auto"):
-        from talkingface.dhlive_pipeline import PixelMouthDecoder
-        from talkingface.render_model import RenderModel
-        from talkingface.util.cli import resolve_device
-
-        dev = resolve_device(device)
-        self.render = RenderModel(device=dev)
-        self.render.loadModel(render_checkpoint)
-        self.mouths = PixelMouthDecoder(audio_checkpoint, basis, device="cpu")
-        self.render.reset_charactor(avatar_dir)
-        self.lookahead_frames = self.mouths.lookahead_frames
-
-    def reset(self) -> None:
-        self.mouths.reset()
-        self.render.frame_index = 0
-
-    def render_block(self, block: np.ndarray) -> np.ndarray:
-        return self.render.interface(self.mouths.mouth_for_block(block))
-
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-class MiniStreamRenderer:
-    """DH_live_mini: streaming blendshape audio model -> GL mouth render -> DINet_mini frame, on an
-    asset pack (:mod:`talkingface.render_model_mini`; the pack folder itself or the avatar folder
-    holding ``assets/``). The avatar video plays as a ping-pong loop."""
-
-    name = "mini"
-
-    def __init__(self, avatar_dir: os.PathLike, render_checkpoint: Optional[os.PathLike] = None,
-                 audio_checkpoint: Optional[os.PathLike] = None, device: str = "cpu"):
-        from talkingface import render_model_mini as mini
-
-        self._mini = mini
-        self.pack = mini.load_asset_pack(avatar_dir)  # the pack folder or the avatar folder holding assets/
-        # The mesh's blendshape table must decode the coefficients this audio model predicts.
-        self.audio, basis = mini.load_mini_audio(audio_checkpoint, device="cpu")
-        self.model = mini.RenderModelMini(render_checkpoint or mini.DEFAULT_CHECKPOINT, device=device)
-        self.model.reset_charactor(self.pack, basis=basis)
-        self.lookahead_frames = self.audio.lookahead_frames
-        self._count = 0
-
-    def reset(self) -> None:
-        self.audio.reset()
-        self._count = 0
-
-    def render_block(self, block: np.ndarray) -> np.ndarray:
-        bs = self.audio.interface_frame(block)
-        # Output frame k shows audio frame k - lookahead; the avatar loop follows the shown frame.
-        index = self._mini.loop_index(max(self._count - self.lookahead_frames, 0), len(self.pack))
-        self._count += 1
-        return self.model.interface(index, bs)
-
-    def close(self) -> None:
-        self.model.close()
-
-
-RENDERERS: Dict[str, Callable[..., StreamRenderer]] = {
-    "dinet": DinetStreamRenderer,
-    "mini": MiniStreamRenderer,
-}
-
-
-#: The DH_live avatar used when none is given, relative to the repository (the original's path).
-DEFAULT_DINET_AVATAR = Path("video_data") / "test"
-
-
-def default_avatar(renderer: str) -> Path:
-    """The default avatar folder of ``renderer``; a clear error if it is absent.
-
-    mini: the sample avatar ``video_data/mini`` (built from the sample data on first use, see
-    :mod:`talkingface.sample_avatar`). dinet: ``video_data/test``, made with ``data_preparation.py``.
-    """
-    from talkingface.render_model import REPO_ROOT
-
-    if renderer == "mini":
-        from talkingface.sample_avatar import ensure_sample_mini_avatar
-
-        return ensure_sample_mini_avatar()
-    path = REPO_ROOT / DEFAULT_DINET_AVATAR
-    if not path.exists():
-        raise UserInputError(f"default avatar {path} not found: give --avatar DIR or make it with "
-                             f"data_preparation.py VIDEO {path}")
-    return path
-
-
-# ------------------------------------------------------------------------------------------ sinks
 def display_available() -> bool:
     """True when a window can be opened (an X11/Wayland display and an OpenCV GUI backend)."""
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return False
     try:
-        import cv2
-
         cv2.namedWindow("talkingface-probe", cv2.WINDOW_AUTOSIZE)
         cv2.destroyWindow("talkingface-probe")
         return True
@@ -257,19 +160,16 @@ class WindowSink:
     """Shows frames in an OpenCV window; pressing q or Esc asks the loop to stop."""
 
     def __init__(self, title: str = "talkingface"):
-        import cv2
-
-        self._cv2 = cv2
         self.title = title
         self.stop_requested = False
 
     def write(self, frame: np.ndarray) -> None:
-        self._cv2.imshow(self.title, frame)
-        if self._cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+        cv2.imshow(self.title, frame)
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             self.stop_requested = True
 
     def close(self, audio: Optional[np.ndarray] = None) -> None:
-        self._cv2.destroyWindow(self.title)
+        cv2.destroyWindow(self.title)
 
 
 class Mp4Sink:
@@ -283,8 +183,6 @@ class Mp4Sink:
     stop_requested = False
 
     def __init__(self, path: os.PathLike, audio: Optional[np.ndarray] = None):
-        from talkingface.dhlive_pipeline import save_block_aligned_wav
-        from talkingface.util.media import VideoWriter
 
         self.path = Path(path)
         parent = self.path.parent if str(self.path.parent) else Path(".")
@@ -320,8 +218,6 @@ class Mp4Sink:
 
     def close(self, audio: Optional[np.ndarray] = None) -> None:
         """Finish the file (muxing ``audio``, 16 kHz float32, when none was given up front)."""
-        from talkingface.dhlive_pipeline import save_block_aligned_wav
-        from talkingface.util.media import mux_audio
 
         self._queue.put(None)
         self._thread.join()

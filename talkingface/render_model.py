@@ -1,4 +1,6 @@
-"""RenderModel: the DH_live 256x256 renderer on a prepared avatar (reference §1.5, §2.1, §3.2).
+"""RenderModel: the DH_live 256x256 renderer on a prepared avatar.
+
+Docs: docs/REFERENCE.md §1.5 (demo.py), docs/REFERENCE.md §2.1 (the network), docs/REFERENCE.md §3.2 (inputs).
 
     model = RenderModel(device="auto")
     model.loadModel("checkpoint/render.pth")        # plain state dict or training checkpoint
@@ -27,6 +29,7 @@ from talkingface.data.few_shot_dataset import (FACE_SIZE, CropBox, FewShotConfig
                                                max_lip_extent, prompt_image, prompt_rect, reference_image,
                                                select_ref_index, to_image, to_tensor, video_geometry)
 from talkingface.errors import UserInputError
+from talkingface.config.paths import render_checkpoint
 from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
 from talkingface.preparation import load_keypoints
 from talkingface.run_utils import smooth_sequence
@@ -36,8 +39,6 @@ from talkingface.util.cli import resolve_device
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_RENDER_CHECKPOINT = REPO_ROOT / "checkpoint" / "render.pth"
 RENDER_CHECKPOINT_HELP = (
     "no DH_live render checkpoint: pass --ckpt PATH, or put the original's published render.pth "
     "(DH_live README, Baidu Netdisk code ym7k / Google Drive) at checkpoint/render.pth, or train one "
@@ -54,8 +55,16 @@ def render_face_size(checkpoint: Union[str, os.PathLike]) -> int:
 class RenderModel:
     """DINet_five_Ref inference on one avatar at a time (the original's class and method names)."""
 
-    def __init__(self, device: str = "auto", n_ref: int = 5, face_size: Optional[int] = None, seed: int = 0):
+    def __init__(self, device: str = "auto", n_ref: int = 5, face_size: Optional[int] = None, seed: int = 0,
+                 engine: str = "auto", threads: Optional[int] = None):
+        """``engine``: ``auto`` (ONNX Runtime on CPU when installed, else torch), ``onnx`` or ``torch``;
+        ``threads``: the ONNX Runtime session's intra-op threads (default: torch's thread count)."""
+        from talkingface.export.runtime import resolve_engine
+
         self.device = torch.device(resolve_device(device))
+        self.engine = resolve_engine(engine) if self.device.type == "cpu" else "torch"
+        self.threads = threads
+        self.fast = None  # talkingface.fast.dinet.FastDINet when the engine is onnx
         self.n_ref = n_ref
         self.face_size = face_size
         self.seed = seed
@@ -68,7 +77,7 @@ class RenderModel:
     def loadModel(self, checkpoint: Union[str, os.PathLike, None] = None) -> None:
         """Load weights (plain state dict or ``{"state_dict": {"net_g": ...}}``), mapped to this
         device, so GPU-saved files load on CPU. Raises UserInputError naming where to get one."""
-        path = Path(checkpoint) if checkpoint is not None else DEFAULT_RENDER_CHECKPOINT
+        path = Path(checkpoint) if checkpoint is not None else render_checkpoint()
         if not path.is_file():
             raise UserInputError(f"{path} not found; {RENDER_CHECKPOINT_HELP}")
         if self.face_size is None:
@@ -77,7 +86,11 @@ class RenderModel:
         net = DINet_five_Ref(6, 6 * self.n_ref)
         load_dinet_state_dict(net, path, map_location="cpu")
         self.net = net.to(self.device).eval()
-        log.info("render model %s on %s (face %d px)", path, self.device, self.face_size)
+        if self.engine == "onnx":
+            from talkingface.fast.dinet import FastDINet
+
+            self.fast = FastDINet(self.net, threads=self.threads or torch.get_num_threads())
+        log.info("render model %s on %s (face %d px, %s)", path, self.device, self.face_size, self.engine)
 
     # ---------------------------------------------------------------------------------- avatar
     def reset_charactor(self, avatar_dir: Union[str, os.PathLike]) -> None:
@@ -117,6 +130,8 @@ class RenderModel:
                 for r in self.ref_index]
         with torch.no_grad():
             self.net.ref_input(torch.cat(refs, dim=0).unsqueeze(0).to(self.device))
+        if self.fast is not None:
+            self.fast.set_reference(self.net)
         self.frame_index = 0
         log.info("avatar %s: %d frames, reference frames %s", avatar_dir, n_video, self.ref_index)
 
@@ -146,6 +161,6 @@ class RenderModel:
         index = self.frame_index
         self.frame_index = (self.frame_index + 1) % len(self.frames)
         source, prompt, box, _, polygon = self.prepare_inputs(index, mouth_frame)
-        face = to_image(self.net.interface(source, prompt)[0])
+        face = to_image((self.fast or self.net).interface(source, prompt)[0])
         feather = max(3, self.cfg.size // 28)
         return box.paste(self.frames[index], face, blend=jaw_blend_mask(polygon, self.cfg.size, feather))

@@ -15,16 +15,16 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from talkingface.config.paths import MEAN_FACE as MEAN_FACE_PATH
 from talkingface.utils import INDEX_FACE_OVAL, MAIN_KEYPOINTS, ROTATE_REF_INDEX, main_keypoints
 
-MEAN_FACE_PATH = Path(__file__).resolve().parent / "assets" / "mean_face.npz"
 
 #: Temporal kernel the original applies to the 16 pose-matrix entries.
 POSE_SMOOTH_KERNEL = (0.03, 0.1, 0.74, 0.1, 0.03)
 #: Temporal kernel of the web asset pack's keypoint smoothing (first/last 2 frames left raw).
 KEYPOINT_SMOOTH_KERNEL = (0.02, 0.09, 0.78, 0.09, 0.02)
 
-# Where the original's 141-point mean face sits (reference §8): x 506..908, top y 291.
+# Where the original's 141-point mean face sits (docs/REFERENCE.md §8): x 506..908, top y 291.
 _CANON_X_MIN, _CANON_X_MAX, _CANON_Y_MIN = 506.0, 908.0, 291.0
 
 
@@ -52,7 +52,7 @@ def smooth_sequence(x: np.ndarray, kernel: Sequence[float] = POSE_SMOOTH_KERNEL,
 
 # --------------------------------------------------------------------------------------- pose solving
 def solve_pose(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """4x4 rotation-scale-translation mapping ``src`` (K,3) onto ``dst`` (K,3) (reference §3.1 steps 1-2).
+    """4x4 rotation-scale-translation mapping ``src`` (K,3) onto ``dst`` (K,3) (docs/REFERENCE.md §3.1 steps 1-2).
 
     A least-squares 3x4 affine is solved first; its 3x3 block is then made a proper rotation (times
     scale) through an SVD: if det(U Vt) < 0 the last row of Vt is flipped, and the block is rebuilt
@@ -80,7 +80,7 @@ def apply_pose(mat: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def calc_face_mat(pts: np.ndarray, mean: np.ndarray, ref_index: Optional[Sequence[int]] = None,
                   smooth: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-frame head pose of a video against a mean face (reference §3.1), for any N >= 1.
+    """Per-frame head pose of a video against a mean face (docs/REFERENCE.md §3.1), for any N >= 1.
 
     pts: (N, K, 3) landmarks in pixels. mean: (K, 3) mean face in canonical units. ``ref_index``
     selects the points used to solve the pose (default all; pass ``ROTATE_REF_INDEX`` for the 141
@@ -189,7 +189,7 @@ def build_mean_face(landmark_sets: Sequence[np.ndarray], iterations: int = 5) ->
 
 # ------------------------------------------------------------------------------------ DH_live jaw mask
 def jaw_mask_contour(normalized_main: np.ndarray, personal_mean_main: np.ndarray) -> np.ndarray:
-    """The 21-point jaw mask contour in canonical space (reference §3.1 ``video_pts_process``).
+    """The 21-point jaw mask contour in canonical space (docs/REFERENCE.md §3.1 ``video_pts_process``).
 
     normalized_main: (N, 141, 3) pose-normalised main keypoints of a video; personal_mean_main (141, 3).
     The face-oval points are pushed outward from their per-video extremes so the contour covers the

@@ -102,7 +102,7 @@ def test_baselines_are_weak(clip, ref):
 
 def test_audio_model_readout_follows_the_mouth(clip, ref, sample_data):
     """The original's published audio model (read from the sample data): its coefficients track the
-    real mouth far better than log energy once the lag is allowed (DESIGN.md §4 reports r ~0.7)."""
+    real mouth far better than log energy once the lag is allowed (docs/ARCHITECTURE.md §4 reports r ~0.7)."""
     ckpt = sample_data / "dh_live" / "checkpoint" / "audio.pkl"
     audio = load_audio(clip)
     row = audio_model_row(ref, audio, ckpt)
@@ -139,11 +139,12 @@ def short_clip(clip, tmp_path_factory):
 
 def test_selfrecon_mini_pipeline_with_shipped_checkpoints(short_clip, tmp_path):
     """The mini product end to end on a held-out clip; runs when the shipped checkpoints exist."""
-    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, find_mini_audio_checkpoint
+    from talkingface.audio_loader import find_audio_checkpoint
+    from talkingface.mini_pack import DEFAULT_CHECKPOINT
     from talkingface.errors import UserInputError
 
     try:
-        find_mini_audio_checkpoint()
+        find_audio_checkpoint("blendshape")
     except UserInputError:
         pytest.skip("no shipped blendshape audio model under checkpoint/")
     if not DEFAULT_CHECKPOINT.is_file():

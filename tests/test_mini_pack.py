@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from talkingface.models.DINet_mini import DINet_mini
-from talkingface.render_model_mini import (RenderModelMini, find_mini_audio_checkpoint, load_asset_pack, loop_index,
-                                           write_asset_pack)
+from talkingface.audio_loader import find_audio_checkpoint
+from talkingface.mini_pack import load_asset_pack, write_asset_pack
+from talkingface.mini_pipeline import synthesize
+from talkingface.render_model_mini import RenderModelMini, loop_index
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +107,9 @@ def test_demo_mini_end_to_end(our_pack, sample_data, random_ckpt, tmp_path):
     from talkingface.util.media import count_frames, load_audio, probe_video, read_video, save_wav
 
     try:
-        find_mini_audio_checkpoint()
+        find_audio_checkpoint("blendshape")
     except UserInputError:
         pytest.skip("no shipped blendshape audio model under checkpoint/")
-    from talkingface.render_model_mini import synthesize
-
     speech = load_audio(sample_data / "dh_live/video_data/audio1.wav")[:40000]
     wav = save_wav(tmp_path / "speech.wav", speech)
     for pack in (our_pack[0], sample_data / "dh_live/web_assets/assets1"):
@@ -119,7 +119,7 @@ def test_demo_mini_end_to_end(our_pack, sample_data, random_ckpt, tmp_path):
                                    str(random_ckpt), "--quiet"], capture_output=True, text=True)
             assert proc.returncode == 0, proc.stderr[-2000:]
         else:
-            stats = synthesize(pack, wav, out, checkpoint=random_ckpt, progress=False)
+            stats = synthesize(pack, wav, out, render_checkpoint=random_ckpt, progress=False)
             assert stats.frames == 63 and stats.rtf > 0
         assert abs(count_frames(out) - 62.5) <= 1
         assert probe_video(out).has_audio
@@ -127,7 +127,7 @@ def test_demo_mini_end_to_end(our_pack, sample_data, random_ckpt, tmp_path):
     # the mouth follows the speech: the GL mouth interior (teeth + cavity) opens and closes
     from talkingface.audio_model import AudioModel
 
-    bs = AudioModel(find_mini_audio_checkpoint()).interface_wav(speech)
+    bs = AudioModel(find_audio_checkpoint("blendshape")).interface_wav(speech)
     pack = load_asset_pack(our_pack[0])
     model = RenderModelMini(random_ckpt)
     try:

@@ -131,11 +131,11 @@ def test_demo_end_to_end(dhlive_avatar_dir, small_render_ckpt, original_audio_mo
 
 
 def test_realtime_loop_file_source(dhlive_avatar_dir, small_render_ckpt, original_audio_model, sample_data, tmp_path):
-    from talkingface import realtime
+    from talkingface import dhlive_pipeline, realtime
 
     ckpt, basis = original_audio_model
     wav = save_wav(tmp_path / "speech.wav", load_audio(sample_data / "speech/arctic_a0007.wav")[:8000])
-    renderer = realtime.DinetStreamRenderer(dhlive_avatar_dir, small_render_ckpt, ckpt, basis, device="cpu")
+    renderer = dhlive_pipeline.StreamRenderer(dhlive_avatar_dir, small_render_ckpt, ckpt, basis, device="cpu")
     source = realtime.FileAudioSource(wav)
     out = tmp_path / "live.mp4"
     sink = realtime.Mp4Sink(out, audio=source.audio)
@@ -164,10 +164,10 @@ def test_demo_avatar_mini_file_source(sample_data, tmp_path):
     """demo_avatar.py --renderer mini on the original's asset pack, 1 s of speech at real-time pace."""
     from talkingface.errors import UserInputError
     from talkingface.models.DINet_mini import DINet_mini
-    from talkingface.render_model_mini import find_mini_audio_checkpoint
+    from talkingface.audio_loader import find_audio_checkpoint
 
     try:
-        find_mini_audio_checkpoint()
+        find_audio_checkpoint("blendshape")
     except UserInputError:
         pytest.skip("no shipped blendshape audio model under checkpoint/")
     import demo_avatar

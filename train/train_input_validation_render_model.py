@@ -1,4 +1,4 @@
-"""Visual check of the DH_live render training inputs: writes a mosaic PNG (reference §6.1 step 2).
+"""Visual check of the DH_live render training inputs: writes a mosaic PNG (docs/REFERENCE.md §6.1 step 2).
 
 Each row is one sample: masked source | prompt | both | the references with their line maps |
 target. Rows cover random videos and frames of the prepared folders (train-mode sampling, with its

@@ -14,19 +14,19 @@ import json
 import logging
 from pathlib import Path
 
+from talkingface.config.paths import BLENDSHAPE_BASIS, MINI_AUDIO_CHECKPOINT
 from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 from talkingface.util.files import write_text
 
 log = logging.getLogger("evaluate")
-REPO = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv=None):
     ap = script_parser(__doc__)
     ap.add_argument("--model", action="append", default=[],
                     help="NAME=CHECKPOINT[:SIGN] (coefficient 0, times SIGN=+1/-1); repeatable")
-    ap.add_argument("--basis", type=Path, default=REPO / "checkpoint" / "mouth_basis" / "blendshape_basis.npz",
+    ap.add_argument("--basis", type=Path, default=BLENDSHAPE_BASIS,
                     help="blendshape basis that defines the truth")
     ap.add_argument("--clips", type=Path, action="append", default=[], help="video or folder (default: held-out)")
     ap.add_argument("--cache", type=Path, default=Path("output/audio_eval_cache"), help="face-mesh cache folder")
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     videos = videos or heldout_paths()
     if not videos:
         raise UserInputError("no clips to evaluate")
-    models = args.model or [f"ours={REPO / 'checkpoint' / 'lstm' / 'lstm_blendshape.pkl'}"]
+    models = args.model or [f"ours={MINI_AUDIO_CHECKPOINT}"]
     predictors = {"energy": energy_predictor}
     for spec in models:
         name, _, rest = spec.partition("=")

@@ -1,4 +1,4 @@
-"""Wav2Lip-teacher route (reference §6.2 step 1): one fixed face + a folder of speech -> 96x96 teacher videos.
+"""Wav2Lip-teacher route (docs/REFERENCE.md §6.2 step 1): one fixed face + a folder of speech -> 96x96 teacher videos.
 
     python train_audio/preparation_step0.py FACE_IMAGE WAV_DIR [--wav2lip checkpoint/wav2lip.pth]
 
@@ -14,18 +14,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from talkingface.config.paths import wav2lip_checkpoint
 from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("preparation_step0")
-DEFAULT_WAV2LIP = Path(__file__).resolve().parents[1] / "checkpoint" / "wav2lip.pth"
 
 
 def parse_args(argv=None):
     ap = script_parser(__doc__)
     ap.add_argument("face", type=Path, help="image of one frontal face (e.g. the original's face.jpg)")
     ap.add_argument("wav_dir", type=Path, help="folder of speech files (searched recursively)")
-    ap.add_argument("--wav2lip", type=Path, default=DEFAULT_WAV2LIP, help="Wav2Lip weights (user-supplied)")
+    ap.add_argument("--wav2lip", type=Path, default=wav2lip_checkpoint(), help="Wav2Lip weights (user-supplied)")
     ap.add_argument("--batch_size", type=int, default=8)
     ap.add_argument("--overwrite", action="store_true")
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda")

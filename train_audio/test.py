@@ -13,7 +13,6 @@ import logging
 import tempfile
 from pathlib import Path
 
-from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("test")
@@ -31,34 +30,20 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def load_basis(args, card: dict):
-    """The basis that decodes the checkpoint's outputs: --original_pca, --basis, or the sidecar's."""
-    from talkingface.mouth_basis import BlendshapeBasis, PixelBasis, read_original_pca_pkl
-
-    if args.original_pca is not None:
-        return read_original_pca_pkl(args.original_pca, allow_pickle=True)
-    path = args.basis
-    if path is None:
-        if not card.get("basis"):
-            raise UserInputError(f"{args.checkpoint} has no sidecar naming its basis: pass --basis")
-        path = args.checkpoint.parent / card["basis"]
-    import numpy as np
-
-    if not Path(path).is_file():
-        raise UserInputError(f"basis file not found: {path}")
-    with np.load(path, allow_pickle=False) as d:
-        is_blendshape = "landmark_ids" in d.files
-    return BlendshapeBasis.load(path) if is_blendshape else PixelBasis.load(path)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    from talkingface.audio_model import AudioModel, load_waveform
+    from talkingface.audio_loader import load_audio_model
+    from talkingface.audio_model import load_waveform
+    from talkingface.mouth_basis import read_original_pca_pkl
     from talkingface.util.media import VideoWriter, save_wav
 
-    model = AudioModel(args.checkpoint, device=resolve_device(args.device))
-    basis = load_basis(args, model.card)
+    # The basis that decodes the outputs: --original_pca (opt-in pickle), --basis, or the card's.
+    opt_in_pca = args.original_pca is not None
+    model, basis = load_audio_model(args.checkpoint, basis=args.basis, device=resolve_device(args.device),
+                                    basis_required=not opt_in_pca)
+    if opt_in_pca:
+        basis = read_original_pca_pkl(args.original_pca, allow_pickle=True)
     audio = load_waveform(args.wav)
     coefs = model.interface_wav(audio)
     out = args.out or Path(f"{args.wav.stem}_{args.checkpoint.stem}.mp4")

@@ -2,8 +2,8 @@
 
 - The mouth crop itself lives in :mod:`talkingface.data.mouth_crop` (one place): :func:`crop_mouth` is
   the per-frame box and :func:`video_mouth_rects` the fixed-size video rectangles, which may cross the
-  frame's borders (tight crops; the original refused a box crossing the right or bottom edge): crops
-  are padded with repeated edge pixels and pasted back clipped.
+  frame's borders (tight crops; the original refused a box crossing the right or bottom edge,
+  docs/REFERENCE.md §9.18): crops are padded with repeated edge pixels and pasted back clipped.
 - Standard crop: the asset pack stores every frame's landmarks in a ``model_size`` (128) square cut at
   the frame's rectangle (:func:`standard_points`, :func:`standard_image`); the renderer works at twice
   that size (:func:`render_inputs`).
@@ -30,7 +30,7 @@ def standard_points(landmarks: np.ndarray, rects: np.ndarray, model_size: int = 
     """Landmarks in the standard crop: (N, 478, 3) frame pixels, rects (N, 4) -> (N, 478, 3).
 
     x, y are shifted to each rectangle and scaled by model_size / side; z is shifted so its per-frame
-    maximum is 0, then scaled the same way (reference §1.4 step 1).
+    maximum is 0, then scaled the same way (docs/REFERENCE.md §1.4 step 1).
     """
     lm = np.asarray(landmarks, np.float64)
     rects = np.asarray(rects, np.float64).reshape(-1, 4)

@@ -22,9 +22,10 @@ import numpy as np
 
 from mini_live.obj.wrap_utils import (LABEL_ANCHOR, LABEL_LOWER_TEETH, LABEL_UPPER_TEETH, TEETH_COLUMNS, WrapMesh,
                                      inner_lip_ids, newWrapModel, normalizeLips, teeth_row_weights)
+from talkingface.config.paths import MESH_DIR
 from talkingface.errors import UserInputError
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+DATA_DIR = MESH_DIR
 FACE_MESH_PATH = DATA_DIR / "face_mesh.npz"
 WRAP_TEMPLATE_PATH = DATA_DIR / "wrap_template.npz"
 BS_TABLE_PATH = DATA_DIR / "bs_table.npz"
@@ -110,7 +111,7 @@ def bs_table_from_basis(basis, mesh: WrapMesh) -> np.ndarray:
 def read_original_bs_png(path: Path, rows: int = 6, columns: int = 209) -> np.ndarray:
     """The original's ``bs_texture_halfFace.png`` (256x16) as a table (rows, columns, 3) float32.
 
-    Texel RGB v encodes d = 2 v / 255 - 1 model units per unit weight (reference §5.1); only the first
+    Texel RGB v encodes d = 2 v / 255 - 1 model units per unit weight (docs/REFERENCE.md §5.1); only the first
     ``rows`` rows are blendshapes and only the first ``columns`` (its 209 wrap vertices) are filled -
     the rest of the image is 0 and belongs to no blendshape (the renderer pads missing columns with 0).
     """

@@ -1,6 +1,6 @@
 """The wrap mesh: lower face, lips, cheeks and an outer anchor ring, plus procedural teeth.
 
-The mini renderer draws this mesh (reference §5.1). Vertex order is fixed:
+The mini renderer draws this mesh (docs/REFERENCE.md §5.1). Vertex order is fixed:
 
 1. ``num_targets`` face-mesh vertices (a subset of MediaPipe's 478, ids in ``mp_ids``) whose per-frame
    positions in the source video are known; the renderer's warp field is measured against them;
@@ -13,7 +13,7 @@ Faces: the face-mesh triangles inside the subset, a 40-triangle strip between th
 lower teeth's upper row (its interpolated label lies strictly between 3 and 4, which the fragment
 shader paints black).
 
-Labels (reference §5.1): -1 anchor (no warp), 0 skin, 2.00 upper lip, 2.01 lower lip, 3 upper teeth,
+Labels (docs/REFERENCE.md §5.1): -1 anchor (no warp), 0 skin, 2.00 upper lip, 2.01 lower lip, 3 upper teeth,
 4 lower teeth. Coordinates are in the canonical mean-face space of
 :func:`talkingface.run_utils.load_mean_face` (x right, y down, z toward the viewer negative).
 """
@@ -376,7 +376,7 @@ def newWrapModel(template: WrapMesh, personal_mean: np.ndarray) -> WrapMesh:  # 
 
 
 def normalizeLips(personal: np.ndarray, mean: np.ndarray, upper_share: float = 0.5) -> np.ndarray:  # noqa: N802
-    """Close (or open) a personal mean face's lips to a reference face's lip gap (reference §4).
+    """Close (or open) a personal mean face's lips to a reference face's lip gap (docs/REFERENCE.md §4).
 
     personal, mean: (478, 3) in the same canonical space; ``mean`` is the reference whose inner-lip gaps
     are copied - use :func:`mini_live.obj.utils.load_neutral_face` (the blendshape basis's rest mouth),

@@ -63,11 +63,14 @@ def _fill_missing(lm: np.ndarray, name: str) -> np.ndarray:
 
 
 def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Optional[str] = None,
-                 progress: bool = False, require_audio: bool = True) -> ClipData:
+                 progress: bool = False, require_audio: bool = True,
+                 audio_file: Optional[Union[str, Path]] = None) -> ClipData:
     """Decode, mesh, pose-normalise and crop one video (cached in ``cache_dir``).
 
-    A video without an audio track raises MediaError, or with ``require_audio=False`` gives a clip
-    with empty audio (usable for fitting bases, not for training targets).
+    ``audio_file``: the clip's sound track when it is a separate file (e.g. a video without audio
+    and a same-named ``.m4a``); by default the video's own track. A clip without sound raises
+    MediaError, or with ``require_audio=False`` gives a clip with empty audio (usable for fitting
+    bases, not for training targets). Any frame rate is resampled to 25 fps.
     """
     from talkingface.mediapipe_utils import landmarks_for_video
     from talkingface.mouth_basis import cut_mouth_crops, mouth_box, normalize_landmarks
@@ -84,10 +87,10 @@ def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Opt
             if require_audio and audio.size == 0:
                 raise MediaError(f"{video.name} has no audio track")
             return ClipData(name, audio, d["landmarks"], d["mats"], d["normalized"], d["raw_crops"])
-    has_audio = probe_video(video).has_audio
+    has_audio = audio_file is not None or probe_video(video).has_audio
     if require_audio and not has_audio:
         raise MediaError(f"{video.name} has no audio track")
-    audio = load_audio(video) if has_audio else np.zeros(0, np.float32)
+    audio = load_audio(audio_file or video) if has_audio else np.zeros(0, np.float32)
     frames = read_video(video)
     n = min(len(frames), int(np.ceil(audio.size / 640))) if has_audio else len(frames)
     if n < 10:

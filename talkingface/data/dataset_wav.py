@@ -1,6 +1,6 @@
 """AudioVisualDataset: windows of speech as fbank, with per-frame mouth-coefficient targets.
 
-Reference §3.4, with its bugs fixed:
+docs/REFERENCE.md §3.4, with its bugs fixed:
 - the audio is float in [-1, 1] from the start, so the Gaussian-noise augmentation works at the
   intended amplitude (0.001-0.015 of full scale; the original added it to int16 samples, far below
   one step);
@@ -162,10 +162,13 @@ class FbankWindowDataset(Dataset):
     ``fbank[2f : 2f + 2 seq_len]`` (same frames as inference sees, no edge reflection) and, when
     ``coef_list`` is given, ``coefs[f : f + seq_len]``. A clip's coefficients are one array, or a
     list with one array per variant (e.g. a teacher's outputs on each augmented copy).
+    Clips are drawn in proportion to their number of windows times ``weights`` (per clip; default 1),
+    e.g. to give two data sources fixed shares of the batches.
     """
 
     def __init__(self, fbank_list: Sequence[Sequence[np.ndarray]], seq_len: int = 26,
-                 coef_list: Optional[Sequence[np.ndarray]] = None, samples_per_epoch: int = 1000):
+                 coef_list: Optional[Sequence[np.ndarray]] = None, samples_per_epoch: int = 1000,
+                 weights: Optional[Sequence[float]] = None):
         self.fbank = [[np.asarray(v, np.float32) for v in variants] for variants in fbank_list]
         self.coefs = None
         if coef_list is not None:
@@ -180,7 +183,7 @@ class FbankWindowDataset(Dataset):
             if self.coefs is not None:
                 frames = min([frames] + [len(v) for v in self.coefs[i]])
             self.n_windows.append(max(frames - seq_len + 1, 0))
-        weights = np.asarray(self.n_windows, np.float64)
+        weights = np.asarray(self.n_windows, np.float64) * (1.0 if weights is None else np.asarray(weights, np.float64))
         if weights.sum() == 0:
             raise UserInputError(f"no clip is long enough for a window of {seq_len} frames")
         self.p = weights / weights.sum()  # clips sampled in proportion to their length

@@ -1,8 +1,8 @@
-"""DH_live few-shot render data: references, masked source, mouth prompt, target (reference §3.2).
+"""DH_live few-shot render data: references, masked source, mouth prompt, target (docs/REFERENCE.md §3.2).
 
 One place builds the DINet_five_Ref inputs for **both** training (:class:`Few_Shot_Dataset`) and
 inference (:class:`talkingface.render_model.RenderModel`), so they cannot drift apart as they did in
-the original (§9.17: mask oval[2:-2] vs [3:-3], nose-anchored vs 3-D-grid prompt). Everything is in
+the original (docs/REFERENCE.md §9.17: mask oval[2:-2] vs [3:-3], nose-anchored vs 3-D-grid prompt). Everything is in
 OpenCV **BGR** order, like the original's training data and its published weights; tensors are
 CxHxW float in [0, 1].
 
@@ -79,7 +79,7 @@ def lip_gap(main: np.ndarray) -> np.ndarray:
 
 def select_ref_index(main: np.ndarray, n_ref: int, drop_fraction: float, rng: np.random.Generator) -> List[int]:
     """Pick ``n_ref`` reference frames among those whose lip gap is not in the lowest
-    ``drop_fraction`` (reference §3.2). main: (N, 141, >=2). Repeats frames when N is small."""
+    ``drop_fraction`` (docs/REFERENCE.md §3.2). main: (N, 141, >=2). Repeats frames when N is small."""
     order = np.argsort(lip_gap(main), kind="stable")
     keep = order[int(len(order) * drop_fraction):]
     if len(keep) == 0:
@@ -103,7 +103,7 @@ class VideoGeometry:
 def video_geometry(kps: np.ndarray, face_mat_mask: Optional[os.PathLike] = None) -> VideoGeometry:
     """Poses, jaw-mask contours and the mouth box of a sequence of (N, 478, 3) keypoints.
 
-    Poses are solved against the project's mean face on the non-lip main keypoints (reference §3.1),
+    Poses are solved against the project's mean face on the non-lip main keypoints (docs/REFERENCE.md §3.1),
     or read from a ``face_mat_mask.pkl`` (``[mats (N,4,4), mask face (141,3)]``, the mask face holding
     the jaw contour in its oval rows) written by ``train/data_preparation_face.py``.
     """
@@ -329,7 +329,7 @@ class VideoRecord:
 
 
 def load_video_record(video_dir: os.PathLike, size: int = FACE_SIZE) -> VideoRecord:
-    """Read one ``train/data_preparation_face.py`` output folder (reference §3.2)."""
+    """Read one ``train/data_preparation_face.py`` output folder (docs/REFERENCE.md §3.2)."""
     video_dir = Path(video_dir)
     frames = sorted(glob.glob(str(video_dir / "image" / "*.png")))
     kp_path = video_dir / "keypoint_rotate.pkl"
@@ -362,7 +362,7 @@ class Few_Shot_Dataset(Dataset):
     """DINet_five_Ref training / evaluation samples.
 
     Train mode: each item picks a random video and frame (``len`` = number of videos x
-    ``samples_per_video``; the original used one per video, reference §9.29), crop jitter, reference
+    ``samples_per_video``; the original used one per video, docs/REFERENCE.md §9.29), crop jitter, reference
     colour augmentation and a randomly degraded prompt. Eval mode: items walk every frame of every
     video in order with references and prompt contrast fixed per video (seeded), no augmentation.
 

@@ -1,4 +1,4 @@
-"""The DH_live_mini mouth crop (reference_system.md §1.4 step 1, §3.1).
+"""The DH_live_mini mouth crop (docs/REFERENCE.md §1.4 step 1, docs/REFERENCE.md §3.1).
 
 The crop is a square around the mouth whose side follows the size of the lower face:
 

@@ -1,7 +1,7 @@
 """Mouth label maps for DH_live_mini training, teeth included, generated from the video itself.
 
 The original trained DINet_mini on an external per-frame teeth segmentation (``teeth_seg/*.png``)
-that no script produced (reference_system.md §3.3, §9.27). Here every label is derived from the
+that no script produced (docs/REFERENCE.md §3.3, docs/REFERENCE.md §9.27). Here every label is derived from the
 face-mesh landmarks and the pixels of the frame:
 
 1. Lip polygons from the landmarks: upper lip (inner[10:] + corners + outer[10:] reversed), lower
@@ -18,7 +18,7 @@ face-mesh landmarks and the pixels of the frame:
 Label codes (uint8): 0 skin/background, 1 upper lip, 2 lower lip, 3 cavity, 4 upper teeth,
 5 lower teeth. :func:`label_colours` turns them into the OpenGL renderer's colours (upper lip
 (1,0,0), lower lip (127/255,0,0), upper teeth (0,1,0), lower teeth (0,0,1), cavity (0,0,0)), so a
-training source carries exactly the 8-bit values of the GL-labelled inference input (reference §5.3).
+training source carries exactly the 8-bit values of the GL-labelled inference input (docs/REFERENCE.md §5.3).
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Command line of the lip-sync evaluation (DESIGN.md §6); see docs/EVALUATION.md.
+"""Command line of the lip-sync evaluation (docs/EVALUATION.md §1); see docs/EVALUATION.md.
 
     python -m talkingface.eval compare --pred generated.mp4 --gt real.mp4 [--baselines] [--out r.json]
     python -m talkingface.eval selfrecon --pipeline mini --clip real.mp4 [--clip more/ ...] [--out DIR]
     python -m talkingface.eval selfrecon --pipeline mini --heldout      # the held-out real clips
+    python -m talkingface.eval crosshalf --pipeline mini --heldout-av-more   # first half avatar, second half speech
     python -m talkingface.eval summary DIR                              # table over a folder of results
 """
 from __future__ import annotations
@@ -56,6 +57,25 @@ def build_parser() -> argparse.ArgumentParser:
                          "default: the pipeline's shipped audio model")
     sr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                     help="torch device of the pipeline's networks")
+
+    ch = sub.add_parser("crosshalf", help="first half of a clip (no sound) as the avatar, its second half's speech "
+                                          "drives the pipeline; scored against the real second half")
+    ch.add_argument("--pipeline", default="mini", choices=sorted(PIPELINES), help="default mini")
+    ch.add_argument("--clip", type=Path, action="append", default=[],
+                    help="a real talking clip >= 8 s with audio, or a folder of them (repeatable)")
+    ch.add_argument("--heldout-av-more", action="store_true",
+                    help="add the held-out av_more people of talkingface/eval/heldout.py (sample-data folder)")
+    ch.add_argument("--out", type=Path, default=Path("output/eval/crosshalf"),
+                    help="folder for <clip>.crosshalf.<pipeline>.json/.md and summary (default output/eval/crosshalf)")
+    ch.add_argument("--workdir", type=Path, default=Path("output/eval/crosshalf_work"),
+                    help="per-clip halves, real tracks (cached between runs), avatars and outputs")
+    ch.add_argument("--ckpt", type=Path, default=None, help="the pipeline renderer's checkpoint (default: its own)")
+    ch.add_argument("--audio-ckpt", type=Path, default=None,
+                    help="the audio model driving the pipeline, also scored alone (row audio-ours); default: shipped")
+    ch.add_argument("--original", type=Path, default=None,
+                    help="the original DH_live audio.pkl, scored alone (row audio-original); default: "
+                         "dh_live/checkpoint/audio.pkl of the sample-data folder when present")
+    ch.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     sm = sub.add_parser("summary", help="table over a folder of evaluation JSON files")
     sm.add_argument("folder", type=Path)
@@ -134,6 +154,61 @@ def _selfrecon(args) -> None:
         raise UserInputError(f"{len(failed)} of {len(clips)} clips could not be evaluated: {', '.join(failed)}")
 
 
+def _crosshalf(args) -> None:
+    from talkingface.eval.crosshalf import acceptance_markdown, crosshalf
+    from talkingface.eval.heldout import HELDOUT_AV_MORE, heldout_paths
+    from talkingface.eval.report import HEADER, summary_markdown
+    from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips
+    from talkingface.mouth_basis import BlendshapeBasis
+    from talkingface.render_model_mini import resolve_blendshape_basis
+    from talkingface.util.files import read_model_card
+    from talkingface.util.sample_data import find_sample_data
+
+    sources: List[Path] = list(args.clip)
+    if args.heldout_av_more:
+        sources += heldout_paths(clips=HELDOUT_AV_MORE)
+    if not sources:
+        raise UserInputError("give --clip (a file or folder) or --heldout-av-more")
+    clips = list_clips(sources)
+    for given in (args.ckpt, args.audio_ckpt, args.original):
+        if given is not None and not given.is_file():
+            raise UserInputError(f"checkpoint not found: {given}")
+    ours = args.audio_ckpt or get_pipeline(args.pipeline).audio_default()
+    basis_file = resolve_blendshape_basis(ours, read_model_card(ours)) if ours is not None else None
+    basis = BlendshapeBasis.load(basis_file) if basis_file is not None else None
+    original = args.original
+    data = find_sample_data()
+    if original is None and data is not None and (data / "dh_live" / "checkpoint" / "audio.pkl").is_file():
+        original = data / "dh_live" / "checkpoint" / "audio.pkl"
+    options = PipelineOptions(device=resolve_device(args.device), checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
+                              progress=False)
+    print(HEADER, flush=True)
+    results, failed = [], []
+    for clip in clips:
+        try:
+            res = crosshalf(clip, args.pipeline, args.workdir / clip.stem, options, audio_ours=ours, basis=basis,
+                            original=original)
+        except UserInputError as exc:
+            if len(clips) == 1:
+                raise
+            log.error("%s: refused: %s", clip.name, exc)  # report every refusal, score the rest
+            failed.append(f"{clip.name} ({exc})")
+            continue
+        stem = f"{clip.stem}.crosshalf.{args.pipeline}"
+        res.save(args.out / f"{stem}.json")
+        write_text(args.out / f"{stem}.md", res.markdown() + "\n")
+        print("\n".join(res.markdown_rows()), flush=True)
+        results.append(res)
+    if results:
+        table = summary_markdown(results) + "\n\n" + acceptance_markdown(results)
+        write_text(args.out / f"summary.crosshalf.{args.pipeline}.md", table + "\n")
+        print()
+        print(table.split("\n\n", 1)[1])
+    log.info("results in %s", args.out)
+    if failed:
+        raise UserInputError(f"{len(failed)} of {len(clips)} clips refused: {'; '.join(failed)}")
+
+
 def _summary(args) -> None:
     from talkingface.eval.report import load_results, summary_markdown
 
@@ -146,7 +221,7 @@ def _summary(args) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    {"compare": _compare, "selfrecon": _selfrecon, "summary": _summary}[args.command](args)
+    {"compare": _compare, "selfrecon": _selfrecon, "crosshalf": _crosshalf, "summary": _summary}[args.command](args)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Trivial baselines scored beside every model (DESIGN.md §6).
+"""Trivial baselines scored beside every model (docs/EVALUATION.md §1).
 
 - **static mouth**: the avatar's neutral mouth on every frame. We build it as a video: the clip's
   most-closed-mouth frame is aligned to each frame (similarity transform on eyes, brows and nose)

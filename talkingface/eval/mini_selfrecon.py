@@ -79,7 +79,8 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
     from talkingface.mediapipe_utils import landmarks_for_video
     from talkingface.models.DINet_mini import (DINet_mini_pipeline, INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X,
                                                PAD_Y, load_dinet_mini_state)
-    from talkingface.render_model_mini import build_reference, reference_tensor, teeth_references, warp_only_mesh
+    from talkingface.mini_reference import build_reference, reference_tensor, teeth_references
+    from talkingface.render_model_mini import warp_only_mesh
     from talkingface.run_utils import apply_pose
     from talkingface.util.media import read_video
     from talkingface.utils import mouth_opening

@@ -12,8 +12,9 @@ pixels (the mini route's warp, for one) would copy the answer: a warp-only mini 
 clip scores r ~0.8 without following the audio at all. ``avatar_source="clip"`` keeps that variant
 for diagnosis.
 
-Pipelines are thin adapters in a registry: ``name -> fn(avatar_video, wav, workdir, options) -> mp4``,
-where ``avatar_video`` is the avatar source (25 fps, the clip's frame size), ``wav`` the clip's audio
+Pipelines are thin adapters in a registry, ``name -> fn(avatar_video, wav, workdir, options) -> mp4``:
+every product of :mod:`talkingface.products` (run as its scripts would), its network-free
+``mini-warp`` variant and the model-free ``static``. Here ``avatar_video`` is the avatar source (25 fps, the clip's frame size), ``wav`` the clip's audio
 as 16 kHz mono wav, ``workdir`` an empty folder the adapter may fill (avatar, intermediates),
 ``options`` a :class:`PipelineOptions`, and the returned mp4 has one frame per 40 ms of audio at the
 clip's frame size. Add one with :func:`register_pipeline`.
@@ -31,6 +32,7 @@ from talkingface.eval.baselines import audio_model_row, energy_baseline, write_s
 from talkingface.eval.metrics import Reference, compare_videos
 from talkingface.eval.report import ClipResult
 from talkingface.eval.tracking import track_video
+from talkingface.products import PRODUCTS, Product
 from talkingface.util.media import PathLike, extract_audio, list_videos, load_audio, probe_video
 
 log = logging.getLogger(__name__)
@@ -51,21 +53,17 @@ class PipelineOptions:
 PipelineFn = Callable[[Path, Path, Path, PipelineOptions], Path]
 
 
-def default_audio_checkpoint() -> Optional[Path]:
-    """The shipped pixel-basis audio model (``checkpoint/audio.pkl``, DH_live route), if present."""
-    from talkingface.audio_model import DEFAULT_CHECKPOINT
+def product_audio_default(product: Product) -> Callable[[], Optional[Path]]:
+    """The shipped audio checkpoint a product runs by default (None when absent)."""
+    def find() -> Optional[Path]:
+        # Lazy: audio_loader loads torch, and `python -m talkingface.eval --help` lists this registry.
+        from talkingface.audio_loader import find_audio_checkpoint
 
-    return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.is_file() else None
-
-
-def default_mini_audio_checkpoint() -> Optional[Path]:
-    """The shipped blendshape audio model of the mini route, if present."""
-    from talkingface.render_model_mini import find_mini_audio_checkpoint
-
-    try:
-        return find_mini_audio_checkpoint()
-    except UserInputError:
-        return None
+        try:
+            return find_audio_checkpoint(product.audio_target)
+        except UserInputError:
+            return None
+    return find
 
 
 @dataclass(frozen=True)
@@ -73,14 +71,13 @@ class Pipeline:
     name: str
     fn: PipelineFn
     description: str
-    audio_default: Callable[[], Optional[Path]] = default_audio_checkpoint  # the audio model it runs by default
+    audio_default: Callable[[], Optional[Path]]  # the audio model it runs by default
 
 
 PIPELINES: Dict[str, Pipeline] = {}
 
 
-def register_pipeline(name: str, description: str,
-                      audio_default: Callable[[], Optional[Path]] = default_audio_checkpoint,
+def register_pipeline(name: str, description: str, audio_default: Callable[[], Optional[Path]],
                       ) -> Callable[[PipelineFn], PipelineFn]:
     """Decorator adding ``fn(clip, wav, workdir, options) -> generated mp4`` under ``name``.
 
@@ -100,54 +97,33 @@ def get_pipeline(name: str) -> Pipeline:
 
 
 # ------------------------------------------------------------------------------------- adapters
+def product_adapter(product: Product, out_name: str, **synth_options) -> PipelineFn:
+    """A product of :mod:`talkingface.products` run as its scripts would: ``prepare_avatar`` on the
+    avatar video, then ``synthesize`` with the clip's audio (``synth_options`` passed through)."""
+    def run(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
+        pipeline = product.pipeline()
+        avatar = pipeline.prepare_avatar(avatar_video, workdir / "avatar", render_checkpoint=options.checkpoint,
+                                         device=options.device, progress=options.progress)
+        out = workdir / out_name
+        pipeline.synthesize(avatar, wav, out, render_checkpoint=options.checkpoint,
+                            audio_checkpoint=options.audio_checkpoint, device=options.device,
+                            progress=options.progress, **synth_options)
+        return out
+    return run
 
 
 @register_pipeline("static", "no model: only the baselines (static mouth, energy, audio read-out)",
-                   audio_default=default_mini_audio_checkpoint)
+                   audio_default=product_audio_default(PRODUCTS["mini"]))
 def _static_pipeline(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
     return avatar_video  # the avatar unchanged: with the neutral avatar, the static-mouth baseline itself
 
 
-def _run_mini(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions, use_network: bool) -> Path:
-    """data_preparation_mini.py -> data_preparation_web.py -> demo_mini.py, through their package calls."""
-    from talkingface.preparation import PrepConfig, prepare_mini_avatar
-    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, synthesize, write_avatar_pack
-
-    checkpoint = options.checkpoint or DEFAULT_CHECKPOINT
-    if not Path(checkpoint).is_file():
-        raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint} (give --ckpt)")
-    avatar = prepare_mini_avatar(avatar_video, workdir / "avatar", PrepConfig(progress=options.progress))
-    write_avatar_pack(avatar, checkpoint=checkpoint, device=options.device)
-    out = workdir / ("mini.mp4" if use_network else "mini_warp.mp4")
-    synthesize(avatar, wav, out, checkpoint=checkpoint, audio_checkpoint=options.audio_checkpoint,
-               device=options.device, use_network=use_network, progress=options.progress)
-    return out
-
-
-@register_pipeline("mini", "DH_live_mini: data_preparation_mini + data_preparation_web avatar of the clip, "
-                           "demo_mini synthesis (audio LSTM -> GL warp -> DINet_mini)",
-                   audio_default=default_mini_audio_checkpoint)
-def _mini_pipeline(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
-    return _run_mini(avatar_video, wav, workdir, options, use_network=True)
-
-
-@register_pipeline("mini-warp", "DH_live_mini without the network (GL warp only, demo_mini --warp_only)",
-                   audio_default=default_mini_audio_checkpoint)
-def _mini_warp_pipeline(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
-    return _run_mini(avatar_video, wav, workdir, options, use_network=False)
-
-
-@register_pipeline("dinet", "DH_live: data_preparation.py avatar of the clip, demo.py synthesis (DINet_five_Ref; "
-                            "needs a render checkpoint, --ckpt or checkpoint/render.pth)")
-def _dinet_pipeline(avatar_video: Path, wav: Path, workdir: Path, options: PipelineOptions) -> Path:
-    from talkingface.dhlive_pipeline import synthesize
-    from talkingface.preparation import PrepConfig, prepare_dhlive_avatar
-
-    avatar = prepare_dhlive_avatar(avatar_video, workdir / "avatar", PrepConfig(progress=options.progress))
-    out = workdir / "dinet.mp4"
-    synthesize(avatar, wav, out, render_checkpoint=options.checkpoint, audio_checkpoint=options.audio_checkpoint,
-               device=options.device)
-    return out
+for _product in PRODUCTS.values():  # every product: data preparation + offline synthesis of its scripts
+    register_pipeline(_product.name, _product.description, product_audio_default(_product))(
+        product_adapter(_product, f"{_product.name}.mp4"))
+register_pipeline("mini-warp", "DH_live_mini without the network (GL warp only, demo_mini --warp_only)",
+                  product_audio_default(PRODUCTS["mini"]))(
+    product_adapter(PRODUCTS["mini"], "mini_warp.mp4", use_network=False))
 
 
 # ----------------------------------------------------------------------------------------- runner

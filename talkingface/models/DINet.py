@@ -1,4 +1,4 @@
-"""DINet_five_Ref: the DH_live 256x256 render network (reference_system.md §2.1).
+"""DINet_five_Ref: the DH_live 256x256 render network (docs/REFERENCE.md §2.1).
 
 Five reference frames (each 3 image channels + a 3-channel line map) are encoded once per character; every output frame then runs the per-frame path: encode the masked source face and
 its mouth prompt, predict a 128-d code, use it to warp the reference features channel by channel
@@ -13,10 +13,12 @@ OpenCV frames), so every tensor here is BGR in [0, 1]; see ``talkingface.render_
 """
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import os
 from functools import lru_cache
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +93,7 @@ def coordinate_grid_3d(depth: int, height: int, width: int, device: torch.device
     so cached: AdaAT calls this on every frame). The returned tensors are shared: do not modify.
 
     Uses the align_corners=True convention (index i -> 2i/(n-1) - 1) that the original builds,
-    although its ``grid_sample`` call runs with align_corners=False (reference §2.1 quirk).
+    although its ``grid_sample`` call runs with align_corners=False (docs/REFERENCE.md §2.1 quirk).
     Returns xy: DxHxWx2 (x first), z: DxHxW.
     """
     def axis(n: int) -> torch.Tensor:
@@ -104,9 +106,30 @@ def coordinate_grid_3d(depth: int, height: int, width: int, device: torch.device
     return torch.stack([xx, yy], dim=-1), zz
 
 
+@lru_cache(maxsize=16)
+def depth_mix_matrix(depth: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """DxD weights of AdaAT's depth interpolation: row c mixes the input channels that output
+    channel c samples (shared, do not modify).
+
+    Channel c's depth coordinate is built as 2c/(D-1) - 1 and sampled with align_corners=False, so
+    its voxel index is c*D/(D-1) - 0.5: a linear blend of channels floor(.) and floor(.)+1, with
+    channels outside 0..D-1 reading zeros.
+    """
+    mix = [[0.0] * depth for _ in range(depth)]  # plain floats: a single constant when traced for export
+    for c in range(depth):
+        z = 2.0 * (c / (depth - 1)) - 1.0
+        iz = ((z + 1.0) * depth - 1.0) / 2.0
+        lo = math.floor(iz)
+        frac = iz - lo
+        for k, w in ((lo, 1.0 - frac), (lo + 1, frac)):
+            if 0 <= k < depth:
+                mix[c][k] += w
+    return torch.tensor(mix, dtype=dtype, device=device)
+
+
 class AdaAT(nn.Module):
     """Adaptive affine transformation: warps each feature channel by its own rotation, scale and
-    translation predicted from a parameter code (DINet, reference §2.1).
+    translation predicted from a parameter code (DINet, docs/REFERENCE.md §2.1).
 
     feature_map: BxCxHxW; para_code: BxP. Returns BxCxHxW.
 
@@ -116,10 +139,17 @@ class AdaAT(nn.Module):
     align_corners=False while the grid is built align_corners=True: neighbouring channels blend and
     the first/last channel mix 50 % with zero padding. The published weights were trained with this,
     so it is reproduced on purpose.
+
+    ``planar`` (default False) computes the same result with 2-D sampling: each output channel's
+    depth coordinate is a constant, so the trilinear sample is a fixed mix of two neighbouring input
+    channels (:func:`depth_mix_matrix`) followed by one bilinear 2-D sample per channel over a
+    (B*C)x1xHxW batch. Equal to float rounding; it exports to ONNX opset 16+ (the 5-D
+    ``grid_sample`` needs the dynamo exporter at opset 20) and runs faster in ONNX Runtime.
     """
 
     def __init__(self, para_ch: int, feature_ch: int):
         super().__init__()
+        self.planar = False
         self.para_ch = para_ch
         self.feature_ch = feature_ch
         self.commn_linear = nn.Sequential(nn.Linear(para_ch, para_ch), nn.ReLU())
@@ -139,6 +169,13 @@ class AdaAT(nn.Module):
         # Rotation matrix [[cos, -sin], [sin, cos]] applied to (x, y), then scale, then shift.
         new_x = (cos * x - sin * y) * scale + shift[..., 0]
         new_y = (sin * x + cos * y) * scale + shift[..., 1]
+        if self.planar:
+            mix = depth_mix_matrix(depth, feature_map.device, feature_map.dtype)
+            mixed = torch.matmul(mix, feature_map.reshape(batch, depth, height * width))
+            grid = torch.stack([new_x, new_y], dim=-1).reshape(batch * depth, height, width, 2)
+            warped = F.grid_sample(mixed.reshape(batch * depth, 1, height, width), grid, mode="bilinear",
+                                   padding_mode="zeros", align_corners=False)
+            return warped.reshape(batch, depth, height, width)
         new_z = grid_z.unsqueeze(0).expand(batch, depth, height, width)
         grid = torch.stack([new_x, new_y, new_z], dim=-1)  # B x D x H x W x 3, (x, y, z) order
         warped = F.grid_sample(feature_map.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros",
@@ -147,7 +184,7 @@ class AdaAT(nn.Module):
 
 
 class DINet_five_Ref(nn.Module):
-    """DH_live render network (reference §2.1).
+    """DH_live render network (docs/REFERENCE.md §2.1).
 
     Inputs (all float in [0, 1], BGR order as the original was trained):
       - source_img: Bx3x256x256, the face crop with the lower face filled black;
@@ -243,10 +280,26 @@ class DINet_five_Ref(nn.Module):
         raise ValueError(f"reference batch {feature.shape[0]} does not match source batch {batch}")
 
 
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` in eval mode with every conv -> BatchNorm block (SameBlock2d,
+    DownBlock2d, UpBlock2d) folded into its convolution: the same outputs to float rounding, less
+    CPU time. Its state dict no longer has those ``norm`` entries (keep the original for saving)."""
+    out = copy.deepcopy(model).eval()
+    for block in out.modules():
+        if isinstance(block, (SameBlock2d, DownBlock2d, UpBlock2d)) and isinstance(block.norm, nn.BatchNorm2d):
+            conv, bn = block.conv, block.norm
+            gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            with torch.no_grad():
+                conv.weight.mul_(gain.view(-1, 1, 1, 1))
+                conv.bias.copy_((conv.bias - bn.running_mean) * gain + bn.bias)
+            block.norm = nn.Identity()
+    return out
+
+
 def extract_generator_state(obj: Any) -> Mapping[str, torch.Tensor]:
     """The DINet state dict inside a loaded checkpoint object.
 
-    Accepts the original's two layouts (checkpoint_keys.md §2): a plain state dict (``render.pth``)
+    Accepts the original's two layouts (docs/CHECKPOINTS.md §2): a plain state dict (``render.pth``)
     or the training checkpoint ``{"state_dict": {"net_g": ..., "net_d": ...}, "optimizer": ...}``.
     A ``module.`` prefix (DataParallel) is stripped.
     """
@@ -283,15 +336,3 @@ def load_dinet_state_dict(model: DINet_five_Ref, source: Union[str, os.PathLike,
         model.load_state_dict(state, strict=True)
     except (ValueError, RuntimeError) as exc:
         raise UserInputError(f"not a DINet_five_Ref(6, 30) checkpoint: {str(exc).splitlines()[0]}") from exc
-
-
-def training_checkpoint(net_g: nn.Module, net_d: nn.Module, opt_g: torch.optim.Optimizer,
-                        opt_d: torch.optim.Optimizer, epoch: int, **extra: Any) -> Dict[str, Any]:
-    """The original's training-checkpoint layout (checkpoint_keys.md §2), plus optional extras."""
-    ckpt: Dict[str, Any] = {
-        "epoch": epoch,
-        "state_dict": {"net_g": net_g.state_dict(), "net_d": net_d.state_dict()},
-        "optimizer": {"net_g": opt_g.state_dict(), "net_d": opt_d.state_dict()},
-    }
-    ckpt.update(extra)
-    return ckpt

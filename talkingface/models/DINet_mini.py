@@ -1,6 +1,6 @@
 """DINet_mini: the DH_live_mini mouth renderer (about 50 k parameters, about 32 M MACs per frame).
 
-Two modules, as in the original (reference_system.md §2.2, checkpoint_keys.md §4):
+Two modules, as in the original (docs/REFERENCE.md §2.2, docs/CHECKPOINTS.md §4):
 
 - :class:`DINet_mini` maps a 72x72 mouth patch whose lips/teeth were replaced by label colours
   (the *source*) plus three 4-channel references (the *ref*, 12 channels) to a photo-real 72x72
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from talkingface.models.DINet import AdaAT, DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
+from talkingface.models.DINet import AdaAT, DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, fold_batchnorm
 
 INPUT_WIDTH = 72
 """Width of the mouth patch the network sees (pixels of the 128 crop)."""
@@ -73,8 +73,7 @@ class DINet_mini(nn.Module):
         """driving_img: Bx3x72x72 in [0,1]; ref_feature: Bx20x18x18 or 1x20x18x18. Returns Bx3x72x72."""
         source_feature = self.source_in_conv(driving_img)
         b = source_feature.shape[0]
-        if ref_feature.shape[0] != b:
-            ref_feature = ref_feature.expand(b, -1, -1, -1)
+        ref_feature = ref_feature.expand(b, -1, -1, -1)  # unconditional: traced graphs keep any batch
         para = self.global_avg(self.trans_conv(torch.cat([source_feature, ref_feature], 1))).flatten(1)
         warped = self.appearance_conv(self.adaAT(ref_feature, para))
         return torch.sigmoid(self.out_conv(torch.cat([source_feature, warped], 1)))
@@ -95,20 +94,10 @@ class DINet_mini(nn.Module):
         Same outputs in eval mode (to float rounding), about 10 % less CPU time; its state dict no
         longer has the ``norm`` entries, so keep the original module for saving and loading.
         """
-        import copy
-
         cached, self.ref_in_feature = self.ref_in_feature, None
-        out = copy.deepcopy(self).eval()
+        out = fold_batchnorm(self)
         self.ref_in_feature = cached
         out.ref_in_feature = cached
-        for block in out.modules():
-            if isinstance(block, (SameBlock2d, DownBlock2d, UpBlock2d)) and isinstance(block.norm, nn.BatchNorm2d):
-                conv, bn = block.conv, block.norm
-                gain = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-                with torch.no_grad():
-                    conv.weight.mul_(gain.view(-1, 1, 1, 1))
-                    conv.bias.copy_((conv.bias - bn.running_mean) * gain + bn.bias)
-                block.norm = nn.Identity()
         return out
 
 
@@ -125,7 +114,7 @@ class DINet_mini_pipeline(nn.Module):
     identity grid are non-persistent buffers.
 
     ``blend``: how the 72x72 network output goes back into the warped crop. "original" (default,
-    reference §2.2): everywhere, weighted by the mouth fusion mask. "interior": only inside the
+    docs/REFERENCE.md §2.2): everywhere, weighted by the mouth fusion mask. "interior": only inside the
     mouth opening (GL teeth and cavity labels, grown by 2 px and feathered), so skin and lips keep
     the warped source pixels and the network paints only what the warp cannot (teeth, cavity).
     "interior" needs a label-free warp field of the same frame (``gl_warp`` in :meth:`interface`),
@@ -182,12 +171,15 @@ class DINet_mini_pipeline(nn.Module):
         return warped[win][:, :3] * (1.0 - mask) + gl[:, :3] * mask
 
     def interface(self, source_tensor: torch.Tensor, gl_tensor: torch.Tensor, use_network: bool = True,
-                  gl_warp: Optional[torch.Tensor] = None) -> torch.Tensor:
+                  gl_warp: Optional[torch.Tensor] = None, ref_feature: Optional[torch.Tensor] = None
+                  ) -> torch.Tensor:
         """source_tensor, gl_tensor: Bx4x128x128 RGBA in [0, 1]. Returns Bx4x128x128 RGBA in [0, 1].
 
         With ``use_network=False`` the result is the warp-only output (the evaluation baseline).
         ``gl_warp``: optional Bx4x128x128 render of the same frame without mouth labels; when given,
-        the source is warped with it (valid displacements on the lips too).
+        the source is warped with it (valid displacements on the lips too). ``ref_feature``: a
+        1x20x18x18 reference feature to use instead of the cached one (an explicit graph input
+        for ONNX export).
         """
         if self.blend == "interior" and gl_warp is None and use_network:
             raise ValueError("the interior blend needs gl_warp, a render without mouth labels")
@@ -196,7 +188,9 @@ class DINet_mini_pipeline(nn.Module):
         out[:, 3:] = source_tensor[:, 3:]
         if not use_network:
             return out
-        mouth = self.infer_model.interface(self.network_input(warped, gl_tensor))
+        driving = self.network_input(warped, gl_tensor)
+        mouth = (self.infer_model.interface(driving) if ref_feature is None
+                 else self.infer_model.decode(driving, ref_feature))
         rows = slice(PAD_Y, PAD_Y + INPUT_HEIGHT)
         cols = slice(PAD_X, PAD_X + INPUT_WIDTH)
         blend = self.mouth_fusion_tensor

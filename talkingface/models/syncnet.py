@@ -1,6 +1,6 @@
 """SyncNet_color (Wav2Lip's lip-sync expert), built to the original's checkpoint layout.
 
-Defined but unused by the original (checkpoint_keys.md §7): 217 state-dict keys, 16,435,072
+Defined but unused by the original (docs/CHECKPOINTS.md §7): 217 state-dict keys, 16,435,072
 parameters. Here it scores teacher videos made by ``preparation_step0.py`` when weights are supplied.
 
 forward(mel B x 1 x 80 x 16, faces B x 15 x 48 x 96) -> (audio embedding B x 512, face embedding

@@ -1,8 +1,8 @@
-"""Wav2Lip generator (the teacher of reference §6.2 step 1), built to the original's checkpoint layout.
+"""Wav2Lip generator (the teacher of docs/REFERENCE.md §6.2 step 1), built to the original's checkpoint layout.
 
 Only used by ``train_audio/preparation_step0.py`` to render 96x96 teacher mouths for many voices on
 one fixed face; its weights (``wav2lip.pth``) come from the Wav2Lip project and are not shipped.
-Layout (checkpoint_keys.md §7): 352 state-dict keys, 36,298,035 parameters.
+Layout (docs/CHECKPOINTS.md §7): 352 state-dict keys, 36,298,035 parameters.
 
 Inputs: mel chunks ``B x 1 x 80 x 16`` (80 mels x 16 frames = 0.2 s, values in [-4, 4]) and faces
 ``B x 6 x 96 x 96`` float in [0, 1] (BGR; channels 0-2: the target face with its lower half
@@ -130,7 +130,7 @@ MEL_FPS = 80.0  # mel frames per second (hop 200 at 16 kHz)
 
 
 def wav2lip_mel(audio, sample_rate: int = 16000):
-    """Wav2Lip's mel spectrogram (reference §6.2 step 1): (80, T) float32 in [-4, 4], 80 frames/s.
+    """Wav2Lip's mel spectrogram (docs/REFERENCE.md §6.2 step 1): (80, T) float32 in [-4, 4], 80 frames/s.
 
     Pre-emphasis 0.97; STFT n_fft 800, hop 200, window 800; 80 mel bands 55-7600 Hz on the
     magnitude; dB with ref level 20 and floor -100; symmetric normalisation to [-4, 4].

@@ -374,3 +374,12 @@ def save_wav(path: PathLike, audio: np.ndarray, sample_rate: int = AUDIO_RATE) -
 def extract_audio(video: PathLike, out_wav: PathLike, sample_rate: int = AUDIO_RATE) -> Path:
     """Save a video's audio track as 16 kHz mono 16-bit wav."""
     return save_wav(out_wav, load_audio(video, sample_rate=sample_rate), sample_rate)
+
+
+def save_block_aligned_wav(audio: np.ndarray, path: PathLike) -> Path:
+    """Save 16 kHz float32 ``audio`` zero-padded to a whole number of 640-sample frames, so a video
+    with one frame per block and this track have the same length (muxing then keeps every frame)."""
+    n = int(np.ceil(audio.size / SAMPLES_PER_FRAME)) * SAMPLES_PER_FRAME
+    padded = np.zeros(n, np.float32)
+    padded[: audio.size] = audio
+    return save_wav(path, padded, 16000)

@@ -1,7 +1,8 @@
-"""Locate the real sample media (videos, speech) used by tests, benchmarks and training recipes.
+"""Locate the optional real sample data (videos, speech) used by tests, benchmarks and training recipes.
 
 Order: ``$TALKINGFACE_DATA`` if set, else ``../shared/data`` next to the repository root. Runtime
-code never needs this folder; only tests, ``bench/``, training recipes and ``make demo`` read it.
+code and ``make demo`` never need this folder (the built-in sample is
+:data:`talkingface.config.paths.SAMPLE_DIR`); only tests, ``bench/`` and training recipes read it.
 """
 from __future__ import annotations
 
@@ -9,17 +10,17 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from talkingface.config.paths import DATA_ENV as ENV_VAR
+from talkingface.config.paths import shared_data_default
 from talkingface.errors import UserInputError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ENV_VAR = "TALKINGFACE_DATA"
 
 
 def find_sample_data() -> Optional[Path]:
     """Return the sample-data folder, or None when neither location exists."""
     env = os.environ.get(ENV_VAR)
     candidates = [Path(env)] if env else []
-    candidates.append(REPO_ROOT.parent / "shared" / "data")
+    if shared_data_default() is not None:
+        candidates.append(shared_data_default())
     for cand in candidates:
         if cand.is_dir():
             return cand.resolve()
@@ -30,10 +31,8 @@ def sample_data_dir() -> Path:
     """Like :func:`find_sample_data` but raises a clear error when the data is absent."""
     found = find_sample_data()
     if found is None:
-        raise UserInputError(
-            f"sample data not found: set ${ENV_VAR} to the data folder or place it at "
-            f"{REPO_ROOT.parent / 'shared' / 'data'}"
-        )
+        where = f" or place it at {shared_data_default()}" if shared_data_default() is not None else ""
+        raise UserInputError(f"sample data not found: set ${ENV_VAR} to the data folder{where}")
     return found
 
 

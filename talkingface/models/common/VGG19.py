@@ -1,4 +1,4 @@
-"""VGG19 perceptual loss shared by the DH_live and mini trainers (reference_system.md §2.5).
+"""VGG19 perceptual loss shared by the DH_live and mini trainers (docs/REFERENCE.md §2.5).
 
 The original builds ``torchvision.models.vgg19(pretrained=True).features[0:30]`` and downloads the
 ImageNet weights at run time. torchvision is not a dependency here, so :class:`Vgg19` builds the same
@@ -164,7 +164,7 @@ class PerceptualLoss(nn.Module):
     """Two-scale perceptual loss (unweighted; trainers multiply by ``lamb_perception``).
 
     fake, real: Bx3xHxW in [0, 1], channel order given by ``channel_order`` ("rgb" or "bgr"; BGR
-    inputs are flipped before VGG, fixing the original's BGR-into-VGG mismatch, reference §9.17).
+    inputs are flipped before VGG, fixing the original's BGR-into-VGG mismatch, docs/REFERENCE.md §9.17).
     ``mode`` is "vgg19" when ImageNet weights were found, else "l1_ssim" (see module doc).
     """
 

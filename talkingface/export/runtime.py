@@ -1,0 +1,127 @@
+"""ONNX Runtime sessions for the exported graphs: the fast CPU inference path.
+
+ONNX Runtime is optional (``onnxruntime`` in requirements.txt); :func:`ort_available` says whether
+it imports, and every caller falls back to torch when it does not. Graphs are exported from the
+loaded torch modules on first use and cached on disk by content (graph name + weights hash +
+exporter versions), so a run with the same weights loads the file in milliseconds.
+
+    graph = session_for(graphs.MiniNetworkGraph(net), "mini_network", threads=1)
+    (mouth,) = graph(driving, ref_feature)      # numpy float32 in and out
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from talkingface.util.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+#: Where exported graphs are cached (override with TALKINGFACE_ONNX_CACHE).
+CACHE_DIR = Path(os.environ.get("TALKINGFACE_ONNX_CACHE",
+                                Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkingface" / "onnx"))
+#: Bumped when a graph wrapper changes, so stale cached files are not reused.
+GRAPH_VERSION = 1
+
+
+def ort_available() -> bool:
+    """True when onnxruntime (and the ONNX exporter's onnx package) can be imported."""
+    try:
+        import onnx  # noqa: F401  (optional dependency: only probed here)
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_engine(engine: str = "auto") -> str:
+    """``auto`` -> ``onnx`` when ONNX Runtime is installed, else ``torch``; ``onnx`` without it is an error."""
+    from talkingface.errors import UserInputError
+
+    engine = (engine or "auto").lower()
+    if engine not in ("auto", "onnx", "torch"):
+        raise UserInputError(f"unknown inference engine {engine!r}: use auto, onnx or torch")
+    if engine == "auto":
+        return "onnx" if ort_available() else "torch"
+    if engine == "onnx" and not ort_available():
+        raise UserInputError("--engine onnx needs onnxruntime and onnx (pip install -r requirements.txt)")
+    return engine
+
+
+class OnnxGraph:
+    """One ONNX Runtime CPU session. ``threads``: intra-op threads (the user's ``--threads``).
+
+    Call with the inputs in the graph's order (numpy arrays: float32, or uint8 where the graph takes
+    images; other dtypes are cast to float32); returns the list of outputs as numpy arrays.
+    """
+
+    def __init__(self, model: Union[bytes, str, Path], threads: int = 1):
+        import onnxruntime as ort  # optional dependency (see ort_available)
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = max(int(threads), 1)
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        model = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        self.input_names: List[str] = [i.name for i in self.session.get_inputs()]
+        self.output_names: List[str] = [o.name for o in self.session.get_outputs()]
+        self.threads = opts.intra_op_num_threads
+
+    def __call__(self, *inputs: np.ndarray) -> List[np.ndarray]:
+        if len(inputs) != len(self.input_names):
+            raise ValueError(f"expected {len(self.input_names)} inputs ({', '.join(self.input_names)}), got {len(inputs)}")
+        feeds = {n: np.ascontiguousarray(x) if x.dtype in (np.float32, np.uint8) else np.ascontiguousarray(x, np.float32)
+                 for n, x in zip(self.input_names, inputs)}
+        return self.session.run(self.output_names, feeds)
+
+
+def module_digest(module: nn.Module) -> str:
+    """Content hash of a module's parameters and buffers (names, shapes, values)."""
+    h = hashlib.sha256()
+    state = module.state_dict(keep_vars=False)
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(str(tuple(state[k].shape)).encode())
+        h.update(state[k].detach().cpu().contiguous().float().numpy().tobytes())
+    for name, buf in module.named_buffers():  # non-persistent buffers (masks, grids) too
+        h.update(name.encode())
+        h.update(buf.detach().cpu().contiguous().float().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+def cached_onnx(module: nn.Module, name: str, cache_dir: Optional[Path] = None) -> bytes:
+    """The ONNX bytes of graph ``name`` of ``module``, exported once and cached under ``cache_dir``."""
+    from talkingface.export.onnx_export import OPSET, onnx_bytes
+
+    cache_dir = Path(cache_dir) if cache_dir is not None else CACHE_DIR
+    key = f"{name}-v{GRAPH_VERSION}-o{OPSET}-t{torch.__version__.split('+')[0]}-{module_digest(module)}.onnx"
+    path = cache_dir / key
+    if path.is_file():
+        return path.read_bytes()
+    data = onnx_bytes(module, name)
+    try:
+        with atomic_write(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:  # a read-only home is not an error: the graph is still used from memory
+        log.warning("cannot cache %s: %s", path, exc)
+    return data
+
+
+def session_for(module: nn.Module, name: str, threads: int = 1, cache_dir: Optional[Path] = None) -> OnnxGraph:
+    """An :class:`OnnxGraph` of graph ``name`` (a ``graphs.GRAPHS`` key) built from ``module``."""
+    return OnnxGraph(cached_onnx(module, name, cache_dir), threads=threads)
+
+
+def as_inputs(tensors: Sequence[torch.Tensor]) -> List[np.ndarray]:
+    """CPU float32 numpy views of torch tensors (no copy when already contiguous float32)."""
+    return [t.detach().cpu().float().contiguous().numpy() for t in tensors]

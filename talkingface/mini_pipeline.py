@@ -1,0 +1,189 @@
+"""The DH_live_mini audio -> video pipeline (docs/REFERENCE.md §1.7): speech -> 6 blendshape weights
+per 40 ms (:func:`talkingface.audio_loader.load_audio_model`, target ``blendshape``) -> GL mouth render
+-> DINet_mini (:class:`~talkingface.render_model_mini.RenderModelMini`) on an asset pack
+(:mod:`talkingface.mini_pack`). :func:`synthesize` is ``demo_mini.py``: one mp4 with the speech muxed
+in, one frame per 40 ms of audio, and per-stage timings; :class:`StreamRenderer` is the live
+renderer. With :func:`prepare_avatar` and :func:`default_avatar` this is the product interface of
+:mod:`talkingface.products`; the DH_live counterpart is :mod:`talkingface.dhlive_pipeline`.
+"""
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from talkingface.audio_loader import load_audio_model
+from talkingface.errors import UserInputError
+from talkingface.mini_pack import DEFAULT_CHECKPOINT, PathLike, load_asset_pack, write_avatar_pack
+from talkingface.preparation import PrepConfig, prepare_mini_avatar
+from talkingface.render_model_mini import RenderModelMini, loop_index
+from talkingface.sample_avatar import ensure_sample_mini_avatar
+from talkingface.util.files import write_image
+from talkingface.util.media import SAMPLES_PER_FRAME, VideoWriter, load_audio
+
+
+@dataclass
+class SynthesisStats:
+    """Per-stage wall time (seconds, whole run) and sizes of one :func:`synthesize` call.
+
+    Stages: load (pack, models, reference), audio (decode + audio model), gl (label render and, for
+    the interior blend, the label-free render), network (crop + warp + DINet_mini + blend), paste,
+    encode (writing frames to the ffmpeg encoder).
+    """
+
+    frames: int = 0
+    audio_seconds: float = 0.0
+    load: float = 0.0
+    audio: float = 0.0
+    gl: float = 0.0
+    network: float = 0.0
+    paste: float = 0.0
+    encode: float = 0.0
+    total: float = 0.0
+    cpu: float = 0.0  # CPU seconds of this process and its children (ffmpeg), all threads
+
+    def per_frame_ms(self) -> Dict[str, float]:
+        n = max(self.frames, 1)
+        return {k: 1000.0 * getattr(self, k) / n for k in ("audio", "gl", "network", "paste", "encode")}
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: processing time / audio duration (< 1 is faster than real time)."""
+        return self.total / max(self.audio_seconds, 1e-9)
+
+    @property
+    def cpu_rtf(self) -> float:
+        """CPU seconds per second of audio: the real-time factor on an otherwise idle core."""
+        return self.cpu / max(self.audio_seconds, 1e-9)
+
+
+def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
+               render_checkpoint: Optional[PathLike] = None, audio_checkpoint: Optional[PathLike] = None,
+               device: str = "cpu", backend: str = "auto",
+               use_pack_ref: Optional[bool] = None, bs_scale: float = 1.0, use_network: bool = True,
+               progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8,
+               threads: Optional[int] = 1, blend: str = "interior") -> SynthesisStats:
+    """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (docs/REFERENCE.md §1.7).
+
+    One output frame per 40 ms of audio (N = ceil(samples / 640)); the avatar video plays as a
+    ping-pong loop while the mouth follows the **audio** frame index (the original indexed the
+    blendshapes by the loop index, replaying the first 2N frames' motion on long audio).
+    ``mosaic``: also write a PNG of the mouth crops of ``mosaic_frames`` evenly spaced output
+    frames (with their mouth-opening weight), to check the motion by eye. ``render_checkpoint``:
+    DINet_mini weights (default: the shipped ones). ``threads``: torch CPU
+    threads (the per-frame network is tiny: one thread avoids thread-synchronisation overhead that
+    dominates at batch 1, especially on a busy machine); None keeps torch's setting.
+    """
+    def cpu_now() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    t_start = time.perf_counter()
+    cpu_start = cpu_now()
+    if threads is not None and device == "cpu":
+        torch.set_num_threads(int(threads))
+    stats = SynthesisStats()
+    if not Path(audio_path).is_file():
+        raise UserInputError(f"audio file not found: {audio_path}")
+    pack = load_asset_pack(pack_dir)
+    audio_model, basis = load_audio_model(audio_checkpoint, "blendshape", device=device, basis_required=False)
+    model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device, backend=backend, warp_only=not use_network, blend=blend)
+    try:
+        model.reset_charactor(pack, use_pack_ref=use_pack_ref, basis=basis)
+        stats.load = time.perf_counter() - t_start
+        t0 = time.perf_counter()
+        wav = load_audio(audio_path)
+        bs = audio_model.interface_wav(wav) * float(bs_scale)
+        stats.audio = time.perf_counter() - t0
+        stats.audio_seconds = wav.size / 16000.0
+        n = int(np.ceil(wav.size / SAMPLES_PER_FRAME))
+        bs = bs[:n]
+        picks = set(np.linspace(0, n - 1, min(mosaic_frames, n)).round().astype(int).tolist()) if mosaic else set()
+        tiles = []
+        frames_iter = range(n)
+        if progress:
+            frames_iter = tqdm(frames_iter, desc="demo_mini", unit="frame")
+        with VideoWriter(out_path, audio=audio_path) as writer:
+            for i in frames_iter:
+                frame = model.interface(loop_index(i, len(pack)), bs[i])
+                if i in picks:
+                    tiles.append(_mosaic_tile(frame, pack.rects[loop_index(i, len(pack))], i, float(bs[i][0])))
+                t1 = time.perf_counter()
+                writer.write(frame)
+                stats.encode += time.perf_counter() - t1
+            t1 = time.perf_counter()
+        stats.encode += time.perf_counter() - t1
+        stats.frames = n
+        stats.gl, stats.network, stats.paste = (model.timings[k] for k in ("gl", "network", "paste"))
+        if mosaic and tiles:
+            write_image(Path(mosaic), np.concatenate(tiles, 1))
+    finally:
+        model.close()
+    stats.total = time.perf_counter() - t_start
+    stats.cpu = cpu_now() - cpu_start
+    return stats
+
+
+def _mosaic_tile(frame: np.ndarray, rect: Sequence[int], index: int, weight: float, size: int = 192) -> np.ndarray:
+    """The mouth rect of an output frame, enlarged, captioned with its frame index and bs[0]."""
+    x0, y0, x1, y1 = (int(v) for v in rect)
+    tile = cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_LINEAR)
+    cv2.putText(tile, f"#{index} bs0={weight:.0f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return tile
+
+
+def prepare_avatar(video: PathLike, avatar_dir: PathLike, render_checkpoint: Optional[PathLike] = None,
+                   device: str = "cpu", progress: bool = True) -> Path:
+    """``data_preparation_mini.py`` then ``data_preparation_web.py``: the mini avatar folder (``data/``
+    and the asset pack ``assets/``, whose ``ref_data`` is computed with ``render_checkpoint``)."""
+    checkpoint = render_checkpoint or DEFAULT_CHECKPOINT
+    if not Path(checkpoint).is_file():
+        raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint} (give --ckpt)")
+    avatar = prepare_mini_avatar(Path(video), Path(avatar_dir), PrepConfig(progress=progress))
+    write_avatar_pack(avatar, checkpoint=checkpoint, device=device)
+    return avatar
+
+
+def default_avatar() -> Path:
+    """The sample avatar ``video_data/mini``, built from the sample data on first use."""
+    return ensure_sample_mini_avatar()
+
+
+class StreamRenderer:
+    """DH_live_mini live: streaming blendshape audio model -> GL mouth render -> DINet_mini frame, on an
+    asset pack (the pack folder itself or the avatar folder holding ``assets/``); the avatar video plays
+    as a ping-pong loop (the :class:`talkingface.realtime.StreamRenderer` protocol)."""
+
+    name = "mini"
+
+    def __init__(self, avatar_dir: PathLike, render_checkpoint: Optional[PathLike] = None,
+                 audio_checkpoint: Optional[PathLike] = None, device: str = "cpu"):
+        self.pack = load_asset_pack(avatar_dir)
+        # The mesh's blendshape table must decode the coefficients this audio model predicts.
+        self.audio, basis = load_audio_model(audio_checkpoint, "blendshape", device="cpu", basis_required=False)
+        self.model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device)
+        self.model.reset_charactor(self.pack, basis=basis)
+        self.lookahead_frames = self.audio.lookahead_frames
+        self._count = 0
+
+    def reset(self) -> None:
+        self.audio.reset()
+        self._count = 0
+
+    def render_block(self, block: np.ndarray) -> np.ndarray:
+        bs = self.audio.interface_frame(block)
+        # Output frame k shows audio frame k - lookahead; the avatar loop follows the shown frame.
+        index = loop_index(max(self._count - self.lookahead_frames, 0), len(self.pack))
+        self._count += 1
+        return self.model.interface(index, bs)
+
+    def close(self) -> None:
+        self.model.close()
