@@ -25,7 +25,7 @@ from talkingface.eval.avatar_drive import drive_pack
 from talkingface.eval.metrics import pearson
 from talkingface.mediapipe_utils import FaceRules
 from talkingface.preparation import PrepConfig, prepare_mini_avatar
-from talkingface.render_model_mini import write_avatar_pack
+from talkingface.mini_pack import write_avatar_pack
 from talkingface.util.cli import setup_logging
 from talkingface.util.sample_data import sample_path
 

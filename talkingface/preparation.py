@@ -193,6 +193,12 @@ class MouthActivity:
     def talking(self) -> bool:
         return self.moving_share > TALKING_SHARE
 
+    @property
+    def reference_frame(self) -> int:
+        """The frame a mini pack takes its appearance reference from: 0, or for a talking video
+        the most closed-mouth frame (so the reference shows a resting mouth)."""
+        return self.closed_frame if self.talking else 0
+
     def describe(self) -> str:
         kind = "talking source video" if self.talking else "resting mouth"
         return (f"{kind}: the mouth moves in {100 * self.moving_share:.0f} % of frames (talking above "

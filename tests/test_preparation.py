@@ -124,13 +124,13 @@ def tight_clip(sample_data, tmp_path_factory):
     return _ffmpeg_crop(src, tmp_path_factory.mktemp("tight") / "tight.mp4", 360, chin - chin % 2, 0, 0)
 
 
-def test_tight_crop_is_padded_not_refused(tight_clip, tmp_path, caplog):
+def test_tight_crop_is_padded_not_refused(tight_clip, sample_data, tmp_path, caplog):
     import gzip
     import json
 
     from mini_live.obj.image_utils import standard_image
     from talkingface.preparation import prepare_mini_avatar
-    from talkingface.render_model_mini import write_avatar_pack
+    from talkingface.mini_pack import write_avatar_pack
 
     caplog.set_level("INFO")
     out = prepare_mini_avatar(tight_clip, tmp_path / "tight", PrepConfig(progress=False))
@@ -147,6 +147,11 @@ def test_tight_crop_is_padded_not_refused(tight_clip, tmp_path, caplog):
     # the padded band repeats the frame's last row (no black bar)
     inside = int(round((h - rects[i, 1]) * 128 / (rects[i, 3] - rects[i, 1])))
     assert np.abs(crop[inside + 2:].astype(int) - crop[inside + 1:inside + 2].astype(int)).mean() < 3.0
+    # synthesis: the pack loads and a rendered frame is pasted back into the original size, mouth opened
+    from talkingface.eval.avatar_drive import drive_pack
+
+    res = drive_pack(out, sample_data / "av/grid/swiz3n.mpg", max_frames=40)
+    assert res.detected == 1.0 and res.r_audio > 0.6, (res.detected, res.r_audio)
 
 
 def test_mouth_truly_out_of_frame_is_refused(sample_data, tmp_path):
@@ -193,3 +198,33 @@ def test_jump_cut_keeps_the_longest_stretch(sample_data, tmp_path, caplog):
     out = prepare_mini_avatar(clip, tmp_path / "avatar", PrepConfig(progress=False))
     assert media.count_frames(out / "data/processed.mp4") == 45
     assert "jump cuts at frames 30" in caplog.text and "using frames 30-74" in caplog.text
+
+
+# ----------------------------------------------------------------------------- talking source videos
+def test_talking_avatar_does_not_leak_its_mouth(sample_data, tmp_path, caplog):
+    """A MEAD speaker (talking) as the avatar: detected, referenced from a closed-mouth frame, and the
+    output's mouth follows the driving speech, not the avatar video's own mouth track."""
+    from talkingface.eval.avatar_drive import drive_pack
+    from talkingface.mini_pack import load_asset_pack, write_avatar_pack
+    from talkingface.preparation import load_keypoints, mouth_activity, prepare_mini_avatar
+
+    caplog.set_level("INFO")
+    out = prepare_mini_avatar(sample_data / "av/mead/M030_front_neutral_level1_001.mp4", tmp_path / "talking",
+                              PrepConfig(progress=False, max_seconds=2.4))
+    activity = mouth_activity(load_keypoints(out / "data/processed.pkl"))
+    assert activity.talking and "talking source video" in caplog.text
+    write_avatar_pack(out)
+    pack = load_asset_pack(out)
+    assert pack.ref_frame == activity.closed_frame != 0
+    assert activity.opening[pack.ref_frame] < 0.02 < float(np.median(activity.opening))
+    res = drive_pack(out, sample_data / "av/grid/swiz3n.mpg", max_frames=60)
+    assert np.nanstd(res.source) > 0.03  # the avatar's own mouth really moves
+    # the output follows the speech; what the speech leaves unexplained does not follow the avatar's mouth
+    assert res.r_audio > 0.7 and abs(res.r_leak) < 0.3, (res.r_audio, res.r_source, res.r_leak)
+
+
+def test_resting_avatar_is_unchanged(mini_avatar_dir):
+    from talkingface.preparation import load_keypoints, mouth_activity
+
+    activity = mouth_activity(load_keypoints(mini_avatar_dir / "data/processed.pkl"))
+    assert not activity.talking and activity.reference_frame == 0  # the pack keeps frame 0 as reference

@@ -18,8 +18,9 @@ import torch
 
 from talkingface.eval.metrics import pearson
 from talkingface.mediapipe_utils import landmarks_for_video
-from talkingface.render_model_mini import (DEFAULT_CHECKPOINT, RenderModelMini, load_asset_pack, load_mini_audio,
-                                           loop_index)
+from talkingface.audio_loader import load_audio_model
+from talkingface.mini_pack import DEFAULT_CHECKPOINT, load_asset_pack
+from talkingface.render_model_mini import RenderModelMini, loop_index
 from talkingface.run_utils import head_yaw
 from talkingface.util.media import load_audio
 from talkingface.utils import mouth_opening
@@ -51,6 +52,15 @@ class DriveResult:
         return pearson(self.output[ok], self.source[ok])
 
     @property
+    def r_leak(self) -> float:
+        """Pearson r of the avatar's own mouth track with what the audio does not explain in the output
+        (the residual of a linear fit of the output opening on the driving coefficient): the leak of
+        a talking source video, free of any chance correlation between the two tracks."""
+        ok = ~np.isnan(self.output)
+        slope, offset = np.polyfit(self.driving[ok], self.output[ok], 1)
+        return pearson(self.output[ok] - (slope * self.driving[ok] + offset), self.source[ok])
+
+    @property
     def detected(self) -> float:
         """Share of output frames in which the face mesh finds a face."""
         return float((~np.isnan(self.output)).mean())
@@ -62,7 +72,7 @@ def drive_pack(pack_dir: PathLike, audio: PathLike, max_frames: Optional[int] = 
     """Render ``audio`` on the pack (as ``demo_mini`` does, without writing a video) and measure it."""
     torch.set_num_threads(threads)
     pack = load_asset_pack(pack_dir)
-    audio_model, basis = load_mini_audio(audio_checkpoint)
+    audio_model, basis = load_audio_model(audio_checkpoint, "blendshape", basis_required=False)
     bs = audio_model.interface_wav(load_audio(audio))
     n = len(bs) if max_frames is None else min(len(bs), max_frames)
     model = RenderModelMini(checkpoint, backend=backend)
