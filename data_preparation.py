@@ -4,8 +4,10 @@ Usage: python data_preparation.py VIDEO OUT_DIR
 
 Writes OUT_DIR/circle.mp4 (the video at 25 fps followed by its reverse, a seamless loop of 2N frames)
 and OUT_DIR/keypoint_rotate.pkl (float64 array (2N, 478, 3): MediaPipe face-mesh points in pixels,
-x, y, z*width). Every frame must show exactly one frontal face, inside the frame, at least 100 px,
-without sudden jumps; otherwise the script names the frame and exits with status 2, leaving no OUT_DIR.
+x, y, z*width). Frames must show exactly one face, at least 100 px, turned at most 45 deg (yaw measured
+from the face mesh), its mouth and eyes in the picture (a tight crop is fine). A jump cut or unusable
+frames split the video: the longest usable stretch is kept and the log says which frames. A video with
+no usable stretch of 1 s exits with status 2 and one line naming the reason, leaving no OUT_DIR.
 """
 from __future__ import annotations
 

@@ -1,11 +1,15 @@
-"""Prepare a mini (DH_live_mini) avatar from a silent video of one person, mouth mostly closed.
+"""Prepare a mini (DH_live_mini) avatar from a video of one person (best: silent, mouth mostly closed).
 
 Usage: python data_preparation_mini.py VIDEO OUT_DIR [--resize]
 
 Writes OUT_DIR/data/processed.mp4 (25 fps, no audio) and OUT_DIR/data/processed.pkl (float64 array
 (N, 478, 3): face-mesh points in pixels, tracked on every frame). Then run
-`python data_preparation_web.py OUT_DIR` to build the asset pack. Bad input (unreadable video, no face,
-several faces, profile, too short) exits with status 2 and one line, leaving no OUT_DIR.
+`python data_preparation_web.py OUT_DIR` to build the asset pack. Tight crops (chin at the edge) are
+padded; 3/4 views are accepted up to 45 deg yaw (measured, logged); a jump cut keeps the longest
+cut-free stretch (logged); a talking video is detected and logged, and its asset pack takes its
+reference from a closed-mouth frame (the output mouth follows the audio). Bad input (unreadable video,
+no face, several faces, face turned further, mouth outside the picture, too short) exits with status
+2 and one line, leaving no OUT_DIR.
 """
 from __future__ import annotations
 

@@ -210,7 +210,7 @@ def landmarks_for_video(frames: Sequence[np.ndarray], progress: bool = True,
 # ----------------------------------------------------------------------------- avatar quality rules
 #: Largest head turn (|yaw| in degrees, measured from the face mesh) accepted in a mini/DH_live avatar
 #: video; chosen by measurement (bench/bench_yaw.py, docs/PREPARATION.md). Training targets take any turn.
-MAX_AVATAR_YAW = 40.0
+MAX_AVATAR_YAW = 45.0
 
 
 @dataclass(frozen=True)
