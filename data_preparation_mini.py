@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from talkingface.errors import UserInputError
+from talkingface.mediapipe_utils import FaceRules, MAX_AVATAR_YAW
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 
 
@@ -24,11 +26,16 @@ def main(argv=None) -> int:
     ap.add_argument("out_dir", type=Path, help="output folder (created)")
     ap.add_argument("--resize", action="store_true", help="scale down to fit 720x1280 first")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--max_yaw", type=float, default=MAX_AVATAR_YAW,
+                    help="largest head turn in degrees accepted (default %(default)s: measured for the renderer)")
     args = ap.parse_args(argv)
+    if not 0 < args.max_yaw <= 90:
+        raise UserInputError(f"--max_yaw must be in (0, 90] degrees, not {args.max_yaw}")
     setup_logging()
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
 
-    prepare_mini_avatar(args.video, args.out_dir, PrepConfig(progress=not args.quiet), resize=args.resize)
+    cfg = PrepConfig(progress=not args.quiet, rules=FaceRules(max_yaw=args.max_yaw))
+    prepare_mini_avatar(args.video, args.out_dir, cfg, resize=args.resize)
     return 0
 
 

@@ -228,3 +228,29 @@ def test_resting_avatar_is_unchanged(mini_avatar_dir):
 
     activity = mouth_activity(load_keypoints(mini_avatar_dir / "data/processed.pkl"))
     assert not activity.talking and activity.reference_frame == 0  # the pack keeps frame 0 as reference
+
+
+def test_tight_crop_dhlive_avatar_renders_full_frames(tight_clip, tmp_path):
+    """DINet path: the DH_live avatar of a tight crop prepares, and a rendered frame (random weights: the
+    geometry is what is checked) comes back at the original size with the face crop padded, not refused."""
+    import json
+
+    import torch
+
+    from talkingface.models.DINet import DINet_five_Ref
+    from talkingface.render_model import RenderModel
+
+    avatar = prepare_dhlive_avatar(tight_clip, tmp_path / "dh", PrepConfig(progress=False, max_seconds=1.2))
+    torch.manual_seed(0)
+    ckpt = tmp_path / "render.pth"
+    torch.save(DINet_five_Ref(6, 30).state_dict(), ckpt)
+    ckpt.with_suffix(".json").write_text(json.dumps({"face_size": 96}))
+    model = RenderModel(device="cpu")
+    model.loadModel(ckpt)
+    model.reset_charactor(avatar)
+    source = media.read_video(avatar / "circle.mp4", max_frames=1)[0]
+    box = model.boxes[0]
+    assert box.y0 + box.side > source.shape[0]  # the face crop leaves the frame at the bottom
+    mouth = np.full((15, 30, 3), 150, np.uint8)
+    frame = model.interface(mouth)
+    assert frame.shape == source.shape and frame.dtype == np.uint8
