@@ -254,8 +254,8 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
     points = std[:, mesh.target_ids, :2]
     activity = mouth_activity(lm)
     ref = activity.reference_frame
-    log.info("%s%s", activity.describe(), f"; reference from frame {ref} (closed mouth) instead of frame 0"
-             if activity.talking else "")
+    if activity.talking:
+        log.info("%s: reference from frame %d (closed mouth) instead of frame 0", activity.describe(), ref)
 
     state = load_dinet_mini_state(checkpoint)
     net = DINet_mini(3, 12)

@@ -159,8 +159,8 @@ def prepare_mini_avatar(video: Path, out_dir: Path, cfg: PrepConfig = PrepConfig
         frames = fit_within(frames)
     frames, lm = usable_stretch(frames, cfg)
     activity = mouth_activity(lm)
-    log.info("%s%s", activity.describe(), "; the asset pack will take its reference from the most closed frame "
-             "and every output mouth follows the audio" if activity.talking else "")
+    log.info("%s%s", activity.describe(), "; the asset pack takes its reference from that frame, the output "
+             "mouth follows the audio" if activity.talking else "")
     with staged_output(out_dir) as stage:
         (stage / "data").mkdir()
         write_video(stage / "data" / "processed.mp4", frames, fps=cfg.fps)
@@ -202,8 +202,7 @@ class MouthActivity:
     def describe(self) -> str:
         kind = "talking source video" if self.talking else "resting mouth"
         return (f"{kind}: the mouth moves in {100 * self.moving_share:.0f} % of frames (talking above "
-                f"{100 * TALKING_SHARE:.0f} %), opening median {np.median(self.opening):.3f}; most closed "
-                f"frame {self.closed_frame} ({self.opening[self.closed_frame]:.3f})")
+                f"{100 * TALKING_SHARE:.0f} %); most closed frame {self.closed_frame}")
 
 
 def mouth_activity(landmarks: np.ndarray) -> MouthActivity:
