@@ -39,11 +39,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def find_videos(roots: List[Path]) -> List[Path]:
-    out = []
+    """Video files of ``roots`` (files as given; folders searched recursively, smaller sub-folders
+    first), each once, in that order."""
+    out: List[Path] = []
     for root in roots:
-        found = [p for p in sorted(root.rglob("*")) if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
-        per_folder = collections.Counter(p.parent for p in found)
-        out += sorted(found, key=lambda p: (per_folder[p.parent], str(p)))
+        if root.is_file():
+            found = [root]
+        else:
+            found = [p for p in sorted(root.rglob("*")) if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
+            per_folder = collections.Counter(p.parent for p in found)
+            found.sort(key=lambda p: (per_folder[p.parent], str(p)))
+        out += [p for p in found if p not in out]
     return out
 
 
@@ -146,7 +152,7 @@ def main(argv=None) -> int:
     head, _, rest = __doc__.strip().partition("\n\n")
     ap = argparse.ArgumentParser(description=head, epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir", type=Path)
-    ap.add_argument("roots", type=Path, nargs="+", help="folders searched recursively for videos")
+    ap.add_argument("roots", type=Path, nargs="+", help="video files, or folders searched recursively for videos")
     ap.add_argument("--resume", action="store_true", help="skip clips already in the table")
     ap.add_argument("--keep", action="store_true", help="keep the prepared folders")
     ap.add_argument("--in_process", action="store_true", help="no subprocess per clip (faster)")
