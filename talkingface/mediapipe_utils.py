@@ -215,8 +215,8 @@ MAX_AVATAR_YAW = 45.0
 
 @dataclass(frozen=True)
 class FaceRules:
-    """Quality rules for avatar-source frames (docs/REFERENCE.md §1.1: the original's thresholds, with 3/4 views and tight
-    crops allowed).
+    """Quality rules for avatar-source frames (docs/REFERENCE.md §1.1: the original's thresholds, with
+    3/4 views and tight crops allowed; docs/PREPARATION.md).
 
     ``max_yaw``: frames turned further than this (degrees, :func:`talkingface.run_utils.head_yaw`) are
     not used; None accepts any turn (training targets). ``min_inside``: share of the detected face box
