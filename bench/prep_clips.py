@@ -12,8 +12,8 @@ Usage: python bench/prep_clips.py OUT_DIR ROOT [ROOT ...] [--resume] [--keep] [-
 clip unless ``--keep``. ``--in_process`` calls the same functions the two scripts call, in this
 process (no per-clip start-up: much faster on a busy machine), and turns their user errors into the
 same ``error:`` line; ``--max_seconds`` caps the source length read (the scripts' default is 120 s).
-Clips are taken folder by folder, smaller folders first. A summary (counts per outcome and per error) is printed at the end and
-written to OUT_DIR/prep_clips_summary.md.
+Clips are taken folder by folder, smaller folders first. A summary (counts per outcome and per error) is
+printed at the end and written to OUT_DIR/prep_clips_summary.md.
 """
 from __future__ import annotations
 

@@ -261,7 +261,8 @@ def check_frame_face(faces: List[FaceBox], frame_shape: tuple, index: int, rules
     if _inside_share(face.box, w, h) < rules.min_inside:
         raise UserInputError(f"frame {index}: face mostly outside the frame")
     if max(face.w, face.h) < rules.min_box_px:
-        raise UserInputError(f"frame {index}: face too small ({max(face.w, face.h):.0f} px < {rules.min_box_px:.0f} px)")
+        raise UserInputError(f"frame {index}: face too small "
+                             f"({max(face.w, face.h):.0f} px < {rules.min_box_px:.0f} px)")
     return face
 
 

@@ -141,7 +141,8 @@ def crop_face(kps: np.ndarray, jitter: int = 0, rng: np.random.Generator | None 
     return x0, y0, x0 + side, y0 + side
 
 
-def safe_crop(image: np.ndarray, box: Tuple[int, int, int, int], border_value=0, border: str = "constant") -> np.ndarray:
+def safe_crop(image: np.ndarray, box: Tuple[int, int, int, int], border_value=0,
+              border: str = "constant") -> np.ndarray:
     """Crop ``box = (x0, y0, x1, y1)`` from ``image``, padding where the box leaves the image, so the
     crop always has the box's size and keypoints stay aligned with it.
 
