@@ -5,8 +5,9 @@ limit, driven by one speech file through the shipped audio model and DINet_mini 
 does), and every output frame's mouth opening is measured with the face mesh. Frames are binned by
 the source frame's measured |yaw|; per bin: Pearson r of the output opening with the audio model's
 opening coefficient, the response slope (output opening per unit of coefficient) relative to the
-frontal bin, the output frames in which the mesh still finds the face, and r with the source
-video's own mouth (leak). The avatar yaw limit (``MAX_AVATAR_YAW``) is the largest bin whose r and
+frontal bin, the output frames in which the mesh still finds the face, r with the source video's
+own mouth, and the leak: r of the source's mouth with what the audio leaves unexplained in the output
+(``DriveResult.r_leak``). The avatar yaw limit (``MAX_AVATAR_YAW``) is the largest bin whose r and
 slope stay within 80 % of the frontal bin's.
 
 Usage: python bench/bench_yaw.py OUT_DIR [--clips A.mp4 B.mp4 ...] [--audio SPEECH] [--frames 125]
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from talkingface.eval.avatar_drive import drive_pack
+from talkingface.eval.avatar_drive import DriveResult, drive_pack
 from talkingface.eval.metrics import pearson
 from talkingface.mediapipe_utils import FaceRules
 from talkingface.preparation import PrepConfig, prepare_mini_avatar
@@ -60,14 +61,16 @@ def main(argv=None) -> int:
         res = drive_pack(avatar, audio)
         pooled.append(res)
         print(f"{clip.name}: median |yaw| {np.nanmedian(np.abs(res.yaw)):.0f} deg, r_audio {res.r_audio:.2f}, "
-              f"r_source {res.r_source:.2f}, detected {res.detected:.2f}", flush=True)
+              f"r_source {res.r_source:.2f}, r_leak {res.r_leak:.2f}, detected {res.detected:.2f}", flush=True)
         for lo, hi in zip(BINS[:-1], BINS[1:]):
             sel = (np.abs(res.yaw) >= lo) & (np.abs(res.yaw) < hi) & ~np.isnan(res.output)
             if sel.sum() >= 10:
                 rows.append({"clip": clip.name, "bin": f"{lo}-{hi}", "frames": int(sel.sum()),
                              "r_audio": round(pearson(res.output[sel], res.driving[sel]), 3),
                              "slope": round(float(np.polyfit(res.driving[sel], res.output[sel], 1)[0]), 5),
-                             "r_source": round(pearson(res.output[sel], res.source[sel]), 3)})
+                             "r_source": round(pearson(res.output[sel], res.source[sel]), 3),
+                             "r_leak": round(DriveResult(res.output[sel], res.driving[sel], res.source[sel],
+                                                         res.yaw[sel]).r_leak, 3)})
     with open(args.out_dir / "bench_yaw.tsv", "w", newline="") as fh:
         w = csv.DictWriter(fh, list(rows[0]), delimiter="\t")
         w.writeheader()
@@ -76,7 +79,8 @@ def main(argv=None) -> int:
     drv = np.concatenate([r.driving for r in pooled])
     src = np.concatenate([r.source for r in pooled])
     yaw = np.abs(np.concatenate([r.yaw for r in pooled]))
-    print("\n| |yaw| bin (deg) | frames | detected | r audio | slope / frontal | r source |\n|---|---|---|---|---|---|")
+    print("\n| |yaw| bin (deg) | frames | detected | r audio | slope / frontal | r source | r leak |\n"
+          "|---|---|---|---|---|---|---|")
     frontal_slope = None
     for lo, hi in zip(BINS[:-1], BINS[1:]):
         sel = (yaw >= lo) & (yaw < hi)
@@ -85,8 +89,9 @@ def main(argv=None) -> int:
             continue
         slope = float(np.polyfit(drv[ok], out[ok], 1)[0])
         frontal_slope = frontal_slope or slope
+        leak = DriveResult(out[ok], drv[ok], src[ok], yaw[ok]).r_leak
         print(f"| {lo}-{hi} | {int(sel.sum())} | {ok.sum() / sel.sum():.2f} | {pearson(out[ok], drv[ok]):.2f} | "
-              f"{slope / frontal_slope:.2f} | {pearson(out[ok], src[ok]):.2f} |")
+              f"{slope / frontal_slope:.2f} | {pearson(out[ok], src[ok]):.2f} | {leak:.2f} |")
     return 0
 
 
