@@ -133,7 +133,7 @@ def test_tight_crop_is_padded_not_refused(tight_clip, sample_data, tmp_path, cap
     from talkingface.mini_pack import write_avatar_pack
 
     caplog.set_level("INFO")
-    out = prepare_mini_avatar(tight_clip, tmp_path / "tight", PrepConfig(progress=False))
+    out = prepare_mini_avatar(tight_clip, tmp_path / "tight", PrepConfig(progress=False, max_seconds=1.6))
     write_avatar_pack(out)
     with gzip.open(out / "assets/combined_data.json.gz", "rt") as fh:
         rects = np.array([f["rect"] for f in json.load(fh)["json_data"]])
