@@ -61,6 +61,15 @@ class DriveResult:
         return pearson(self.output[ok] - (slope * self.driving[ok] + offset), self.source[ok])
 
     @property
+    def leak_gain(self) -> float:
+        """Share of the avatar's own mouth motion that reaches the output: the slope of the output's
+        audio-unexplained residual on the source's opening (0 = none, 1 = all of it)."""
+        ok = ~np.isnan(self.output)
+        slope, offset = np.polyfit(self.driving[ok], self.output[ok], 1)
+        residual = self.output[ok] - (slope * self.driving[ok] + offset)
+        return float(np.polyfit(self.source[ok], residual, 1)[0])
+
+    @property
     def detected(self) -> float:
         """Share of output frames in which the face mesh finds a face."""
         return float((~np.isnan(self.output)).mean())
@@ -68,16 +77,19 @@ class DriveResult:
 
 def drive_pack(pack_dir: PathLike, audio: PathLike, max_frames: Optional[int] = None,
                checkpoint: PathLike = DEFAULT_CHECKPOINT, audio_checkpoint: Optional[PathLike] = None,
-               backend: str = "auto", threads: int = 1) -> DriveResult:
-    """Render ``audio`` on the pack (as ``demo_mini`` does, without writing a video) and measure it."""
+               backend: str = "auto", threads: int = 1, ref_frame: Optional[int] = None) -> DriveResult:
+    """Render ``audio`` on the pack (as ``demo_mini`` does, without writing a video) and measure it.
+    ``ref_frame``: recompute the reference from this frame instead of using the pack's."""
     torch.set_num_threads(threads)
     pack = load_asset_pack(pack_dir)
+    if ref_frame is not None:
+        pack.ref_frame, pack.frame0_landmarks, pack.reference = int(ref_frame), None, None
     audio_model, basis = load_audio_model(audio_checkpoint, "blendshape", basis_required=False)
     bs = audio_model.interface_wav(load_audio(audio))
     n = len(bs) if max_frames is None else min(len(bs), max_frames)
     model = RenderModelMini(checkpoint, backend=backend)
     try:
-        model.reset_charactor(pack, basis=basis)
+        model.reset_charactor(pack, use_pack_ref=None if ref_frame is None else False, basis=basis)
         frames = [model.interface(loop_index(i, len(pack)), bs[i]) for i in range(n)]
     finally:
         model.close()
