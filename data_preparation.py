@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     if not 0 < args.max_yaw <= 90:
         raise UserInputError(f"--max_yaw must be in (0, 90] degrees, not {args.max_yaw}")
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.preparation import PrepConfig, prepare_dhlive_avatar
 
     cfg = PrepConfig(progress=not args.quiet, rules=FaceRules(max_yaw=args.max_yaw))
@@ -36,5 +37,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console entry point (pyproject.toml [project.scripts])."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

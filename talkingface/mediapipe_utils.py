@@ -6,8 +6,10 @@ coordinates (the original floors x and y; we keep sub-pixel precision). The mesh
 the previous frame's landmarks to place the next region of interest and only re-detects when tracking
 is lost, so the face is followed every frame.
 
-Avatar-source quality rules (docs/REFERENCE.md §1.1, relaxed) live in :func:`check_frame_face` (per
-detection) and :func:`track_avatar_face` (face mesh, head turn, jump cuts: the longest usable stretch is kept).
+Avatar-source quality rules (docs/REFERENCE.md §1.1, relaxed; docs/PREPARATION.md) live in
+:func:`check_frame_face` (per detection) and :func:`track_avatar_face` (face mesh, head turn, jump cuts:
+the longest usable stretch is kept); the landmark files the preparation scripts write
+(``keypoint_rotate.pkl``, ``processed.pkl``) are read by :func:`load_keypoints`.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -26,6 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from talkingface.errors import NoFaceError, UserInputError  # noqa: E402
 from talkingface.run_utils import head_yaw  # noqa: E402
+from talkingface.util.cli import progress  # noqa: E402
+from talkingface.util.files import read_pickle  # noqa: E402
 from talkingface.utils import MP_LEFT_EYE_OUTER, MP_LIPS_OUTER, MP_RIGHT_EYE_OUTER  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,7 @@ def quiet_native_stderr():
 def _mp():
     # mediapipe 0.10.14 calls a protobuf API that newer protobuf deprecates; the warning is noise.
     warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype")
+    # Lazy: mediapipe takes seconds to import; most users of this module never run it.
     import mediapipe as mp
 
     return mp
@@ -182,10 +188,7 @@ class FaceLandmarker:
 def _progress(iterable, total: Optional[int], desc: str, enabled: bool):
     if not enabled:
         return iterable
-    from tqdm import tqdm
-
-    # disable=None: the bar shows on a terminal only, so logs and captured stderr stay clean.
-    return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False, disable=None)
+    return progress(iterable, total=total, desc=desc, unit="frame", leave=False)
 
 
 def landmarks_for_video(frames: Sequence[np.ndarray], progress: bool = True,
@@ -422,3 +425,19 @@ def checked_landmarks_for_video(frames: Sequence[np.ndarray], rules: FaceRules =
     no unusable frame); raises naming the first problem otherwise. See :func:`track_avatar_face`."""
     track = track_avatar_face(frames, rules, min_frames=len(frames), progress=progress)
     return track.landmarks
+
+
+# ------------------------------------------------------------------------------ keypoint files
+def load_keypoints(path: Path, point_counts: Sequence[int] = (478,)) -> np.ndarray:
+    """Read a keypoint pickle (``keypoint_rotate.pkl``, ``processed.pkl``; ours or the original's) as
+    float64 (N, K, C) pixels, K in ``point_counts`` (478 face-mesh points; the DH_live code also takes
+    141 main keypoints), C = 2 or 3. Unreadable or misshaped files raise a clear error."""
+    obj = read_pickle(path, "keypoint file")
+    try:
+        arr = np.asarray(obj, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(f"{path} holds no keypoint array ({exc.__class__.__name__}: {exc})") from exc
+    if arr.ndim != 3 or arr.shape[1] not in point_counts or arr.shape[2] not in (2, 3):
+        want = "|".join(map(str, point_counts))
+        raise UserInputError(f"{path}: expected keypoints (N, {want}, 2|3), got {arr.shape}")
+    return arr

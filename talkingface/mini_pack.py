@@ -37,18 +37,18 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from mini_live.obj.image_utils import standard_points
 from mini_live.obj.utils import fit_avatar
 from mini_live.obj.wrap_utils import WrapMesh
 from talkingface.config.paths import DINET_MINI_CHECKPOINT
-from talkingface.data.mouth_crop import video_mouth_rects
+from talkingface.data.mouth_crop import standard_points, video_mouth_rects
 from talkingface.errors import UserInputError
-from talkingface.mediapipe_utils import FaceLandmarker
-from talkingface.mini_reference import (DEFAULT_TEETH_SEED, build_reference, crop_landmarks, reference_tensor,
-                                        teeth_references)
-from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini, load_dinet_mini_state
-from talkingface.preparation import load_keypoints, mouth_activity
+from talkingface.mediapipe_utils import FaceLandmarker, load_keypoints
+from talkingface.data.teeth_labels import DEFAULT_TEETH_SEED
+from talkingface.mini_reference import build_reference, crop_landmarks, reference_tensor, teeth_references
+from talkingface.models.DINet_mini import MODEL_SIZE, load_dinet_mini
+from talkingface.preparation import mouth_activity
 from talkingface.run_utils import KEYPOINT_SMOOTH_KERNEL, smooth_sequence
+from talkingface.util.files import BAD_FILE_ERRORS, check_input_file, check_output_dir, read_json
 from talkingface.util.media import read_video
 
 log = logging.getLogger(__name__)
@@ -102,14 +102,6 @@ def weights_id(state: Dict[str, torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-def _read_json_gz(path: Path) -> dict:
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise UserInputError(f"cannot read asset pack data {path}: {exc}") from exc
-
-
 def _parse_points(json_data: list, model_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """json_data -> (rects (N,4) int, mats (N,4,4) at the 128 scale, points (N,P,2) at 128)."""
     rects = np.array([f["rect"] for f in json_data], np.int64)
@@ -145,14 +137,29 @@ def load_asset_pack(pack_dir: PathLike) -> AssetPack:
     for p in (video, data_path):
         if not p.is_file():
             raise UserInputError(f"not an asset pack: {p} is missing")
-    data = _read_json_gz(data_path)
+    # The JSON first (cheap): a truncated, corrupt or foreign file fails before the video is decoded.
+    data = read_json(data_path, "asset pack data")
+    if not isinstance(data, dict):
+        raise UserInputError(f"{data_path} is not an asset pack (a JSON {type(data).__name__}, not an object)")
     for key in ("frame_num", "face3D_obj", "json_data"):
         if key not in data:
-            raise UserInputError(f"{data_path}: key {key!r} missing")
-    ours = data.get("talkingface") or {}
-    model_size = int(data.get("size", MODEL_SIZE))
-    variant = "talkingface" if ours else ("3e5ce86" if "version" in data or model_size != MODEL_SIZE else "8b74e3f")
-    rects, mats, points = _parse_points(data["json_data"], model_size)
+            raise UserInputError(f"{data_path}: key {key!r} missing (a pack of another version or layout?)")
+    try:  # the layout of the original's 8b74e3f / 3e5ce86 packs and ours; anything else is another format
+        ours = data.get("talkingface") or {}
+        model_size = int(data.get("size", MODEL_SIZE))
+        variant = "talkingface" if ours else ("3e5ce86" if "version" in data or model_size != MODEL_SIZE else "8b74e3f")
+        rects, mats, points = _parse_points(data["json_data"], model_size)
+        lines = [ln.replace(f" {CAVITY_LABEL_3E5CE86:.2f} ", f" {CAVITY_LABEL:.2f} ") for ln in data["face3D_obj"]]
+        mesh = WrapMesh.from_obj_lines(lines, num_targets=points.shape[1])
+        ref_data = np.asarray(data["ref_data"], np.float32) if len(data.get("ref_data", [])) == REF_DATA_SIZE else None
+        mp_ids = np.asarray(ours["mp_ids"], np.int64) if ours else None
+        frame0 = (np.asarray(ours["frame0_landmarks"], np.float64).reshape(-1, 3)
+                  if ours.get("frame0_landmarks") is not None else None)
+        teeth_seed = int(ours.get("teeth_seed", DEFAULT_TEETH_SEED))
+        ref_frame = int(ours.get("ref_frame", 0))
+    except BAD_FILE_ERRORS as exc:
+        raise UserInputError(f"asset pack data {data_path} is of another format or version "
+                             f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
     frames = read_video(video)
     n = min(len(frames), len(rects))
     if n < 1:
@@ -162,17 +169,13 @@ def load_asset_pack(pack_dir: PathLike) -> AssetPack:
     frames, rects, mats, points = frames[:n], rects[:n], mats[:n], points[:n]
     _check_rects(rects, frames[0].shape)
 
-    lines = [ln.replace(f" {CAVITY_LABEL_3E5CE86:.2f} ", f" {CAVITY_LABEL:.2f} ") for ln in data["face3D_obj"]]
-    mesh = WrapMesh.from_obj_lines(lines, num_targets=points.shape[1])
-    ref_data = np.asarray(data["ref_data"], np.float32) if len(data.get("ref_data", [])) == REF_DATA_SIZE else None
     pack = AssetPack(frames=frames, rects=rects, mats=mats, points=points, mesh=mesh, variant=variant,
                      uid=str(data.get("uid", "")), ref_data=ref_data, ref_checkpoint=ours.get("ref_checkpoint"),
-                     teeth_seed=int(ours.get("teeth_seed", DEFAULT_TEETH_SEED)), meta={"path": str(pack_dir)})
+                     teeth_seed=teeth_seed, meta={"path": str(pack_dir)})
     if ours:
-        mesh.mp_ids = np.asarray(ours["mp_ids"], np.int64)
-        pack.ref_frame = min(int(ours.get("ref_frame", 0)), n - 1)
-        if ours.get("frame0_landmarks") is not None:
-            pack.frame0_landmarks = np.asarray(ours["frame0_landmarks"], np.float64).reshape(-1, 3)
+        mesh.mp_ids = mp_ids
+        pack.frame0_landmarks = frame0
+        pack.ref_frame = min(max(ref_frame, 0), n - 1)
     else:
         _recover_landmark_ids(pack)
     log.info("asset pack %s: %s format, %d frames, mesh %d vertices (%d driven)", pack_dir, variant, n,
@@ -235,14 +238,16 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
     """
     out_dir = Path(out_dir)
     video = Path(video)
-    frames = read_video(video)
+    check_output_dir(out_dir)
     lm = np.asarray(landmarks, np.float64)
     if lm.ndim != 3 or lm.shape[1:] != (478, 3):
         raise UserInputError(f"landmarks must be (N, 478, 3), got {lm.shape}")
+    # The weights first (cheap): a bad checkpoint fails before the video is decoded.
+    net, state = load_dinet_mini(check_input_file(checkpoint, "DINet_mini checkpoint"))
+    net.eval().to(device)
+    frames = read_video(video)
     if len(lm) != len(frames):
         raise UserInputError(f"{video} has {len(frames)} frames but the landmarks describe {len(lm)}")
-    if not Path(checkpoint).is_file():
-        raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint}")
     lm = smooth_sequence(lm, KEYPOINT_SMOOTH_KERNEL, keep_edges=True)
     h, w = frames[0].shape[:2]
     try:
@@ -257,10 +262,6 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
     if activity.talking:
         log.info("%s: reference from frame %d (closed mouth) instead of frame 0", activity.describe(), ref)
 
-    state = load_dinet_mini_state(checkpoint)
-    net = DINet_mini(3, 12)
-    net.load_state_dict(state, strict=True)
-    net.eval().to(device)
     teeth = teeth_references(frames, rects, std, seed=teeth_seed)
     reference = build_reference(frames[ref], rects[ref], std[ref], teeth)
     with torch.no_grad():
@@ -290,6 +291,10 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
             "ref_frame": int(ref),
         },
     }
+    # what the browser player needs (lazy import: talkingface.web.pack_web imports the renderer, which imports this module)
+    from talkingface.web.pack_web import web_extension
+
+    data["talkingface"]["web"] = web_extension(data)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "assets"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp_assets_", dir=out_dir))
@@ -313,6 +318,8 @@ def write_avatar_pack(avatar_dir: PathLike, checkpoint: PathLike = DEFAULT_CHECK
     """``data_preparation_web.py``: the asset pack ``avatar_dir/assets`` of a ``data_preparation_mini.py``
     folder (its ``data/processed.mp4`` + ``data/processed.pkl``); see :func:`write_asset_pack`."""
     avatar_dir = Path(avatar_dir)
+    if avatar_dir.exists() and not avatar_dir.is_dir():
+        raise UserInputError(f"avatar folder {avatar_dir} is a file, not a folder")
     video, keypoints = avatar_dir / "data" / "processed.mp4", avatar_dir / "data" / "processed.pkl"
     for p in (video, keypoints):
         if not p.is_file():

@@ -25,14 +25,15 @@ import numpy as np
 import torch
 
 from mini_live.generate_fusion_mask import load_fusion_masks
-from mini_live.obj.image_utils import standard_image
 from mini_live.obj.utils import bs_table_from_basis, load_bs_table, load_wrap_template
 from mini_live.obj.wrap_utils import LABEL_ANCHOR, LABEL_LOWER_LIP, LABEL_LOWER_TEETH, LABEL_SKIN, LABEL_UPPER_LIP
 from mini_live.render import MouthRenderer
+from talkingface.data.mouth_crop import standard_image
 from talkingface.errors import UserInputError
 from talkingface.mini_pack import DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack, pack_reference, weights_id
 from talkingface.mini_reference import reference_tensor
-from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini, DINet_mini_pipeline, load_dinet_mini_state
+from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini_pipeline, load_dinet_mini
+from talkingface.util.files import check_input_file
 
 __all__ = ["RenderModelMini", "mesh_bs_table", "warp_only_mesh", "loop_index", "paste_delta",
            # the pack names a user of the renderer needs, re-exported from talkingface.mini_pack
@@ -112,11 +113,7 @@ class RenderModelMini:
 
     def loadModel(self, checkpoint: PathLike) -> None:  # noqa: N802 (original's name)
         """Load DINet_mini weights (strict) and keep a BatchNorm-folded copy for inference."""
-        if not Path(checkpoint).is_file():
-            raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint}")
-        state = load_dinet_mini_state(checkpoint, map_location=self.device)
-        net = DINet_mini(3, 12).to(self.device)
-        net.load_state_dict(state, strict=True)
+        net, state = load_dinet_mini(check_input_file(checkpoint, "DINet_mini checkpoint"), map_location=self.device)
         self.pipeline.infer_model = net.eval().fused()
         self.checkpoint_id = weights_id(state)
 

@@ -128,7 +128,7 @@ def test_tight_crop_is_padded_not_refused(tight_clip, sample_data, tmp_path, cap
     import gzip
     import json
 
-    from mini_live.obj.image_utils import standard_image
+    from talkingface.data.mouth_crop import standard_image
     from talkingface.preparation import prepare_mini_avatar
     from talkingface.mini_pack import write_avatar_pack
 
@@ -206,7 +206,8 @@ def test_talking_avatar_does_not_leak_its_mouth(sample_data, tmp_path, caplog):
     output's mouth follows the driving speech, not the avatar video's own mouth track."""
     from talkingface.eval.avatar_drive import drive_pack
     from talkingface.mini_pack import load_asset_pack, write_avatar_pack
-    from talkingface.preparation import load_keypoints, mouth_activity, prepare_mini_avatar
+    from talkingface.mediapipe_utils import load_keypoints
+    from talkingface.preparation import mouth_activity, prepare_mini_avatar
 
     caplog.set_level("INFO")
     out = prepare_mini_avatar(sample_data / "av/mead/M030_front_neutral_level1_001.mp4", tmp_path / "talking",
@@ -224,7 +225,8 @@ def test_talking_avatar_does_not_leak_its_mouth(sample_data, tmp_path, caplog):
 
 
 def test_resting_avatar_is_unchanged(mini_avatar_dir):
-    from talkingface.preparation import load_keypoints, mouth_activity
+    from talkingface.mediapipe_utils import load_keypoints
+    from talkingface.preparation import mouth_activity
 
     activity = mouth_activity(load_keypoints(mini_avatar_dir / "data/processed.pkl"))
     assert not activity.talking and activity.reference_frame == 0  # the pack keeps frame 0 as reference

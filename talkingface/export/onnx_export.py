@@ -89,9 +89,9 @@ def parity(model_bytes: bytes, module: nn.Module, name: str, seed: int = 1) -> f
 def audio_module(checkpoint: Optional[PathLike]):
     """(net, checkpoint path): the blendshape audio model that drives the mini renderer by default."""
     from talkingface.models.audio2bs_lstm import load_audio2feature
-    from talkingface.render_model_mini import find_mini_audio_checkpoint
+    from talkingface.audio_loader import find_audio_checkpoint
 
-    path = Path(checkpoint) if checkpoint is not None else find_mini_audio_checkpoint()
+    path = Path(checkpoint) if checkpoint is not None else find_audio_checkpoint("blendshape")
     return load_audio2feature(path), path
 
 
