@@ -367,6 +367,11 @@ def _cases() -> List[Case]:
     add("scripts/make_demo.py", "out-is-file", "--out", "{text_file}")
     add("scripts/make_demo.py", "avatar-truncated-pack", "--avatar", "{avatar_pack_trunc}", "--out", "{out}/demo")
     add("scripts/make_demo.py", "avatar-missing", "--avatar", "{missing_dir}", "--out", "{out}/demo")
+    # serve_web.py (checked before any folder is made or the port is opened)
+    add("serve_web.py", "packs-is-file", "--packs", "{text_file}", "--work", "{out}/work", "--models", "{out}/models",
+        "--no_prepare", "--port", "0")
+    add("serve_web.py", "work-unwritable", "--packs", "{out}/packs", "--work", "{unwritable_dir}", "--models",
+        "{out}/models", "--no_prepare", "--port", "0")
     # python -m talkingface.eval
     add("-m talkingface.eval", "summary-truncated-json", "summary", "{eval_trunc}")
     add("-m talkingface.eval", "compare-missing", "compare", "--pred", "{missing}", "--gt", "{good_video}")
