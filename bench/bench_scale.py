@@ -12,6 +12,8 @@ time and the real-time factor, and the output's frame count (25 x duration).
 
     python bench/bench_scale.py [--seconds 10 600 1800 3600] [--quick] [--json OUT.json]
       --quick: 4 s and 30 s.  Long runs: `nice -n 10` and OMP_NUM_THREADS=1 on a shared machine.
+      --stage audio: only the length-dependent half (streamed decode + fbank + audio model rows), which
+      runs a 1-hour file in minutes where the whole demo takes about an hour per hour of speech.
 """
 from __future__ import annotations
 
@@ -72,10 +74,25 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
-def run_demo(pack: Path, wav: Path, out: Path) -> dict:
-    """One ``demo_mini.py`` process: its own peak RSS, the tree's sampled peak, wall time."""
+#: ``--stage audio``: only the part of demo_mini whose work grows with the speech - streamed decoding,
+#: fbank and the audio model's rows - in its own process (frames are produced one by one and never kept).
+AUDIO_STAGE = """
+import sys
+from talkingface.audio_loader import load_audio_model
+from talkingface.util.media import iter_audio
+model, _ = load_audio_model(None, "blendshape", basis_required=False)
+rows = sum(len(block) for block in model.interface_stream(iter_audio(sys.argv[1])))
+print(rows)
+"""
+
+
+def run_demo(pack: Path, wav: Path, out: Path, stage: str = "demo") -> dict:
+    """One ``demo_mini.py`` process (or the audio stage alone): its own peak RSS, the tree's sampled
+    peak, wall time."""
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     cmd = [sys.executable, str(REPO / "demo_mini.py"), str(pack), str(wav), str(out), "--quiet"]
+    if stage == "audio":
+        cmd = [sys.executable, "-c", AUDIO_STAGE, str(wav)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak_tree = [0]
@@ -104,27 +121,30 @@ def main(argv=None) -> int:
                         help="speech durations to run (default 10 3600; --quick: 4 30)")
     parser.add_argument("--cache", type=Path, default=REPO / "output" / "bench_cache",
                         help="where the sample avatar is built once")
+    parser.add_argument("--stage", choices=("demo", "audio"), default="demo",
+                        help="demo: the whole demo_mini.py; audio: only its length-dependent audio half")
     args = parser.parse_args(argv)
     report = BenchReport("scale", args)
+    report.note("stage", args.stage)
     from talkingface.sample_avatar import ensure_sample_mini_avatar
     from talkingface.util.media import count_frames
 
     durations = args.seconds or ([4.0, 30.0] if args.quick else [10.0, 3600.0])
-    pack = ensure_sample_mini_avatar(args.cache / "avatar") / "assets"
+    pack = ensure_sample_mini_avatar(args.cache / "avatar") / "assets" if args.stage == "demo" else None
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
         for seconds in durations:
             wav = speech_of_length(seconds, Path(tmp) / f"speech_{seconds:g}s.wav")
             out = Path(tmp) / f"out_{seconds:g}s.mp4"
-            result = run_demo(pack, wav, out)
-            frames = count_frames(out)
+            result = run_demo(pack, wav, out, args.stage)
+            frames = count_frames(out) if args.stage == "demo" else None
             result.update(seconds=seconds, frames=frames, expected_frames=int(np.ceil(seconds * 25)),
                           rtf=result["wall_s"] / seconds)
             rows.append(result)
             report.note(f"{seconds:g}s", {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()})
             print(f"{seconds:8.0f} s speech: peak RSS {result['peak_rss_mb']:.0f} MB (tree {result['peak_tree_rss_mb']:.0f}"
                   f" MB), {frames} frames, wall {result['wall_s']:.0f} s (RTF {result['rtf']:.2f})", flush=True)
-            out.unlink()
+            out.unlink(missing_ok=True)
             wav.unlink()
     base = rows[0]
     for r in rows[1:]:
