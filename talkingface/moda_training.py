@@ -78,6 +78,8 @@ class MODATrainer:
         self.stats = TargetStats.fit(list(train))
         if init is not None:
             ck = torch.load(init, map_location="cpu", weights_only=False)
+            if "state_dict" not in ck:  # another run's last.pth
+                ck = {"state_dict": ck["model"], "stats": ck["stats"]}
             missing, _ = self.model.load_state_dict(ck["state_dict"], strict=False)
             self.stats = TargetStats.from_dict(ck["stats"])
             log.info("initialised from %s (new parameters: %s)", init, missing)

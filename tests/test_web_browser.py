@@ -126,6 +126,11 @@ def test_golden_frames_match_python_renderer(web, speech_id):
             res = render_still(page, index, rows[t])
             x0, y0, x1, y1 = res["rect"]
             assert [x0, y0, x1, y1] == pack.rects[index].tolist()
+            # the page read the right video frame: its rect matches Python's decode of frame `index`
+            # better than the neighbouring frames'
+            match = {j: psnr(res["before"][..., 2::-1], pack.frames[j][y0:y1, x0:x1])
+                     for j in (index - 1, index, index + 1) if 0 <= j < len(pack)}
+            assert max(match, key=match.get) == index and match[index] > 30, match
             # the same decoded source pixels on both sides: the comparison is of the renderer alone
             pack.frames[index][y0:y1, x0:x1] = res["before"][..., 2::-1]
             expected = model.interface(index, rows[t])[y0:y1, x0:x1][..., ::-1]

@@ -182,7 +182,7 @@ def _crosshalf(args) -> None:
     from talkingface.eval.report import HEADER, summary_markdown
     from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips
     from talkingface.audio_loader import load_audio_model
-    from talkingface.util.sample_data import find_sample_data
+    from talkingface.util.sample_data import ORIGINAL_AUDIO_MODEL, find_sample_data
 
     sources: List[Path] = list(args.clip)
     if args.heldout_av_more:
@@ -197,8 +197,9 @@ def _crosshalf(args) -> None:
     basis = load_audio_model(ours, target="blendshape")[1] if ours is not None else None
     original = args.original
     data = find_sample_data()
-    if original is None and data is not None and (data / "dh_live" / "checkpoint" / "audio.pkl").is_file():
-        original = data / "dh_live" / "checkpoint" / "audio.pkl"
+    teacher = data.joinpath(*ORIGINAL_AUDIO_MODEL) if data is not None else None
+    if original is None and teacher is not None and teacher.is_file():
+        original = teacher
     options = PipelineOptions(device=resolve_device(args.device), checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
                               progress=False)
     print(HEADER, flush=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -20,13 +19,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from talkingface.config.paths import onnx_cache_dir
 from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 #: Where exported graphs are cached (override with TALKINGFACE_ONNX_CACHE).
-CACHE_DIR = Path(os.environ.get("TALKINGFACE_ONNX_CACHE",
-                                Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkingface" / "onnx"))
+CACHE_DIR = onnx_cache_dir()
 #: Bumped when a graph wrapper changes, so stale cached files are not reused.
 GRAPH_VERSION = 1
 

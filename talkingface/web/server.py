@@ -102,6 +102,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sock.bind((args.host, args.port))
     except OSError as exc:
         raise UserInputError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from exc
+    sock.listen(128)  # connections made before uvicorn starts wait in the backlog
     host, port = sock.getsockname()[:2]
     print(f"serving http://{host if ':' not in host else f'[{host}]'}:{port}/", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="on",
