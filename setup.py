@@ -8,7 +8,8 @@ from setuptools import find_namespace_packages, setup
 # Namespace discovery also lists the data-only folders (talkingface/assets, mini_live/shader, ...), so
 # their files are package data of a listed package, as setuptools wants.
 PACKAGES = find_namespace_packages(include=["talkingface", "talkingface.*", "mini_live", "mini_live.*",
-                                            "train", "train.*", "train_audio", "train_audio.*"],
+                                            "train", "train.*", "train_audio", "train_audio.*",
+                                            "train_moda", "train_moda.*"],
                                    exclude=["*.__pycache__"])
 
 #: The command-line scripts at the repository root (``python demo_mini.py ...`` in a clone; installed
