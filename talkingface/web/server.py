@@ -24,6 +24,7 @@ from typing import Dict, Optional, Sequence
 from talkingface.config.paths import CLONE_ROOT, SAMPLE_SPEECH_EN, SAMPLE_SPEECH_ZH, data_home, mini_avatar_dir, video_data_dir
 from talkingface.errors import UserInputError
 from talkingface.util.cli import script_parser, setup_logging
+from talkingface.util.files import check_output_dir
 
 ORT_ENV = "TALKINGFACE_ORT_DIR"
 
@@ -89,6 +90,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from talkingface.web.startup import prepare_defaults
 
     cfg = build_config(args)
+    for folder, what in ((cfg.packs_dir, "--packs folder"), (cfg.work_dir, "--work folder"),
+                         (cfg.models_dir, "--models folder")):
+        check_output_dir(folder, what)  # before any folder is made or the server starts
     app = create_app(cfg)
     if not args.no_prepare:
         prepare_defaults(app)
