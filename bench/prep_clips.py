@@ -68,6 +68,7 @@ class _NoteHandler(logging.Handler):
 
 def prepare_clip_in_process(video: Path, work: Path, keep: bool, max_seconds: float) -> Dict[str, str]:
     """Like :func:`prepare_clip`, calling ``prepare_mini_avatar`` and ``write_avatar_pack`` directly."""
+    # Lazy: the pipeline loads in each worker process, not in the parent that only schedules clips.
     from talkingface.errors import UserInputError
     from talkingface.mini_pack import write_avatar_pack
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
@@ -159,6 +160,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max_seconds", type=float, default=120.0, help="cap on the source length read")
     args = ap.parse_args(argv)
     if args.in_process:
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         from talkingface.util.cli import setup_logging
 
         setup_logging()
