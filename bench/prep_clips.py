@@ -68,7 +68,7 @@ class _NoteHandler(logging.Handler):
 
 def prepare_clip_in_process(video: Path, work: Path, keep: bool, max_seconds: float) -> Dict[str, str]:
     """Like :func:`prepare_clip`, calling ``prepare_mini_avatar`` and ``write_avatar_pack`` directly."""
-    # Lazy: the pipeline loads in each worker process, not in the parent that only schedules clips.
+    # Lazy: the pipeline loads only with --in_process (by default each clip runs the scripts in a subprocess).
     from talkingface.errors import UserInputError
     from talkingface.mini_pack import write_avatar_pack
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
