@@ -29,13 +29,13 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
+from talkingface.config.paths import PACKAGE_ROOT  # where the top-level scripts live
 from talkingface.util.files import write_text
 
 VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".webm"}
 FIELDS = ["clip", "outcome", "rc", "seconds", "error", "notes"]
 #: Log lines worth keeping in the table (what preparation measured or decided).
 NOTE_PATTERN = re.compile(r"(yaw|jump cut|stretch|talking|mouth|padded|neutral)", re.IGNORECASE)
-REPO = Path(__file__).resolve().parents[1]
 
 
 def find_videos(roots: List[Path]) -> List[Path]:
@@ -98,7 +98,7 @@ def prepare_clip_in_process(video: Path, work: Path, keep: bool, max_seconds: fl
 
 
 def _run(args: List[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=PACKAGE_ROOT)
 
 
 def _error_line(proc: subprocess.CompletedProcess) -> str:
