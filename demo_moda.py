@@ -12,6 +12,7 @@ landmark condition images. --debug writes [render | condition | reference] side 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from talkingface.moda_pipeline import (FaCoPredictor, MODAPredictor, RendererPre
                                        frame_landmarks, paste_dense)
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 from talkingface.util.files import check_input_file, check_output_file
-from talkingface.util.media import VideoWriter, check_audio, load_audio
+from talkingface.util.media import VideoWriter, check_audio, load_audio, save_wav
 
 log = logging.getLogger("demo_moda")
 
@@ -63,6 +64,9 @@ def main(argv=None) -> int:
         renderer = RendererPredictor(renderer_path, subject.reference)
     size = renderer.cfg.resolution if renderer else args.size
     n = int(np.ceil(audio.size / 640))
+    # the muxed sound is padded with silence to exactly n frames, so the video keeps all n frames
+    tmp = tempfile.TemporaryDirectory(prefix="demo_moda_")
+    wav = save_wav(Path(tmp.name) / "audio.wav", np.pad(audio, (0, n * 640 - audio.size)))
     for k in range(args.n_samples):
         t0 = time.time()
         motion = moda.predict(audio, subject, seed=args.seed + k, n_frames=n)
@@ -71,7 +75,7 @@ def main(argv=None) -> int:
         points = frame_landmarks(dense, motion["head"], subject)
         out = args.out if k == 0 else args.out.with_name(f"{args.out.stem}_s{k}.mp4")
         ref = cv2.resize(subject.reference, (size, size)) if subject.reference is not None else None
-        with VideoWriter(out, audio=args.audio) as writer:
+        with VideoWriter(out, audio=wav) as writer:
             for i in range(n):
                 cond = draw_condition(points[i], subject.frame_size, size)
                 frame = renderer.render(cond, i) if renderer else cond
@@ -79,6 +83,7 @@ def main(argv=None) -> int:
                     frame = np.hstack([frame, cond] + ([ref] if ref is not None else []))
                 writer.write(frame)
         log.info("wrote %s: %d frames (%.1f s of audio) in %.1f s", out, n, audio.size / 16000, time.time() - t0)
+    tmp.cleanup()
     return 0
 
 

@@ -35,8 +35,10 @@ REPO = CLONE_ROOT or Path(__file__).resolve().parent.parent  # the clone whose d
 
 def speech_of_length(seconds: float, out: Path) -> Path:
     """A 16 kHz mono wav of ``seconds``: the built-in English clip repeated (written in blocks)."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import soundfile as sf
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.config.paths import SAMPLE_SPEECH_EN
     from talkingface.util.media import load_audio
 
@@ -138,6 +140,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     report = BenchReport("scale", args)
     report.note("stage", args.stage)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.sample_avatar import ensure_sample_mini_avatar
     from talkingface.util.media import count_frames
 

@@ -60,6 +60,7 @@ class RenderModel:
                  engine: str = "auto", threads: Optional[int] = None):
         """``engine``: ``auto`` (ONNX Runtime on CPU when installed, else torch), ``onnx`` or ``torch``;
         ``threads``: the ONNX Runtime session's intra-op threads (default: torch's thread count)."""
+        # Lazy: the ONNX Runtime fast path loads only when it is chosen.
         from talkingface.export.runtime import resolve_engine
 
         self.device = torch.device(resolve_device(device))
@@ -88,6 +89,7 @@ class RenderModel:
         load_dinet_state_dict(net, path, map_location="cpu")
         self.net = net.to(self.device).eval()
         if self.engine == "onnx":
+            # Lazy: the ONNX Runtime fast path loads only when it is chosen.
             from talkingface.fast.dinet import FastDINet
 
             self.fast = FastDINet(self.net, threads=self.threads or torch.get_num_threads())

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from talkingface.config.paths import onnx_cache_dir
+from talkingface.errors import UserInputError
 from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ def ort_available() -> bool:
 
 def resolve_engine(engine: str = "auto") -> str:
     """``auto`` -> ``onnx`` when ONNX Runtime is installed, else ``torch``; ``onnx`` without it is an error."""
-    from talkingface.errors import UserInputError
-
     engine = (engine or "auto").lower()
     if engine not in ("auto", "onnx", "torch"):
         raise UserInputError(f"unknown inference engine {engine!r}: use auto, onnx or torch")
@@ -100,6 +99,7 @@ def module_digest(module: nn.Module) -> str:
 
 def cached_onnx(module: nn.Module, name: str, cache_dir: Optional[Path] = None) -> bytes:
     """The ONNX bytes of graph ``name`` of ``module``, exported once and cached under ``cache_dir``."""
+    # Lazy: exporting loads only when a graph is missing from the cache (onnx_export imports this module).
     from talkingface.export.onnx_export import OPSET, onnx_bytes
 
     cache_dir = Path(cache_dir) if cache_dir is not None else CACHE_DIR

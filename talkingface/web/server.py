@@ -51,6 +51,7 @@ def sample_audio() -> Dict[str, Path]:
 
 
 def build_config(args):
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.web.app import WebConfig
 
     ort_dir = Path(args.ort) if args.ort else default_ort_dir()
@@ -84,8 +85,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise UserInputError(f"--port {args.port} is not a port number")
     if args.max_video_mb <= 0 or args.max_audio_mb <= 0 or args.max_clients < 1:
         raise UserInputError("upload limits and --max_clients must be positive")
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import uvicorn
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.web.app import create_app
     from talkingface.web.startup import prepare_defaults
 
