@@ -28,6 +28,7 @@ MAX_SECONDS = 120.0  # hard cap, whatever is asked
 
 
 async def client(url: str, seconds: float, speech: str, stats: dict) -> None:
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import websockets
 
     arrivals = []
@@ -66,6 +67,7 @@ async def client(url: str, seconds: float, speech: str, stats: dict) -> None:
 def oversized_upload(base: str) -> int:
     """Announce a 30 MB speech upload, send its first 64 kB, and return the status the server answers
     (413 expected before the body is read)."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import http.client
     from urllib.parse import urlparse
 
@@ -86,6 +88,7 @@ def oversized_upload(base: str) -> int:
 
 
 async def run_load(base: str, pid: int, clients: int, seconds: float, speech: str):
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import psutil
 
     proc = psutil.Process(pid)
@@ -118,6 +121,7 @@ def main(argv=None) -> int:
         seconds = min(seconds, 10.0)
     report = BenchReport("web_load", args)
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.web.harness import Server
 
     tmp = Path(tempfile.mkdtemp(prefix="load_web_"))

@@ -1,4 +1,5 @@
-"""Pose maths in one place: head-pose matrices, the canonical mean face, temporal smoothing.
+"""Pose maths in one place: head-pose matrices (fitted to landmarks or built from Euler angles), the
+canonical mean face, temporal smoothing.
 
 Conventions
 - A pose matrix ``M`` (4x4) maps a point of the canonical (mean-face) space into the frame:
@@ -16,7 +17,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from talkingface.config.paths import MEAN_FACE as MEAN_FACE_PATH
-from talkingface.utils import INDEX_FACE_OVAL, MAIN_KEYPOINTS
+from talkingface.utils import INDEX_FACE_OVAL, MAIN_KEYPOINTS, ROTATE_REF_INDEX, main_keypoints
 
 
 #: Temporal kernel the original applies to the 16 pose-matrix entries.
@@ -103,6 +104,7 @@ def calc_face_mat(pts: np.ndarray, mean: np.ndarray, ref_index: Optional[Sequenc
     normalized = apply_pose(np.linalg.inv(first), pts)
     n_comp = min(25, n // 20)
     if n_comp >= 1:
+        # Lazy: scikit-learn takes about a second to import; only this path needs it.
         from sklearn.decomposition import PCA
 
         flat = normalized.reshape(n, -1)
@@ -116,6 +118,24 @@ def calc_face_mat(pts: np.ndarray, mean: np.ndarray, ref_index: Optional[Sequenc
         mats = smooth_sequence(mats.reshape(n, 16), POSE_SMOOTH_KERNEL).reshape(n, 4, 4)
     normalized = apply_pose(np.linalg.inv(mats), pts)
     return mats, normalized, personal_mean
+
+
+def head_yaw(landmarks: np.ndarray) -> np.ndarray:
+    """Head yaw in degrees of face-mesh landmarks, from the rigid pose against the canonical mean face.
+
+    landmarks: (..., 478, 3) or (..., 141, 3) in pixels (x, y, z*width). The pose is solved on the
+    main keypoints that do not move with the mouth (``ROTATE_REF_INDEX``); yaw is the rotation about
+    the vertical axis: 0 frontal, about +-90 a profile (the sign says which way). Returns (...,).
+    """
+    pts = main_keypoints(landmarks)
+    flat = pts.reshape(-1, *pts.shape[-2:])
+    mean = load_mean_face_main()[ROTATE_REF_INDEX]
+    out = np.empty(len(flat))
+    for i, p in enumerate(flat):
+        rot = solve_pose(mean, p[ROTATE_REF_INDEX])[:3, :3]
+        rot = rot / np.cbrt(np.linalg.det(rot))
+        out[i] = np.degrees(np.arcsin(np.clip(-rot[2, 0], -1.0, 1.0)))
+    return out.reshape(pts.shape[:-2])
 
 
 # ------------------------------------------------------------------------------------------ mean face
@@ -190,3 +210,34 @@ def jaw_mask_contour(normalized_main: np.ndarray, personal_mean_main: np.ndarray
         contour[j, 0] = x_min[j] + (9 - i)
     contour[10, 1] = y_max[10] + 25
     return contour
+
+
+# ------------------------------------------------------------------------------ Euler-angle poses
+def rotation_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
+    """3x3 rotation R = Rz(roll) Ry(yaw) Rx(pitch), angles in degrees (x right, y down, z away)."""
+    a, b, c = np.radians([pitch, yaw, roll])
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def rotation_angles(rot: np.ndarray) -> Tuple[float, float, float]:
+    """(pitch, yaw, roll) in degrees of a rotation (3x3) or of a pose matrix's scaled 3x3 block."""
+    r = np.asarray(rot, np.float64)[:3, :3]
+    r = r / np.cbrt(np.linalg.det(r))
+    yaw = np.degrees(np.arcsin(np.clip(-r[2, 0], -1.0, 1.0)))
+    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
+    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    return float(pitch), float(yaw), float(roll)
+
+
+def pose_matrix(pitch: float = 0.0, yaw: float = 0.0, roll: float = 0.0, scale: float = 1.0,
+                centre: Optional[Sequence[float]] = None, target: Optional[Sequence[float]] = None) -> np.ndarray:
+    """4x4 pose: rotate and scale about model point ``centre`` and put it at ``target`` (default: origin)."""
+    mat = np.eye(4)
+    mat[:3, :3] = scale * rotation_matrix(pitch, yaw, roll)
+    c = np.zeros(3) if centre is None else np.asarray(centre, np.float64)
+    t = np.zeros(3) if target is None else np.asarray(target, np.float64)
+    mat[:3, 3] = t - mat[:3, :3] @ c
+    return mat

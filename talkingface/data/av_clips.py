@@ -15,7 +15,10 @@ from typing import Optional, Union
 import numpy as np
 
 from talkingface.errors import MediaError, UserInputError
+from talkingface.mediapipe_utils import landmarks_for_video
+from talkingface.mouth_basis import cut_mouth_crops, mouth_box, neutral_shape, normalize_landmarks, process_crops
 from talkingface.util.files import atomic_write
+from talkingface.util.media import load_audio, probe_video, read_video, save_wav
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +75,6 @@ def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Opt
     MediaError, or with ``require_audio=False`` gives a clip with empty audio (usable for fitting
     bases, not for training targets). Any frame rate is resampled to 25 fps.
     """
-    from talkingface.mediapipe_utils import landmarks_for_video
-    from talkingface.mouth_basis import cut_mouth_crops, mouth_box, normalize_landmarks
-    from talkingface.util.media import load_audio, probe_video, read_video, save_wav
-
     video = Path(video)
     name = name or video.stem
     cache_dir = Path(cache_dir)
@@ -110,16 +109,12 @@ def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Opt
 
 def blendshape_coefficients(clip: ClipData, basis) -> np.ndarray:
     """Per-frame blendshape coefficients of a clip against its own neutral shape: (N, 6)."""
-    from talkingface.mouth_basis import neutral_shape
-
     norm = np.asarray(clip.normalized, np.float64)
     return basis.project(norm, neutral_shape(norm))
 
 
 def pixel_coefficients(clip: ClipData, basis) -> np.ndarray:
     """Per-frame pixel-basis coefficients of the clip's processed mouth crops: (N, 6)."""
-    from talkingface.mouth_basis import process_crops
-
     return basis.project(process_crops(clip.raw_crops))
 
 

@@ -5,26 +5,30 @@
     python -m talkingface.eval selfrecon --pipeline mini --heldout      # the held-out real clips
     python -m talkingface.eval crosshalf --pipeline mini --heldout-av-more   # first half avatar, second half speech
     python -m talkingface.eval summary DIR                              # table over a folder of results
+    python -m talkingface.eval moda --heldout [--moda CKPT] [--faco CKPT] --out r.json   # MODA-lite motion
 """
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import sys
 import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
-from talkingface.util.files import write_text
+from talkingface.util.cli import ScriptParser, resolve_device, run_cli, setup_logging
+from talkingface.util.files import check_input_file, check_output_file, read_model_card, write_model_card, write_text
 
 log = logging.getLogger("talkingface.eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.selfrecon import PIPELINES
 
-    parser = argparse.ArgumentParser(prog="python -m talkingface.eval", description=__doc__.split("\n\n")[0])
+    parser = ScriptParser(prog="python -m talkingface.eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -77,6 +81,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "dh_live/checkpoint/audio.pkl of the sample-data folder when present")
     ch.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
+    md = sub.add_parser("moda", help="MODA-lite lips, eyes, head pose and FaCo on held-out people (landmarks)")
+    md.add_argument("--moda", type=Path, default=None, help="MODA-lite checkpoint (default checkpoint/moda)")
+    md.add_argument("--faco", type=Path, default=None, help="FaCo-Net checkpoint (default checkpoint/moda)")
+    md.add_argument("--records", type=Path, action="append", default=[],
+                    help="folder of *.moda.npz records with audio (data_preparation_moda.py --include_heldout)")
+    md.add_argument("--heldout", action="store_true", help="add the held-out clips of talkingface/eval/heldout.py")
+    md.add_argument("--cache", type=Path, default=Path("output/eval/moda_cache"), help="face-mesh cache for --heldout")
+    md.add_argument("--seeds", type=int, default=3, help="motion samples per clip")
+    md.add_argument("--out", type=Path, default=Path("output/eval/moda.json"), help="JSON result (+ .md beside it)")
+    md.add_argument("--update_card", action="store_true",
+                    help="also record the summary in the MODA checkpoint's card (.json and .md)")
+
     sm = sub.add_parser("summary", help="table over a folder of evaluation JSON files")
     sm.add_argument("folder", type=Path)
     sm.add_argument("--md", type=Path, default=None, help="also write the table to this markdown file")
@@ -84,12 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _compare(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.baselines import energy_baseline, write_static_mouth_video
     from talkingface.eval.metrics import Reference, compare_videos
     from talkingface.eval.report import ClipResult
     from talkingface.eval.tracking import track_video
     from talkingface.util.media import load_audio, probe_video
 
+    for path, what in ((args.pred, "generated video"), (args.gt, "real video")):
+        probe_video(check_input_file(path, what))  # both readable before the (slow) tracking
+    if args.out is not None:
+        check_output_file(args.out)
+        check_output_file(args.out.with_suffix(".md"))
     ref = Reference.from_track(track_video(args.gt))
     rows = [compare_videos(args.pred, args.gt, method=args.method, max_lag=args.max_lag, ref=ref)]
     if args.baselines:
@@ -109,6 +131,7 @@ def _compare(args) -> None:
 
 
 def _selfrecon(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.heldout import heldout_paths
     from talkingface.eval.report import HEADER, summary_markdown
     from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips, selfrecon
@@ -155,14 +178,13 @@ def _selfrecon(args) -> None:
 
 
 def _crosshalf(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.crosshalf import acceptance_markdown, crosshalf
     from talkingface.eval.heldout import HELDOUT_AV_MORE, heldout_paths
     from talkingface.eval.report import HEADER, summary_markdown
     from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips
-    from talkingface.mouth_basis import BlendshapeBasis
-    from talkingface.render_model_mini import resolve_blendshape_basis
-    from talkingface.util.files import read_model_card
-    from talkingface.util.sample_data import find_sample_data
+    from talkingface.audio_loader import load_audio_model
+    from talkingface.util.sample_data import ORIGINAL_AUDIO_MODEL, find_sample_data
 
     sources: List[Path] = list(args.clip)
     if args.heldout_av_more:
@@ -174,12 +196,12 @@ def _crosshalf(args) -> None:
         if given is not None and not given.is_file():
             raise UserInputError(f"checkpoint not found: {given}")
     ours = args.audio_ckpt or get_pipeline(args.pipeline).audio_default()
-    basis_file = resolve_blendshape_basis(ours, read_model_card(ours)) if ours is not None else None
-    basis = BlendshapeBasis.load(basis_file) if basis_file is not None else None
+    basis = load_audio_model(ours, target="blendshape")[1] if ours is not None else None
     original = args.original
     data = find_sample_data()
-    if original is None and data is not None and (data / "dh_live" / "checkpoint" / "audio.pkl").is_file():
-        original = data / "dh_live" / "checkpoint" / "audio.pkl"
+    teacher = data.joinpath(*ORIGINAL_AUDIO_MODEL) if data is not None else None
+    if original is None and teacher is not None and teacher.is_file():
+        original = teacher
     options = PipelineOptions(device=resolve_device(args.device), checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
                               progress=False)
     print(HEADER, flush=True)
@@ -210,6 +232,7 @@ def _crosshalf(args) -> None:
 
 
 def _summary(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.report import load_results, summary_markdown
 
     table = summary_markdown(load_results(args.folder))
@@ -218,10 +241,48 @@ def _summary(args) -> None:
         write_text(args.md, table + "\n")
 
 
+def _moda(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
+    from talkingface.config.moda import FACO_CHECKPOINT, MODA_CHECKPOINT
+    from talkingface.data.moda_clips import load_records, record_from_video, relative_source
+    from talkingface.eval.heldout import HELDOUT_AV_MORE, HELDOUT_CLIPS, heldout_paths
+    from talkingface.eval.moda_eval import evaluate, markdown
+    from talkingface.util.sample_data import sample_data_dir
+
+    records = [r for folder in args.records for r in load_records(folder)]
+    if args.heldout:
+        root = sample_data_dir()
+        for path in heldout_paths(clips=HELDOUT_CLIPS) + heldout_paths(clips=HELDOUT_AV_MORE):
+            rel = relative_source(path, root)
+            records.append(record_from_video(path, args.cache, "__".join(Path(rel).with_suffix("").parts), rel))
+    if not records:
+        raise UserInputError("give --records DIR or --heldout")
+    if args.seeds < 1:
+        raise UserInputError("--seeds must be >= 1")
+    faco = args.faco or (FACO_CHECKPOINT if FACO_CHECKPOINT.is_file() else None)
+    result = evaluate(records, args.moda or MODA_CHECKPOINT, faco, list(range(args.seeds)))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(args.out, json.dumps(result, indent=1, default=float))
+    text = markdown(result)
+    write_text(args.out.with_suffix(".md"), text + "\n")
+    print(text)
+    if args.update_card:
+        ckpt = Path(result["moda"])
+        card = read_model_card(ckpt)
+        card["heldout_eval"] = {"command": "python -m talkingface.eval moda " + " ".join(sys.argv[2:]),
+                                "clips": [c["clip"] for c in result["clips"]], "summary": result["summary"]}
+        write_model_card(ckpt, card)
+        md_path = ckpt.with_suffix(".md")
+        old = md_path.read_text(encoding="utf-8").split("\n## Held-out evaluation")[0] if md_path.is_file() else ""
+        write_text(md_path, old.rstrip("\n") + "\n\n## Held-out evaluation\n\n`" + card["heldout_eval"]["command"]
+                   + "`\n\n" + text + "\n")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
-    {"compare": _compare, "selfrecon": _selfrecon, "crosshalf": _crosshalf, "summary": _summary}[args.command](args)
+    {"compare": _compare, "selfrecon": _selfrecon, "crosshalf": _crosshalf, "summary": _summary,
+     "moda": _moda}[args.command](args)
     return 0
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from talkingface.audio_model import AudioModel
 from talkingface.errors import UserInputError
+from talkingface.eval import mouth_quality
 from talkingface.eval.baselines import energy_baseline
 from talkingface.eval.metrics import (MetricRow, Reference, amplitude_ratio, best_offset, compare_videos, pearson)
 from talkingface.eval.report import ClipResult
@@ -53,6 +54,7 @@ MIN_SECONDS = 8.0
 MAX_HALF_SECONDS = 10.0  # longer clips use their first 2 x 10 s (keeps a run over many clips short)
 FPS = 25
 SAMPLES_PER_FRAME = 640
+SILENCE_PEAK = 1e-3  # full scale 1.0: a track whose loudest sample stays below this holds no speech
 ORIGINAL_LOOKAHEAD = 4  # the original audio model: LSTM step p predicts frame p - 4
 
 
@@ -83,9 +85,13 @@ def split_clip(clip: PathLike, folder: PathLike, max_half_seconds: float = MAX_H
         if meta.get("key") == key and split.avatar.is_file() and split.real.is_file() and split.wav.is_file():
             split.n_first, split.n_second = meta["n_first"], meta["n_second"]
             return split
+    split.track.unlink(missing_ok=True)  # a new split: its real half must be tracked again
     if not probe_video(clip).has_audio:
         raise UserInputError(f"{clip}: no audio track; the cross-half protocol needs the clip's own speech")
     audio = load_audio(clip)
+    if float(np.abs(audio).max()) < SILENCE_PEAK:
+        raise UserInputError(f"{clip}: the audio track is silent (peak {float(np.abs(audio).max()):.1e}); "
+                             "nothing to lip-sync to")
     n_audio = int(math.ceil(audio.size / SAMPLES_PER_FRAME))
     if n_audio < MIN_SECONDS * FPS:
         raise UserInputError(f"{clip}: {audio.size / 16000:.1f} s of audio; the cross-half protocol needs "
@@ -148,6 +154,20 @@ def audio_rows(wav: np.ndarray, ref: Reference, ours: Optional[Path], basis: Opt
     return rows
 
 
+def mouth_looks(generated: Path, real: Path, ref: Reference) -> dict:
+    """Mouth sharpness (generated / real) and teeth visibility (share of open-mouth frames showing
+    teeth, generated and real) of :mod:`talkingface.eval.mouth_quality`, on the same frames."""
+    gen_track = track_video(generated, size=ref.track.size, progress=False)  # cached by compare_videos
+    n = min(gen_track.n_frames, ref.track.n_frames)
+    gen = mouth_quality.summarize(mouth_quality.measure_frames(iter_video_frames(generated, max_frames=n),
+                                                               gen_track.points[:n]))
+    real_ = mouth_quality.summarize(mouth_quality.measure_frames(iter_video_frames(real, max_frames=n),
+                                                                 ref.track.points[:n]))
+    c = mouth_quality.compare(gen, real_)
+    out = {"sharpness": c["sharpness_ratio"], "teeth_rate": c["teeth_rate"], "teeth_rate_real": c["teeth_rate_real"]}
+    return {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in out.items()}
+
+
 def crosshalf(clip: PathLike, pipeline: str, workdir: PathLike, options: PipelineOptions = PipelineOptions(),
               audio_ours: Optional[Path] = None, basis: Optional[BlendshapeBasis] = None,
               original: Optional[Path] = None) -> ClipResult:
@@ -171,7 +191,9 @@ def crosshalf(clip: PathLike, pipeline: str, workdir: PathLike, options: Pipelin
         log.info("%s: %s avatar from the first half (%d frames), driven by the second half (%d frames)",
                  clip.name, pipe.name, split.n_first, split.n_second)
         generated = pipe.fn(split.avatar, split.wav, out_dir, options)
-        rows.append(compare_videos(generated, split.real, method=pipe.name, ref=ref, progress=options.progress))
+        row = compare_videos(generated, split.real, method=pipe.name, ref=ref, progress=options.progress)
+        row.extra.update(mouth_looks(generated, split.real, ref))
+        rows.append(row)
     rows += audio_rows(wav, ref, audio_ours, basis, original)
     rows.append(energy_baseline(ref, wav))
     return ClipResult(clip=clip.name, kind="crosshalf", pipeline=pipe.name, gt=str(clip),
@@ -185,14 +207,22 @@ def acceptance_markdown(results) -> str:
     for res in results:
         for row in res.rows:
             by_method.setdefault(row.method, []).append(row)
-    lines = ["| method | clips | mean r at lag 0 | mean best-lag r | abs(lag) <= 1 | lags (> 0: late) | mean amplitude |",
-             "|---|---:|---:|---:|---:|---|---:|"]
+    lines = ["| method | clips | mean r at lag 0 | mean best-lag r | abs(lag) <= 1 | lags (> 0: late) | mean amplitude "
+             "| sharpness gen/real | teeth rate gen / real |",
+             "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for method, rows in by_method.items():
         ok = [r for r in rows if not math.isnan(r.r_offset)]
         amps = [r.amp for r in rows if not math.isnan(r.amp)]
         lags = ", ".join(f"{r.offset:+d}" for r in ok)
         share = np.mean([abs(r.offset) <= 1 for r in ok]) if ok else math.nan
+        looks = [_mean_extra(rows, k) for k in ("sharpness", "teeth_rate", "teeth_rate_real")]
         lines.append(f"| {method} | {len(rows)} | {np.nanmean([r.r for r in rows]):.3f} | "
                      f"{np.mean([r.r_offset for r in ok]) if ok else math.nan:.3f} | {share:.0%} | {lags} | "
-                     + (f"{np.mean(amps):.2f} |" if amps else "– |"))
+                     + (f"{np.mean(amps):.2f} | " if amps else "– | ")
+                     + (f"{looks[0]:.2f} | {looks[1]:.2f} / {looks[2]:.2f} |" if np.isfinite(looks[0]) else "– | – |"))
     return "\n".join(lines)
+
+
+def _mean_extra(rows, key: str) -> float:
+    vals = [r.extra[key] for r in rows if r.extra.get(key) is not None and np.isfinite(r.extra[key])]
+    return float(np.mean(vals)) if vals else math.nan

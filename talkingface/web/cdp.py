@@ -48,6 +48,7 @@ class Browser:
 
     def __init__(self, executable: Optional[str] = None, extra_flags: Optional[List[str]] = None,
                  timeout_s: float = 30.0):
+        # Lazy: websockets is needed only to drive a browser (tests, bench_web).
         from websockets.sync.client import connect
 
         exe = executable or find_browser()

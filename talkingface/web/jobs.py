@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from talkingface.config.paths import PACKAGE_ROOT
+from talkingface.config.paths import PACKAGE_ROOT  # where the top-level scripts live
 
 log = logging.getLogger(__name__)
 
-ROOT = PACKAGE_ROOT  # where the top-level scripts live
 MAX_KEPT_JOBS = 200
 
 
@@ -52,7 +51,7 @@ class Job:
 
 def script(name: str, *args: str) -> List[str]:
     """argv running one of the repository's scripts with this interpreter."""
-    return [sys.executable, str(ROOT / name), *args]
+    return [sys.executable, str(PACKAGE_ROOT / name), *args]
 
 
 class JobRunner:
@@ -84,8 +83,8 @@ class JobRunner:
 
     def _run_step(self, job: Job, argv: List[str]) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-        proc = subprocess.Popen(argv, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+        proc = subprocess.Popen(argv, cwd=str(PACKAGE_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace")
         self._proc = proc
         last_error = None
