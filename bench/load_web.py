@@ -16,8 +16,6 @@ import json
 import shutil
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,7 @@ MAX_SECONDS = 120.0  # hard cap, whatever is asked
 
 
 async def client(url: str, seconds: float, speech: str, stats: dict) -> None:
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import websockets
 
     arrivals = []
@@ -66,16 +65,30 @@ async def client(url: str, seconds: float, speech: str, stats: dict) -> None:
 
 
 def oversized_upload(base: str) -> int:
-    req = urllib.request.Request(base + "api/audio", data=b"\0" * (30 * 1024 * 1024),
-                                 headers={"Content-Type": "multipart/form-data; boundary=x"})
+    """Announce a 30 MB speech upload, send its first 64 kB, and return the status the server answers
+    (413 expected before the body is read)."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
+    import http.client
+    from urllib.parse import urlparse
+
+    u = urlparse(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     try:
-        urllib.request.urlopen(req, timeout=30)
-        return 200
-    except urllib.error.HTTPError as exc:
-        return exc.code
+        conn.putrequest("POST", "/api/audio")
+        conn.putheader("Content-Type", "multipart/form-data; boundary=x")
+        conn.putheader("Content-Length", str(30 * 1024 * 1024))
+        conn.endheaders()
+        try:
+            conn.send(b"\0" * 65536)
+        except OSError:
+            pass  # the server may already have answered and closed
+        return conn.getresponse().status
+    finally:
+        conn.close()
 
 
 async def run_load(base: str, pid: int, clients: int, seconds: float, speech: str):
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import psutil
 
     proc = psutil.Process(pid)
@@ -108,6 +121,7 @@ def main(argv=None) -> int:
         seconds = min(seconds, 10.0)
     report = BenchReport("web_load", args)
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.web.harness import Server
 
     tmp = Path(tempfile.mkdtemp(prefix="load_web_"))
@@ -128,7 +142,7 @@ def main(argv=None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     failures = [repr(r) for r in results if isinstance(r, BaseException)]
     errors = failures + [e for s in stats for e in s.get("errors", [])]
-    gaps, rates, frames = [], [], []
+    gaps, rates, frames, late = [], [], [], []
     for s in stats:
         arr = s.get("arrivals", [])
         frames.append(len(arr))
@@ -137,6 +151,12 @@ def main(argv=None) -> int:
             utt = np.array([u for _, u in arr])
             same = utt[1:] == utt[:-1]
             d = np.diff(times)[same][10:] * 1000.0  # within one utterance, after the initial burst
+            k = np.arange(len(times))
+            for u in np.unique(utt):
+                sel = utt == u
+                if sel.sum() > 10:  # arrival against a 25 fps schedule fitted to the utterance (after the burst)
+                    x = times[sel][5:] - (k[sel][5:] - k[sel][0]) * 0.04
+                    late.extend((x - np.median(x)).tolist())
             gaps.extend(d.tolist())
             rates.append(len(arr) / seconds)
     report.add(Timing("frame_gap", [g / 1000.0 for g in gaps] or [0.0], unit="frame"))
@@ -147,9 +167,15 @@ def main(argv=None) -> int:
     if gaps:
         report.note("pacing_ms", f"median {np.median(gaps):.1f}, p95 {np.percentile(gaps, 95):.1f}, "
                                  f"p99 {np.percentile(gaps, 99):.1f}, max {max(gaps):.1f}")
-    report.note("server_rss_mb", f"first {memory[0]:.0f}, last {memory[-1]:.0f}, peak {max(memory):.0f} "
-                                 f"({len(memory)} samples)")
+    q = [memory[min(len(memory) - 1, int(f * (len(memory) - 1)))] for f in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    if late:
+        report.note("schedule_jitter_ms", f"arrival minus a 25 fps schedule: p5 {1000 * np.percentile(late, 5):.1f}, "
+                                          f"p95 {1000 * np.percentile(late, 95):.1f}, max {1000 * max(late):.1f}")
+    report.note("server_rss_mb", "at 0/25/50/75/100 % of the run: " + " / ".join(f"{v:.0f}" for v in q)
+                + f", peak {max(memory):.0f} ({len(memory)} samples)")
     report.note("oversized_upload_status", str(upload_status))
+    for key, value in report.notes.items():
+        print(f"{key}: {value}")
     return report.finish()
 
 

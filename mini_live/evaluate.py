@@ -10,7 +10,6 @@ teeth rate of open-mouth frames (generated and real) of talkingface.eval.mouth_q
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -19,14 +18,14 @@ import cv2
 
 from talkingface.config.paths import DINET_MINI_CHECKPOINT
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
-from talkingface.util.files import write_image, write_text
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import check_input_file, check_output_dir, check_output_file, write_image, write_text
 
 log = logging.getLogger("mini_live.evaluate")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("videos", type=Path, nargs="*", help="held-out clips (one person each)")
     parser.add_argument("--heldout", action="store_true",
                         help="add the held-out av_more people of talkingface/eval/heldout.py (HELDOUT_AV_MORE)")
@@ -39,11 +38,12 @@ def main(argv=None) -> int:
                         help="face-mesh cache of train_audio/cache_clips.py (clips below the sample-data folder)")
     args = parser.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.av_clips import cached_landmarks
-    from talkingface.eval.mini_selfrecon import METHODS, format_table, selfrecon_clip, summarize
-    from talkingface.util.sample_data import find_sample_data
-
     from talkingface.eval.heldout import HELDOUT_AV_MORE, heldout_paths
+    from talkingface.eval.mini_selfrecon import METHODS, format_table, selfrecon_clip, summarize
+    from talkingface.models.DINet_mini import load_dinet_mini_state
+    from talkingface.util.sample_data import find_sample_data
 
     if args.heldout:
         if find_sample_data() is None:
@@ -51,11 +51,15 @@ def main(argv=None) -> int:
         args.videos += heldout_paths(clips=HELDOUT_AV_MORE)
     if not args.videos:
         raise UserInputError("no videos given (list some or use --heldout)")
-    if not args.ckpt.is_file():
-        raise UserInputError(f"checkpoint not found: {args.ckpt}")
     for v in args.videos:
-        if not v.is_file():
-            raise UserInputError(f"video not found: {v}")
+        check_input_file(v, "video")
+    if args.landmarks is not None and not args.landmarks.is_dir():
+        raise UserInputError(f"landmark cache not found: {args.landmarks}")
+    load_dinet_mini_state(args.ckpt)  # a bad checkpoint fails before the clips are tracked
+    if args.json is not None:
+        check_output_file(args.json)
+    if args.mosaic is not None:
+        check_output_dir(args.mosaic)
     device = resolve_device(args.device)
     results = []
     for v in args.videos:

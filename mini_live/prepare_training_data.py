@@ -25,13 +25,14 @@ import numpy as np
 
 from talkingface.errors import MediaError, UserInputError
 from talkingface.util.cli import run_cli, script_parser, setup_logging
-from talkingface.util.files import write_image
+from talkingface.util.files import check_output_dir, write_image
 
 log = logging.getLogger("prepare_training_data")
 
 
 def label_mosaic(video) -> np.ndarray:
     """Six most open frames: canvas | painted labels, stacked (BGR uint8, 2x enlarged)."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.teeth_labels import paint_labels
 
     rows = [np.concatenate([video.images[i], paint_labels(video.images[i], video.labels[i])], 1)
@@ -88,6 +89,7 @@ def main(argv=None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.av_clips import cached_landmarks
     from talkingface.data.DHLive_mini_dataset import save_prepared
     from talkingface.eval.heldout import never_train_on
@@ -106,7 +108,7 @@ def main(argv=None) -> int:
         raise UserInputError(f"landmark cache not found: {args.landmarks}")
     root = args.data_root or find_sample_data()
     held = never_train_on()
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(args.out_dir)
     done = 0
     for video in videos:
         rel = None

@@ -44,6 +44,7 @@ Teeth and cavity are drawn at a fixed depth behind the face, upper teeth first, 
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -253,8 +254,6 @@ class MouthRenderer:
 
 
 def _offset(n: int):
-    import ctypes
-
     return ctypes.c_void_p(n)
 
 
@@ -272,21 +271,22 @@ def overlay_labels(crop_rgb: np.ndarray, gl: np.ndarray, warp_gain: float = 8.0)
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Render a prepared mini avatar's mouth labels/warp with a synthetic opening sweep into a preview mp4."""
-    import argparse
-
+    # Lazy: loaded only when run as a script (the renderer module itself needs no OpenCV).
     import cv2
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from mini_live.obj.image_utils import render_inputs
     from talkingface.data.mouth_crop import standard_image, standard_points, video_mouth_rects
     from mini_live.obj.utils import fit_avatar, load_bs_coef_std, load_bs_table
     from talkingface.errors import UserInputError
     from talkingface.mediapipe_utils import load_keypoints
-    from talkingface.util.cli import setup_logging
+    from talkingface.util.cli import ScriptParser, setup_logging
+    from talkingface.util.files import check_output_file
     from talkingface.util.media import VideoWriter, iter_video_frames
 
-    parser = argparse.ArgumentParser(description="Render a prepared mini avatar (data_preparation_mini.py output) "
-                                                 "through the mouth renderer with the mouth opening and closing; "
-                                                 "writes a preview mp4 (crop + labels | amplified warp field).")
+    parser = ScriptParser(description="Render a prepared mini avatar (data_preparation_mini.py output) "
+                                      "through the mouth renderer with the mouth opening and closing; "
+                                      "writes a preview mp4 (crop + labels | amplified warp field).")
     parser.add_argument("avatar_dir", type=Path, help="folder with data/processed.mp4 and data/processed.pkl")
     parser.add_argument("out", type=Path, help="preview video (.mp4)")
     parser.add_argument("--frames", type=int, default=100, help="frames to render (default 100)")
@@ -301,6 +301,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UserInputError(f"not a prepared mini avatar: {p} missing (run data_preparation_mini.py)")
     if args.frames < 1:
         raise UserInputError("--frames must be at least 1")
+    check_output_file(args.out, "output video")
     landmarks = load_keypoints(pkl)
     frames = []
     for frame in iter_video_frames(video, max_frames=min(args.frames, len(landmarks))):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import kaldi_native_fbank as knf
 import numpy as np
 
 from talkingface.errors import UserInputError
@@ -42,8 +43,6 @@ class FbankConfig:
 
 def fbank_options(cfg: Optional[FbankConfig] = None):
     """A ``kaldi_native_fbank.FbankOptions`` set from ``cfg``."""
-    import kaldi_native_fbank as knf
-
     cfg = cfg or FbankConfig()
     opts = knf.FbankOptions()
     opts.frame_opts.samp_freq = float(cfg.sample_rate)
@@ -82,8 +81,6 @@ class StreamingFbank:
     """
 
     def __init__(self, cfg: Optional[FbankConfig] = None):
-        import kaldi_native_fbank as knf
-
         self.cfg = cfg or FbankConfig()
         self._fbank = knf.OnlineFbank(fbank_options(self.cfg))
         self._next = 0

@@ -17,9 +17,8 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import nn
 
-from talkingface.errors import UserInputError
 from talkingface.models.DINet import extract_generator_state
-from talkingface.util.files import PathLike, atomic_write, write_model_card
+from talkingface.util.files import PathLike, atomic_write, reading, write_model_card
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ def load_training_checkpoint(path: PathLike, net_g: nn.Module, net_d: nn.Module,
     Returns ``(epoch, step)`` as stored (epoch None when absent, step 0). A file that is not such a
     checkpoint is a :class:`UserInputError` naming ``what``.
     """
-    try:
+    with reading(path, f"{what} training checkpoint"):
         ckpt = torch.load(str(path), map_location=map_location, weights_only=True)
         net_g.load_state_dict(extract_generator_state(ckpt), strict=True)
         state = ckpt.get("state_dict", {})
@@ -73,7 +72,5 @@ def load_training_checkpoint(path: PathLike, net_g: nn.Module, net_d: nn.Module,
         if "optimizer" in ckpt:
             opt_g.load_state_dict(ckpt["optimizer"]["net_g"])
             opt_d.load_state_dict(ckpt["optimizer"]["net_d"])
-    except (KeyError, RuntimeError, ValueError, AttributeError, OSError) as exc:
-        raise UserInputError(f"{path} is not a {what} training checkpoint: {str(exc).splitlines()[0]}") from exc
     epoch = ckpt.get("epoch")
     return (int(epoch) if epoch is not None else None), int(ckpt.get("step", 0))

@@ -43,10 +43,12 @@ from talkingface.config.paths import DINET_MINI_CHECKPOINT
 from talkingface.data.mouth_crop import standard_points, video_mouth_rects
 from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import FaceLandmarker, load_keypoints
-from talkingface.mini_reference import (DEFAULT_TEETH_SEED, build_reference, crop_landmarks, reference_tensor,
-                                        teeth_references)
-from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini, load_dinet_mini_state
+from talkingface.data.teeth_labels import DEFAULT_TEETH_SEED
+from talkingface.mini_reference import build_reference, crop_landmarks, reference_tensor, teeth_references
+from talkingface.models.DINet_mini import MODEL_SIZE, load_dinet_mini
+from talkingface.preparation import mouth_activity
 from talkingface.run_utils import KEYPOINT_SMOOTH_KERNEL, smooth_sequence
+from talkingface.util.files import BAD_FILE_ERRORS, check_input_file, check_output_dir, read_json
 from talkingface.util.media import read_video
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ class AssetPack:
     ref_data: Optional[np.ndarray] = None
     ref_checkpoint: Optional[str] = None
     teeth_seed: int = DEFAULT_TEETH_SEED
+    ref_frame: int = 0  # the frame the reference is cut from (a closed-mouth frame of a talking video)
     frame0_landmarks: Optional[np.ndarray] = None  # (478, 3) in 128-crop pixels
     reference: Optional[np.ndarray] = None
     meta: Dict = field(default_factory=dict)
@@ -97,14 +100,6 @@ def weights_id(state: Dict[str, torch.Tensor]) -> str:
         h.update(k.encode())
         h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def _read_json_gz(path: Path) -> dict:
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise UserInputError(f"cannot read asset pack data {path}: {exc}") from exc
 
 
 def _parse_points(json_data: list, model_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -123,11 +118,13 @@ def _parse_points(json_data: list, model_size: int) -> Tuple[np.ndarray, np.ndar
 
 
 def _check_rects(rects: np.ndarray, frame_shape: Tuple[int, int]) -> None:
+    """Refuse empty rects and rects that miss the video; one crossing a border (a tight crop) is fine:
+    its crop is padded and its result pasted back clipped."""
     h, w = frame_shape[:2]
-    bad = np.nonzero((rects[:, 0] < 0) | (rects[:, 1] < 0) | (rects[:, 2] > w) | (rects[:, 3] > h)
+    bad = np.nonzero((rects[:, 2] <= 0) | (rects[:, 3] <= 0) | (rects[:, 0] >= w) | (rects[:, 1] >= h)
                      | (rects[:, 2] <= rects[:, 0]) | (rects[:, 3] <= rects[:, 1]))[0]
     if len(bad):
-        raise UserInputError(f"asset pack frame {int(bad[0])}: rect {rects[bad[0]].tolist()} is not inside the "
+        raise UserInputError(f"asset pack frame {int(bad[0])}: rect {rects[bad[0]].tolist()} does not overlap the "
                              f"{w}x{h} video")
 
 
@@ -140,14 +137,29 @@ def load_asset_pack(pack_dir: PathLike) -> AssetPack:
     for p in (video, data_path):
         if not p.is_file():
             raise UserInputError(f"not an asset pack: {p} is missing")
-    data = _read_json_gz(data_path)
+    # The JSON first (cheap): a truncated, corrupt or foreign file fails before the video is decoded.
+    data = read_json(data_path, "asset pack data")
+    if not isinstance(data, dict):
+        raise UserInputError(f"{data_path} is not an asset pack (a JSON {type(data).__name__}, not an object)")
     for key in ("frame_num", "face3D_obj", "json_data"):
         if key not in data:
-            raise UserInputError(f"{data_path}: key {key!r} missing")
-    ours = data.get("talkingface") or {}
-    model_size = int(data.get("size", MODEL_SIZE))
-    variant = "talkingface" if ours else ("3e5ce86" if "version" in data or model_size != MODEL_SIZE else "8b74e3f")
-    rects, mats, points = _parse_points(data["json_data"], model_size)
+            raise UserInputError(f"{data_path}: key {key!r} missing (a pack of another version or layout?)")
+    try:  # the layout of the original's 8b74e3f / 3e5ce86 packs and ours; anything else is another format
+        ours = data.get("talkingface") or {}
+        model_size = int(data.get("size", MODEL_SIZE))
+        variant = "talkingface" if ours else ("3e5ce86" if "version" in data or model_size != MODEL_SIZE else "8b74e3f")
+        rects, mats, points = _parse_points(data["json_data"], model_size)
+        lines = [ln.replace(f" {CAVITY_LABEL_3E5CE86:.2f} ", f" {CAVITY_LABEL:.2f} ") for ln in data["face3D_obj"]]
+        mesh = WrapMesh.from_obj_lines(lines, num_targets=points.shape[1])
+        ref_data = np.asarray(data["ref_data"], np.float32) if len(data.get("ref_data", [])) == REF_DATA_SIZE else None
+        mp_ids = np.asarray(ours["mp_ids"], np.int64) if ours else None
+        frame0 = (np.asarray(ours["frame0_landmarks"], np.float64).reshape(-1, 3)
+                  if ours.get("frame0_landmarks") is not None else None)
+        teeth_seed = int(ours.get("teeth_seed", DEFAULT_TEETH_SEED))
+        ref_frame = int(ours.get("ref_frame", 0))
+    except BAD_FILE_ERRORS as exc:
+        raise UserInputError(f"asset pack data {data_path} is of another format or version "
+                             f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
     frames = read_video(video)
     n = min(len(frames), len(rects))
     if n < 1:
@@ -157,16 +169,13 @@ def load_asset_pack(pack_dir: PathLike) -> AssetPack:
     frames, rects, mats, points = frames[:n], rects[:n], mats[:n], points[:n]
     _check_rects(rects, frames[0].shape)
 
-    lines = [ln.replace(f" {CAVITY_LABEL_3E5CE86:.2f} ", f" {CAVITY_LABEL:.2f} ") for ln in data["face3D_obj"]]
-    mesh = WrapMesh.from_obj_lines(lines, num_targets=points.shape[1])
-    ref_data = np.asarray(data["ref_data"], np.float32) if len(data.get("ref_data", [])) == REF_DATA_SIZE else None
     pack = AssetPack(frames=frames, rects=rects, mats=mats, points=points, mesh=mesh, variant=variant,
                      uid=str(data.get("uid", "")), ref_data=ref_data, ref_checkpoint=ours.get("ref_checkpoint"),
-                     teeth_seed=int(ours.get("teeth_seed", DEFAULT_TEETH_SEED)), meta={"path": str(pack_dir)})
+                     teeth_seed=teeth_seed, meta={"path": str(pack_dir)})
     if ours:
-        mesh.mp_ids = np.asarray(ours["mp_ids"], np.int64)
-        if ours.get("frame0_landmarks") is not None:
-            pack.frame0_landmarks = np.asarray(ours["frame0_landmarks"], np.float64).reshape(-1, 3)
+        mesh.mp_ids = mp_ids
+        pack.frame0_landmarks = frame0
+        pack.ref_frame = min(max(ref_frame, 0), n - 1)
     else:
         _recover_landmark_ids(pack)
     log.info("asset pack %s: %s format, %d frames, mesh %d vertices (%d driven)", pack_dir, variant, n,
@@ -201,14 +210,16 @@ def _recover_landmark_ids(pack: AssetPack, n_probe: int = 3) -> None:
 
 
 def pack_reference(pack: AssetPack) -> np.ndarray:
-    """The pack's 72x72x12 reference (frame 0 + teeth references), cached on the pack."""
+    """The pack's 72x72x12 reference (its reference frame, 0 unless the pack says otherwise, + teeth
+    references), cached on the pack."""
     if pack.reference is None:
+        k = pack.ref_frame
         if pack.frame0_landmarks is None:
-            pack.frame0_landmarks = crop_landmarks(pack.frames[0], pack.rects[0])
+            pack.frame0_landmarks = crop_landmarks(pack.frames[k], pack.rects[k])
             if pack.frame0_landmarks is None:
-                raise UserInputError("no face found in frame 0 of the asset pack")
+                raise UserInputError(f"no face found in frame {k} of the asset pack")
         teeth = teeth_references(pack.frames, pack.rects, None, seed=pack.teeth_seed)
-        pack.reference = build_reference(pack.frames[0], pack.rects[0], pack.frame0_landmarks, teeth)
+        pack.reference = build_reference(pack.frames[k], pack.rects[k], pack.frame0_landmarks, teeth)
     return pack.reference
 
 
@@ -219,21 +230,24 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
     """Build ``out_dir/assets`` from a processed video and its (N, 478, 3) landmarks (docs/REFERENCE.md §1.4).
 
     Steps: smooth the landmarks over time (first/last 2 frames raw); per-frame mouth rects of one
-    size with smoothed centres (every border checked); landmarks in the 128 crop; poses and the
-    avatar's wrap mesh (``mini_live.obj.utils.fit_avatar``); ``ref_data`` from frame 0 and two
-    teeth references with ``checkpoint``. Deterministic: the uid is derived from the inputs.
+    size with smoothed centres (a rect may cross the frame's border: its crops are padded); landmarks
+    in the 128 crop; poses and the avatar's wrap mesh (``mini_live.obj.utils.fit_avatar``);
+    ``ref_data`` from frame 0 (from the most closed-mouth frame when the video is a talking one,
+    :func:`talkingface.preparation.mouth_activity`) and two teeth references with ``checkpoint``. Deterministic: the uid is derived from the inputs.
     Written to a temporary folder and moved into place.
     """
     out_dir = Path(out_dir)
     video = Path(video)
-    frames = read_video(video)
+    check_output_dir(out_dir)
     lm = np.asarray(landmarks, np.float64)
     if lm.ndim != 3 or lm.shape[1:] != (478, 3):
         raise UserInputError(f"landmarks must be (N, 478, 3), got {lm.shape}")
+    # The weights first (cheap): a bad checkpoint fails before the video is decoded.
+    net, state = load_dinet_mini(check_input_file(checkpoint, "DINet_mini checkpoint"))
+    net.eval().to(device)
+    frames = read_video(video)
     if len(lm) != len(frames):
         raise UserInputError(f"{video} has {len(frames)} frames but the landmarks describe {len(lm)}")
-    if not Path(checkpoint).is_file():
-        raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint}")
     lm = smooth_sequence(lm, KEYPOINT_SMOOTH_KERNEL, keep_edges=True)
     h, w = frames[0].shape[:2]
     try:
@@ -243,13 +257,13 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
     std = standard_points(lm, rects, MODEL_SIZE)
     mesh, mats = fit_avatar(std)
     points = std[:, mesh.target_ids, :2]
+    activity = mouth_activity(lm)
+    ref = activity.reference_frame
+    if activity.talking:
+        log.info("%s: reference from frame %d (closed mouth) instead of frame 0", activity.describe(), ref)
 
-    state = load_dinet_mini_state(checkpoint)
-    net = DINet_mini(3, 12)
-    net.load_state_dict(state, strict=True)
-    net.eval().to(device)
     teeth = teeth_references(frames, rects, std, seed=teeth_seed)
-    reference = build_reference(frames[0], rects[0], std[0], teeth)
+    reference = build_reference(frames[ref], rects[ref], std[ref], teeth)
     with torch.no_grad():
         ref_feature = net.ref_input(reference_tensor(reference).to(device)).cpu().numpy().ravel()
 
@@ -272,7 +286,9 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
             "num_targets": int(mesh.num_targets),
             "ref_checkpoint": weights_id(state),
             "teeth_seed": int(teeth_seed),
-            "frame0_landmarks": [round(float(v), 3) for v in std[0].ravel()],
+            # the reference frame's landmarks (the key keeps its first name; frame 0 unless "ref_frame")
+            "frame0_landmarks": [round(float(v), 3) for v in std[ref].ravel()],
+            "ref_frame": int(ref),
         },
     }
     # what the browser player needs (lazy import: talkingface.web.pack_web imports the renderer, which imports this module)
@@ -302,6 +318,8 @@ def write_avatar_pack(avatar_dir: PathLike, checkpoint: PathLike = DEFAULT_CHECK
     """``data_preparation_web.py``: the asset pack ``avatar_dir/assets`` of a ``data_preparation_mini.py``
     folder (its ``data/processed.mp4`` + ``data/processed.pkl``); see :func:`write_asset_pack`."""
     avatar_dir = Path(avatar_dir)
+    if avatar_dir.exists() and not avatar_dir.is_dir():
+        raise UserInputError(f"avatar folder {avatar_dir} is a file, not a folder")
     video, keypoints = avatar_dir / "data" / "processed.mp4", avatar_dir / "data" / "processed.pkl"
     for p in (video, keypoints):
         if not p.is_file():

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import resource
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from talkingface.audio_loader import load_audio_model
 from talkingface.errors import UserInputError
@@ -25,28 +25,25 @@ from talkingface.mini_pack import DEFAULT_CHECKPOINT, PathLike, load_asset_pack,
 from talkingface.preparation import PrepConfig, prepare_mini_avatar
 from talkingface.render_model_mini import RenderModelMini, loop_index
 from talkingface.sample_avatar import ensure_sample_mini_avatar
-from talkingface.util.files import write_image
-from talkingface.util.media import SAMPLES_PER_FRAME, VideoWriter, load_audio
+from talkingface.util.cli import progress as progress_bar
+from talkingface.util.files import check_input_file, check_output_file, write_image
+from talkingface.util.media import AUDIO_RATE, SAMPLES_PER_FRAME, VideoWriter, check_audio, iter_audio
+from talkingface.utils import safe_crop
 
 
 @dataclass
 class SynthesisStats:
-    """Per-stage wall time (seconds, whole run) and sizes of one :func:`synthesize` call.
+    """Per-stage wall time (seconds, whole run) and sizes of one :func:`synthesize` call."""
 
-    Stages: load (pack, models, reference), audio (decode + audio model), gl (label render and, for
-    the interior blend, the label-free render), network (crop + warp + DINet_mini + blend), paste,
-    encode (writing frames to the ffmpeg encoder).
-    """
-
-    frames: int = 0
-    audio_seconds: float = 0.0
-    load: float = 0.0
-    audio: float = 0.0
-    gl: float = 0.0
-    network: float = 0.0
-    paste: float = 0.0
-    encode: float = 0.0
-    total: float = 0.0
+    frames: int = 0  # output frames
+    audio_seconds: float = 0.0  # length of the speech
+    load: float = 0.0  # pack, models, reference feature
+    audio: float = 0.0  # decode + audio model
+    gl: float = 0.0  # label render and, for the interior blend, the label-free render
+    network: float = 0.0  # crop + warp + DINet_mini + blend
+    paste: float = 0.0  # the change pasted into the full frame
+    encode: float = 0.0  # writing frames to the ffmpeg encoder
+    total: float = 0.0  # wall time of the whole call
     cpu: float = 0.0  # CPU seconds of this process and its children (ffmpeg), all threads
 
     def per_frame_ms(self) -> Dict[str, float]:
@@ -90,37 +87,39 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     if threads is not None and device == "cpu":
         torch.set_num_threads(int(threads))
     stats = SynthesisStats()
-    if not Path(audio_path).is_file():
-        raise UserInputError(f"audio file not found: {audio_path}")
-    pack = load_asset_pack(pack_dir)
+    # Every cheap check before the heavy set-up, in this order: outputs, the audio (one streamed
+    # decoding pass: a bad file fails here, and the frame count is known up front), the audio model,
+    # the DINet_mini weights, then the pack.
+    check_output_file(out_path, "output video")
+    if mosaic:
+        check_output_file(mosaic, "mosaic image")
+    samples = check_audio(check_input_file(audio_path, "audio file"))
+    n = int(np.ceil(samples / SAMPLES_PER_FRAME))
+    stats.audio_seconds = samples / AUDIO_RATE
     audio_model, basis = load_audio_model(audio_checkpoint, "blendshape", device=device, basis_required=False)
-    model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device, backend=backend, warp_only=not use_network, blend=blend)
+    model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device, backend=backend,
+                            warp_only=not use_network, blend=blend)
     try:
+        pack = load_asset_pack(pack_dir)
         model.reset_charactor(pack, use_pack_ref=use_pack_ref, basis=basis)
         stats.load = time.perf_counter() - t_start
-        t0 = time.perf_counter()
-        wav = load_audio(audio_path)
-        bs = audio_model.interface_wav(wav) * float(bs_scale)
-        stats.audio = time.perf_counter() - t0
-        stats.audio_seconds = wav.size / 16000.0
-        n = int(np.ceil(wav.size / SAMPLES_PER_FRAME))
-        bs = bs[:n]
         picks = set(np.linspace(0, n - 1, min(mosaic_frames, n)).round().astype(int).tolist()) if mosaic else set()
         tiles = []
-        frames_iter = range(n)
-        if progress:
-            frames_iter = tqdm(frames_iter, desc="demo_mini", unit="frame")
-        with VideoWriter(out_path, audio=audio_path) as writer:
-            for i in frames_iter:
-                frame = model.interface(loop_index(i, len(pack)), bs[i])
+        # Streamed: audio blocks -> fbank -> LSTM rows -> frames, so memory does not grow with the length.
+        weights = _timed(_rows(audio_model.interface_stream(iter_audio(audio_path)), float(bs_scale)), stats)
+        with closing(weights), VideoWriter(out_path, audio=audio_path) as writer:
+            for i, bs in enumerate(progress_bar(weights, total=n, desc="demo_mini", unit="frame", show=progress)):
+                frame = model.interface(loop_index(i, len(pack)), bs)
                 if i in picks:
-                    tiles.append(_mosaic_tile(frame, pack.rects[loop_index(i, len(pack))], i, float(bs[i][0])))
+                    tiles.append(_mosaic_tile(frame, pack.rects[loop_index(i, len(pack))], i, float(bs[0])))
                 t1 = time.perf_counter()
                 writer.write(frame)
                 stats.encode += time.perf_counter() - t1
+                stats.frames = i + 1
             t1 = time.perf_counter()
         stats.encode += time.perf_counter() - t1
-        stats.frames = n
+        if stats.frames != n:
+            raise UserInputError(f"{audio_path} changed while it was read ({stats.frames} frames, expected {n})")
         stats.gl, stats.network, stats.paste = (model.timings[k] for k in ("gl", "network", "paste"))
         if mosaic and tiles:
             write_image(Path(mosaic), np.concatenate(tiles, 1))
@@ -131,10 +130,29 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     return stats
 
 
+def _rows(blocks: Iterator[np.ndarray], scale: float) -> Iterator[np.ndarray]:
+    """One (6,) weight row per frame out of the audio model's (M, 6) blocks, times ``scale``."""
+    for block in blocks:
+        for row in block:
+            yield row * scale
+
+
+def _timed(rows: Iterator[np.ndarray], stats: SynthesisStats) -> Iterator[np.ndarray]:
+    """``rows``, with the time spent producing them (decode + fbank + audio model) added to ``stats.audio``."""
+    while True:
+        t0 = time.perf_counter()
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        finally:
+            stats.audio += time.perf_counter() - t0
+        yield row
+
+
 def _mosaic_tile(frame: np.ndarray, rect: Sequence[int], index: int, weight: float, size: int = 192) -> np.ndarray:
     """The mouth rect of an output frame, enlarged, captioned with its frame index and bs[0]."""
-    x0, y0, x1, y1 = (int(v) for v in rect)
-    tile = cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_LINEAR)
+    tile = cv2.resize(safe_crop(frame, rect, border="replicate"), (size, size), interpolation=cv2.INTER_LINEAR)
     cv2.putText(tile, f"#{index} bs0={weight:.0f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
                 cv2.LINE_AA)
     return tile
@@ -153,7 +171,7 @@ def prepare_avatar(video: PathLike, avatar_dir: PathLike, render_checkpoint: Opt
 
 
 def default_avatar() -> Path:
-    """The sample avatar ``video_data/mini``, built from the sample data on first use."""
+    """The sample avatar ``video_data/mini``, built from the built-in sample video on first use."""
     return ensure_sample_mini_avatar()
 
 

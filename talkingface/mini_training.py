@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from torch.utils.tensorboard import SummaryWriter
-from tqdm import tqdm
 
 from talkingface.config.flags import config_dict
 from talkingface.config.training import MiniTrainConfig
@@ -39,6 +38,7 @@ from talkingface.models.common.Discriminator import Discriminator, lsgan_loss
 from talkingface.models.common.VGG19 import PerceptualLoss, half_scale_pair, ssim
 from talkingface.models.DINet_mini import DINet_mini, load_dinet_mini_state
 from talkingface.util.files import write_image
+from talkingface.util.cli import progress
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def train_mini(cfg: MiniTrainConfig, data_dir: Path, out: Path, device: str = "c
                                  wall_minutes=round((time.time() - start) / 60.0, 2)))
 
     done = False
-    progress = tqdm(total=cfg.max_steps, initial=trainer.step_count, unit="step", desc="DINet_mini")
+    bar = progress(total=cfg.max_steps, initial=trainer.step_count, unit="step", desc="DINet_mini")
     while trainer.epoch <= last_epoch and not done:
         trainer.set_epoch_lr(trainer.epoch)
         # a different, reproducible sample stream per epoch
@@ -237,12 +237,12 @@ def train_mini(cfg: MiniTrainConfig, data_dir: Path, out: Path, device: str = "c
                             num_workers=workers, persistent_workers=False)
         for batch in loader:
             losses = trainer.step(batch)
-            progress.update(1)
+            bar.update(1)
             s = trainer.step_count
             if s % 20 == 0:
                 for k, v in losses.items():
                     writer.add_scalar(f"train/{k}", v, s)
-                progress.set_postfix(g=f"{losses['loss_g']:.3f}", d=f"{losses['loss_d']:.3f}")
+                bar.set_postfix(g=f"{losses['loss_g']:.3f}", d=f"{losses['loss_d']:.3f}")
             if val_batches and s % cfg.val_every == 0:
                 metrics, fake = trainer.validate(val_batches)
                 for k, v in metrics.items():
@@ -257,7 +257,7 @@ def train_mini(cfg: MiniTrainConfig, data_dir: Path, out: Path, device: str = "c
                 break
         if not done:
             trainer.epoch += 1
-    progress.close()
+    bar.close()
     trainer.epoch = min(trainer.epoch, last_epoch)
     if val_batches:
         metrics, _ = trainer.validate(val_batches)

@@ -116,6 +116,8 @@ class FaCoPredictor:
 
     def __init__(self, path: Union[str, Path]):
         ck = _load(path)
+        if "state_dict" not in ck and "g" in ck:  # a training run's last.pth
+            ck = {"config": ck["config"]["model"], "state_dict": ck["g"]}
         self.net = FaCoNet(FaCoConfig(**ck["config"])).eval()
         self.net.load_state_dict(ck["state_dict"])
 

@@ -78,6 +78,8 @@ class MODATrainer:
         self.stats = TargetStats.fit(list(train))
         if init is not None:
             ck = torch.load(init, map_location="cpu", weights_only=False)
+            if "state_dict" not in ck:  # another run's last.pth
+                ck = {"state_dict": ck["model"], "stats": ck["stats"]}
             missing, _ = self.model.load_state_dict(ck["state_dict"], strict=False)
             self.stats = TargetStats.from_dict(ck["stats"])
             log.info("initialised from %s (new parameters: %s)", init, missing)
@@ -98,6 +100,7 @@ class MODATrainer:
         weights = ({"speech": f, "av": 1 - f} if cfg.stage == "lips"
                    else {"speech": f, "av": 0.65 * (1 - f), "silent": 0.35 * (1 - f)})
         self.sampler = WindowSampler(train, cfg.window, weights, self.stats, cfg.model, cfg.audio_dropout)
+        # Lazy: TensorBoard loads only when a training run starts.
         from torch.utils.tensorboard import SummaryWriter
 
         self.tb = SummaryWriter(str(self.out / "log"))
@@ -233,6 +236,7 @@ class GANTrainer:
             self.rng.bit_generator.state = ck["numpy_rng"]
             torch.set_rng_state(ck["torch_rng"])
             log.info("resumed from %s at step %d", self.out / "last.pth", self.step)
+        # Lazy: TensorBoard loads only when a training run starts.
         from torch.utils.tensorboard import SummaryWriter
 
         self.tb = SummaryWriter(str(self.out / "log"))

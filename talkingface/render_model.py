@@ -24,18 +24,19 @@ from typing import List, Optional, Union
 import numpy as np
 import torch
 
-from talkingface.data.few_shot_dataset import (FACE_SIZE, CropBox, FewShotConfig, face_crop_box, inference_mouth,
-                                               jaw_blend_mask, mask_polygon, masked_source,
-                                               max_lip_extent, prompt_image, prompt_rect, reference_image,
-                                               select_ref_index, to_image, to_tensor, video_geometry)
+from talkingface.config.paths import render_checkpoint
+from talkingface.data.few_shot_dataset import (CropBox, FACE_SIZE, FewShotConfig, face_crop_box, inference_mouth,
+                                               jaw_blend_mask, mask_polygon, masked_source, max_lip_extent,
+                                               prompt_image, prompt_rect, reference_image, select_ref_index, to_image,
+                                               to_tensor, video_geometry)
 from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import load_keypoints
-from talkingface.config.paths import render_checkpoint
 from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
 from talkingface.run_utils import smooth_sequence
-from talkingface.util.files import read_model_card
-from talkingface.utils import main_keypoints
 from talkingface.util.cli import resolve_device
+from talkingface.util.files import read_model_card
+from talkingface.util.media import read_video
+from talkingface.utils import main_keypoints
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class RenderModel:
                  engine: str = "auto", threads: Optional[int] = None):
         """``engine``: ``auto`` (ONNX Runtime on CPU when installed, else torch), ``onnx`` or ``torch``;
         ``threads``: the ONNX Runtime session's intra-op threads (default: torch's thread count)."""
+        # Lazy: the ONNX Runtime fast path loads only when it is chosen.
         from talkingface.export.runtime import resolve_engine
 
         self.device = torch.device(resolve_device(device))
@@ -87,6 +89,7 @@ class RenderModel:
         load_dinet_state_dict(net, path, map_location="cpu")
         self.net = net.to(self.device).eval()
         if self.engine == "onnx":
+            # Lazy: the ONNX Runtime fast path loads only when it is chosen.
             from talkingface.fast.dinet import FastDINet
 
             self.fast = FastDINet(self.net, threads=self.threads or torch.get_num_threads())
@@ -96,8 +99,6 @@ class RenderModel:
     def reset_charactor(self, avatar_dir: Union[str, os.PathLike]) -> None:
         """Load an avatar (``circle.mp4`` + ``keypoint_rotate.pkl`` of (2N|N, 478, 3)), build its
         geometry and encode its 5 references; the frame counter restarts at 0."""
-        from talkingface.util.media import read_video
-
         if self.net is None:
             raise RuntimeError("call loadModel before reset_charactor")
         avatar_dir = Path(avatar_dir)

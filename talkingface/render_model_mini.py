@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from pathlib import Path
 from typing import Dict, Optional, Sequence
 
 import cv2
@@ -32,7 +31,8 @@ from talkingface.data.mouth_crop import standard_image
 from talkingface.errors import UserInputError
 from talkingface.mini_pack import DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack, pack_reference, weights_id
 from talkingface.mini_reference import reference_tensor
-from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini, DINet_mini_pipeline, load_dinet_mini_state
+from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini_pipeline, load_dinet_mini
+from talkingface.util.files import check_input_file
 
 __all__ = ["RenderModelMini", "mesh_bs_table", "warp_only_mesh", "loop_index", "paste_delta",
            # the pack names a user of the renderer needs, re-exported from talkingface.mini_pack
@@ -112,11 +112,7 @@ class RenderModelMini:
 
     def loadModel(self, checkpoint: PathLike) -> None:  # noqa: N802 (original's name)
         """Load DINet_mini weights (strict) and keep a BatchNorm-folded copy for inference."""
-        if not Path(checkpoint).is_file():
-            raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint}")
-        state = load_dinet_mini_state(checkpoint, map_location=self.device)
-        net = DINet_mini(3, 12).to(self.device)
-        net.load_state_dict(state, strict=True)
+        net, state = load_dinet_mini(check_input_file(checkpoint, "DINet_mini checkpoint"), map_location=self.device)
         self.pipeline.infer_model = net.eval().fused()
         self.checkpoint_id = weights_id(state)
 
@@ -198,13 +194,18 @@ def paste_delta(frame: np.ndarray, rect: Sequence[int], src_rgb: np.ndarray, out
     """Paste the 128-crop result into the frame as a change: frame + resize(out - src).
 
     Where the pipeline left the crop unchanged the frame keeps its full-resolution pixels (the
-    original resized the whole 128 crop back, blurring it). src_rgb: 128x128x3 uint8; out_rgb:
-    128x128x3 float in [0, 1]. Returns a new BGR frame.
+    original resized the whole 128 crop back, blurring it); only the part of ``rect`` inside the frame
+    is written. src_rgb: 128x128x3 uint8; out_rgb: 128x128x3 float in [0, 1]. Returns a new BGR frame.
     """
     x0, y0, x1, y1 = (int(v) for v in rect)
     delta = out_rgb[..., ::-1] * 255.0 - src_rgb[..., ::-1].astype(np.float32)
     delta = cv2.resize(delta, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     result = frame.copy()
-    region = result[y0:y1, x0:x1].astype(np.float32) + delta
-    result[y0:y1, x0:x1] = np.clip(np.round(region), 0, 255).astype(np.uint8)
+    h, w = frame.shape[:2]
+    # a rect crossing the frame's border (tight crop, padded when cut): paste the part inside the frame
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if sx1 <= sx0 or sy1 <= sy0:
+        return result
+    region = result[sy0:sy1, sx0:sx1].astype(np.float32) + delta[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+    result[sy0:sy1, sx0:sx1] = np.clip(np.round(region), 0, 255).astype(np.uint8)
     return result

@@ -34,9 +34,10 @@ from talkingface.config.training import DINetTrainingOptions
 from talkingface.data.few_shot_dataset import FewShotConfig, Few_Shot_Dataset, data_preparation
 from talkingface.errors import UserInputError
 from talkingface.gan_training import load_training_checkpoint, lr_factor, save_training_checkpoint
-from talkingface.models.DINet import DINet_five_Ref
 from talkingface.models.common.Discriminator import Discriminator, lsgan_loss
 from talkingface.models.common.VGG19 import PerceptualLoss
+from talkingface.models.DINet import DINet_five_Ref
+from talkingface.util.cli import progress
 from talkingface.util.files import atomic_write, write_model_card
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,8 @@ class RenderTrainer:
         return {k: float(v.detach()) for k, v in values.items()}
 
     def run(self) -> dict:
+        # Lazy: TensorBoard loads only when a training run starts.
         from torch.utils.tensorboard import SummaryWriter
-        from tqdm import tqdm
 
         opts = self.opts
         writer = SummaryWriter(str(self.out_dir / "log" / "train"))
@@ -173,7 +174,7 @@ class RenderTrainer:
         writer.add_image("eval/output_target", preview, self.step)
         t0 = time.time()
         done = 0
-        bar = tqdm(total=planned, desc="train render", unit="step")
+        bar = progress(total=planned, desc="train render", unit="step")
         self.net_g.train()
         self.net_d.train()
         stop = planned == 0

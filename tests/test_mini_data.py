@@ -25,7 +25,7 @@ def test_crop_mouth_rule():
     x0, y0, x1, y1 = crop_mouth(lm)
     assert (x0, x1) == pytest.approx((8.0, 192.0))
     assert (y0, y1) == pytest.approx((200 - 0.89 * 92, 200 + 1.11 * 92))
-    with pytest.raises(ValueError, match="frame 0"):  # a box over the left edge is refused too
+    with pytest.raises(ValueError, match="frame 0"):  # a mouth beyond the left edge is refused
         video_mouth_rects(lm[None] - [150.0, 0.0, 0.0], (400, 400))
 
 

@@ -1,7 +1,8 @@
 """The player in a real headless Chromium (SwiftShader WebGL2, ONNX Runtime Web wasm), against the
 Python pipeline: golden frames, audio coefficients, A/V sync, the stream mode and a screenshot.
 
-Skipped cleanly without the browser, without `npm ci`'s onnxruntime-web or without the sample data.
+Skipped cleanly without the browser or without `npm ci`'s onnxruntime-web (the avatar is built from
+the committed sample video).
 One browser and one server for the module; each test is a few seconds of page time.
 """
 from __future__ import annotations
@@ -17,22 +18,17 @@ from talkingface.web.harness import Server, missing, psnr, render_still
 REASON = missing()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
-SPEECH = ("speech", "speech_orig_16k.wav")
-
-
 @pytest.fixture(scope="module")
-def web(tmp_path_factory, mini_avatar_dir, sample_data):
-    """(server, page, pack dir, speech wav) with the sample avatar's pack served as 'avatar'."""
-    import shutil
-
-    from talkingface.mini_pack import write_avatar_pack
+def web(tmp_path_factory):
+    """(server, page, pack dir, speech wav): the built-in sample avatar, built into a temporary folder
+    from the committed sample video, served as 'avatar'."""
+    from talkingface.config.paths import SAMPLE_SPEECH_ZH
+    from talkingface.sample_avatar import ensure_sample_mini_avatar
     from talkingface.web.cdp import Browser
     from talkingface.web.harness import export_models
 
     root = tmp_path_factory.mktemp("web_browser")
-    avatar = root / "packs" / "avatar"
-    shutil.copytree(mini_avatar_dir / "data", avatar / "data")
-    write_avatar_pack(avatar)
+    avatar = ensure_sample_mini_avatar(root / "packs" / "avatar")
     models = export_models(root / "models")
     server = Server(root / "packs", root / "work", models)
     page = None
@@ -41,7 +37,7 @@ def web(tmp_path_factory, mini_avatar_dir, sample_data):
         page.navigate(server.url + "?pack=avatar", wait_for="window.__ready")
         assert page.evaluate("window.__error || null") is None
         page.evaluate("__app.loadSelectedPack()")
-        yield server, page, avatar / "assets", sample_data.joinpath(*SPEECH)
+        yield server, page, avatar / "assets", SAMPLE_SPEECH_ZH
     finally:
         if page is not None:
             page.close()
@@ -100,9 +96,14 @@ def test_audio_coefficients_match_python(web, speech_id):
     got = np.asarray(res["rows"])
     assert got.shape == expected.shape
     delta = np.abs(got - expected).max()
-    print(f"fbank max |delta| {fbank_delta:.2e}; coefficients max |delta| {delta:.2e} over {got.shape}")
-    assert fbank_delta < 1e-2  # float64 here vs float32 in kaldi-native-fbank: the log of near-silent bins differs most
-    assert delta < 1e-3
+    scale = np.abs(expected).max(axis=0)  # the shipped model's coefficients reach a few hundred
+    relative = (np.abs(got - expected) / np.maximum(scale, 1.0)).max()
+    print(f"fbank max |delta| {fbank_delta:.2e}; coefficients max |delta| {delta:.2e} (relative to each "
+          f"coefficient's range {relative:.1e}) over {got.shape}, coefficient ranges {np.round(scale, 1).tolist()}")
+    # The residual is kaldi-native-fbank's float32 rounding (the page computes the fbank in float64) carried
+    # through the LSTM; ONNX Runtime's float32 step alone adds < 1e-4 (docs/ONNX.md).
+    assert fbank_delta < 1e-2
+    assert relative < 1e-5 and delta < 5e-3
 
 
 def test_golden_frames_match_python_renderer(web, speech_id):
@@ -125,6 +126,11 @@ def test_golden_frames_match_python_renderer(web, speech_id):
             res = render_still(page, index, rows[t])
             x0, y0, x1, y1 = res["rect"]
             assert [x0, y0, x1, y1] == pack.rects[index].tolist()
+            # the page read the right video frame: its rect matches Python's decode of frame `index`
+            # better than the neighbouring frames'
+            match = {j: psnr(res["before"][..., 2::-1], pack.frames[j][y0:y1, x0:x1])
+                     for j in (index - 1, index, index + 1) if 0 <= j < len(pack)}
+            assert max(match, key=match.get) == index and match[index] > 30, match
             # the same decoded source pixels on both sides: the comparison is of the renderer alone
             pack.frames[index][y0:y1, x0:x1] = res["before"][..., 2::-1]
             expected = model.interface(index, rows[t])[y0:y1, x0:x1][..., ::-1]
@@ -211,6 +217,34 @@ def test_stream_mode_plays_server_coefficients(web, speech_id):
           f"{len(shown)} frames drawn with streamed rows")
     # arrival pacing is measured by bench/load_web.py: in the page, messages queue while a frame is composed
     assert len(shown) > 0 and max(shown) < len(expected)
+
+
+def test_app_page_builds_an_avatar_and_an_mp4(web, tmp_path):
+    """The avatar app on the page: choose a silent video and a speech file, press Build avatar, then
+    Make mp4: the new avatar is listed, and a link to the mp4 and to the live player appear."""
+    from talkingface.config.paths import SAMPLE_AVATAR_VIDEO, SAMPLE_SPEECH_ZH
+    from talkingface.util.media import load_audio, run_ffmpeg, save_wav
+
+    _, page, _, _ = web
+    clip, speech = tmp_path / "clip.mp4", tmp_path / "speech.wav"
+    run_ffmpeg(["-i", str(SAMPLE_AVATAR_VIDEO), "-t", "1.2", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                "-threads", "1", str(clip)], what="cutting the sample")
+    save_wav(speech, load_audio(SAMPLE_SPEECH_ZH)[:16000])
+    page.set_files("#video-file", [clip])
+    page.evaluate("document.getElementById('avatar-name').value = 'uploaded'; document.getElementById('build').click()")
+    page.wait_for("document.getElementById('build-note').textContent.includes('is ready') || "
+                  "document.getElementById('build-note').classList.contains('error')", timeout_s=900)
+    note = page.evaluate("document.getElementById('build-note').textContent")
+    assert "uploaded is ready" in note, note
+    assert page.evaluate("[...document.getElementById('pack-select').options].map((o) => o.value)").count("uploaded") == 1
+    page.set_files("#audio-file", [speech])
+    page.evaluate("document.getElementById('pack-select').value = 'uploaded'; document.getElementById('synth').click()")
+    page.wait_for("!!document.querySelector('#synth-note a') || document.getElementById('synth-note').classList.contains('error')",
+                  timeout_s=900)
+    links = page.evaluate("[...document.querySelectorAll('#synth-note a')].map((a) => a.getAttribute('href'))")
+    assert len(links) == 2 and links[0].startswith("/outputs/") and links[1] == "/?pack=uploaded", links
+    size = page.evaluate(f"fetch('{links[0]}').then((r) => r.ok ? r.arrayBuffer() : null).then((b) => b && b.byteLength)")
+    assert size and size > 10_000
 
 
 def test_screenshot(web, tmp_path):

@@ -24,7 +24,7 @@ from talkingface.data.av_clips import clip_name, prepare_clip
 from talkingface.errors import MediaError, UserInputError
 from talkingface.eval.heldout import never_train_on
 from talkingface.util.cli import run_cli, script_parser, setup_logging
-from talkingface.util.files import write_text
+from talkingface.util.files import check_output_dir, write_text
 from talkingface.util.media import AUDIO_EXTS, list_videos, probe_video
 
 log = logging.getLogger("cache_clips")
@@ -53,6 +53,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    check_output_dir(args.cache)
     subdirs = args.subdir or ["av", "av_more"]
     videos = []
     for sub in subdirs:

@@ -33,8 +33,8 @@ import numpy as np
 from talkingface.config.flags import add_config_flags, config_dict, config_from_args
 from talkingface.config.training import DistillConfig
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
-from talkingface.util.files import atomic_write, write_model_card, write_text
+from talkingface.util.cli import progress, resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import atomic_write, check_output_dir, write_model_card, write_text
 
 log = logging.getLogger("distill")
 
@@ -50,6 +50,7 @@ def parse_args(argv=None):
 
 
 def speech_files(dirs, exclude):
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.util.media import list_audio
 
     files = [p for d in dirs for p in list_audio(d, exclude=exclude)]
@@ -65,9 +66,10 @@ def _is_val(path: Path, fraction: float) -> bool:
 
 def labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
     """Per file: (list of fbank variants, list of teacher outputs per variant), cached."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
-    from tqdm import tqdm
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.audio_features import FBANK_PER_FRAME
     from talkingface.data.dataset_wav import augmented_fbanks
     from talkingface.util.media import load_audio
@@ -87,7 +89,7 @@ def labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
                 log.info("fbank cache %s: %d files", cache, len(out))
                 return out
     out = []
-    for i, f in enumerate(tqdm(files, desc="fbank + teacher", unit="file")):
+    for i, f in enumerate(progress(files, desc="fbank + teacher", unit="file")):
         variants = augmented_fbanks(load_audio(f), n_variants, seed=seed + i)
         with torch.no_grad():
             x = torch.from_numpy(np.stack(variants))
@@ -104,8 +106,10 @@ def labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.audio_model import AudioModel
     from talkingface.audio_training import LSTMTrainer, fit_linear, fit_output_map, fold_output_map, match_amplitude
     from talkingface.data.dataset_wav import FbankWindowDataset, find_clips, load_clips
@@ -113,9 +117,10 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     device = resolve_device(args.device)
+    check_output_dir(args.out)
     teacher = load_audio2feature(args.teacher, "cpu")
-    args.out.mkdir(parents=True, exist_ok=True)
     files = speech_files(args.speech, set(args.exclude))
+    args.out.mkdir(parents=True, exist_ok=True)
     val_files = [f for f in files if _is_val(f, args.val_fraction)]
     train_files = [f for f in files if not _is_val(f, args.val_fraction)]
     log.info("%d speech files (%d for validation)", len(files), len(val_files))

@@ -31,7 +31,7 @@ from talkingface.eval.baselines import frame_log_energy
 from talkingface.eval.heldout import never_train_on
 from talkingface.eval.metrics import MAX_LAG, best_offset, lagged_r
 from talkingface.util.cli import run_cli, script_parser, setup_logging
-from talkingface.util.files import write_text
+from talkingface.util.files import check_output_file, write_text
 from talkingface.util.media import load_audio
 from talkingface.utils import mouth_opening
 
@@ -123,12 +123,14 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    check_output_file(args.out)
+    entries = read_index(args.cache, args.index)  # a missing cache fails before the models load
     if not args.teacher.is_file():
         raise UserInputError(f"teacher not found: {args.teacher}")
     probe = AudioModel(args.teacher, lookahead_steps=4)
     held = never_train_on()
     rows, curves = [], {}
-    for name, rel in read_index(args.cache, args.index):
+    for name, rel in entries:
         if rel in held:
             continue
         with np.load(args.cache / f"{name}.clip.npz") as d:

@@ -71,8 +71,10 @@ def split_by_speaker(names, val_names, regex: str, fraction: float, seed: int):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.audio_training import LSTMTrainer
     from talkingface.data.dataset_wav import AudioVisualDataset, AugmentConfig, find_clips, load_clips
 

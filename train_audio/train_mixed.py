@@ -43,7 +43,7 @@ from talkingface.eval.metrics import best_offset, lagged_r
 from talkingface.models.audio2bs_lstm import load_audio2feature
 from talkingface.mouth_basis import BlendshapeBasis
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
-from talkingface.util.files import atomic_write, write_model_card, write_text
+from talkingface.util.files import atomic_write, check_output_dir, write_model_card, write_text
 from talkingface.util.media import load_audio
 from talkingface.utils import mouth_opening
 from train_audio.distill import labelled_fbank, speech_files
@@ -147,8 +147,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(max(1, args.threads))
     device = resolve_device(args.device)
     t_start = time.time()
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(args.out)
     basis = BlendshapeBasis.load(args.basis)
+    teacher = load_audio2feature(args.teacher, "cpu")  # a bad teacher fails before the clips load
     real = load_real(args.cache, args.sync, basis)
     train_real = [c for c in real if not is_val_person(c["person"], args.val_fraction)]
     val_real = [c for c in real if is_val_person(c["person"], args.val_fraction)]
@@ -161,8 +162,8 @@ def main(argv=None) -> int:
     fit_r = [lagged_r(teacher_map(x)[:, 0], c["bs"][:, 0], 0) for x, c in zip(t_rows, train_real)]
     log.info("teacher -> blendshape map: mean r(coef 0) on the training clips %.3f", float(np.nanmean(fit_r)))
     # ---- speech corpus, labelled by the teacher, mapped and frame-aligned
-    teacher = load_audio2feature(args.teacher, "cpu")
     files = speech_files(args.speech, set(args.exclude))
+    args.out.mkdir(parents=True, exist_ok=True)
     speech = labelled_fbank(files, args.variants, teacher, args.out / "fbank_cache.npz", args.seed)
     speech_fb = [v for v, _ in speech]
     speech_y = [[teacher_map(lab[TEACHER_LOOKAHEAD:]).astype(np.float32) for lab in labs] for _, labs in speech]

@@ -22,6 +22,7 @@ from talkingface.errors import UserInputError
 from talkingface.eval.heldout import never_train_on
 from talkingface.moda_training import MODATrainer
 from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import check_output_dir
 from talkingface.moda_recipes import add_run_args, select_records, set_threads, write_card
 
 log = logging.getLogger("train_moda")
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     ap.add_argument("data", nargs="+", type=Path, help="folders of *.moda.npz records")
     ap.add_argument("out", type=Path, help="output folder")
     ap.add_argument("--stage", choices=["lips", "all"], default="all")
-    ap.add_argument("--init", type=Path, default=None, help="start from this exported moda_lite.pth")
+    ap.add_argument("--init", type=Path, default=None, help="start from this moda_lite.pth (or a run's last.pth)")
     ap.add_argument("--batch_size", type=int, default=16)
     ap.add_argument("--window", type=int, default=100, help="frames per training window")
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -40,7 +41,8 @@ def main(argv=None) -> int:
                     help="share of speech pseudo-label windows (default 0.75 lips, 0.3 all)")
     ap.add_argument("--audio_head", choices=["conv", "mel"], default="conv")
     ap.add_argument("--prob_mode", choices=["moda", "cvae"], default="moda")
-    ap.add_argument("--kl_weight", type=float, default=0.0)
+    ap.add_argument("--kl_weight", type=float, default=0.0, help="0: the code (no KL); > 0: the paper")
+    ap.add_argument("--kl_anneal_steps", type=int, default=1000, help="KL weight ramps up linearly over N steps")
     ap.add_argument("--vae_pe_fix", action="store_true")
     ap.add_argument("--vae_causal", action="store_true")
     ap.add_argument("--lip_from_spec_only", action="store_true")
@@ -57,8 +59,10 @@ def main(argv=None) -> int:
                        no_audio_token=True)
     frac = args.speech_fraction if args.speech_fraction is not None else (0.75 if args.stage == "lips" else 0.3)
     cfg = MODATrainConfig(stage=args.stage, window=args.window, batch_size=args.batch_size, lr=args.lr,
-                          max_steps=args.max_steps, kl_weight=args.kl_weight, speech_fraction=frac,
+                          max_steps=args.max_steps, kl_weight=args.kl_weight,
+                          kl_anneal_steps=args.kl_anneal_steps, speech_fraction=frac,
                           save_every=args.save_every, seed=args.seed, model=model)
+    check_output_dir(args.out)
     train_recs, val_recs = select_records(args.data, args.exclude, args.val)
     log.info("%d training records (%d speech), %d validation", len(train_recs),
              sum(r.lip_only for r in train_recs), len(val_recs))

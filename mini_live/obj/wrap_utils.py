@@ -19,6 +19,7 @@ Labels (docs/REFERENCE.md §5.1): -1 anchor (no warp), 0 skin, 2.00 upper lip, 2
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, replace
 from typing import Iterable, List, Optional
 
@@ -27,8 +28,8 @@ import numpy as np
 from mini_live.obj.face_mesh import mesh_edges
 from mini_live.obj.obj_io import PathLike, nearest_vertex, parse_obj_lines
 from talkingface.errors import UserInputError
-from talkingface.utils import MP_FACE_OVAL_LOWER, MP_LIPS_RINGS, MP_NOSE_EDGE
 from talkingface.util.files import atomic_write
+from talkingface.utils import MP_FACE_OVAL_LOWER, MP_LIPS_RINGS, MP_NOSE_EDGE
 
 LABEL_ANCHOR = -1.0
 LABEL_SKIN = 0.0
@@ -131,8 +132,6 @@ class WrapMesh:
 
     def save(self, path: PathLike) -> None:
         """Store as ``.npz`` (written to a temporary name, then renamed)."""
-        import dataclasses
-
         with atomic_write(path) as tmp:
             np.savez(tmp, vertices=self.vertices, labels=self.labels, faces=self.faces, mp_ids=self.mp_ids,
                      ring_source=self.ring_source, num_targets=self.num_targets,
@@ -140,8 +139,6 @@ class WrapMesh:
 
     @classmethod
     def load(cls, path: PathLike) -> "WrapMesh":
-        import dataclasses
-
         with np.load(path, allow_pickle=False) as d:
             fields = dataclasses.fields(WrapConfig)
             cfg = WrapConfig(**{f.name: (int(round(v)) if f.type == "int" else float(v))

@@ -81,6 +81,11 @@ MINI_LIVE_DIR = PACKAGE_ROOT / "mini_live"
 MESH_DIR = MINI_LIVE_DIR / "obj" / "data"
 SHADER_DIR = MINI_LIVE_DIR / "shader"
 
+#: The browser player's static files (package data of talkingface.web).
+WEB_STATIC_DIR = PACKAGE_DIR / "web" / "static"
+#: onnxruntime-web's runtime files when installed with npm beside a clone.
+ORT_WEB_DIR = PACKAGE_ROOT / "node_modules" / "onnxruntime-web" / "dist"
+
 #: The built-in sample (committed; licences in ``SAMPLE_DIR / "NOTICE.md"``).
 SAMPLE_DIR = ASSETS_DIR / "sample"
 #: 720x1080, 25 fps, 7.16 s, silent: one person facing the camera (the sample avatar's source).
@@ -134,6 +139,15 @@ def render_checkpoint() -> Path:
 def wav2lip_checkpoint() -> Path:
     """The default Wav2Lip teacher weights (user-supplied) of train_audio/preparation_step0.py."""
     return user_checkpoint_dir() / "wav2lip.pth"
+
+
+def onnx_cache_dir() -> Path:
+    """Where exported ONNX graphs are cached: ``$TALKINGFACE_ONNX_CACHE``, else
+    ``$XDG_CACHE_HOME/talkingface/onnx`` (default ``~/.cache/talkingface/onnx``)."""
+    env = os.environ.get("TALKINGFACE_ONNX_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkingface" / "onnx"
 
 
 def shared_data_default() -> Optional[Path]:

@@ -23,17 +23,17 @@ class GANTrainConfig:
     G and D, loss weights, the epoch schedule (``non_decay`` flat + ``decay`` linear,
     :func:`talkingface.gan_training.lr_factor`), the discriminator's size, seed, smoke-run limit."""
 
-    batch_size: int = 4
-    seed: int = 456
-    lr_g: float = 8e-5
-    lr_d: float = 8e-5
-    lamb_perception: float = 10.0
-    lamb_pixel: float = 0.0
-    non_decay: int = 4
-    decay: int = 36
-    D_num_blocks: int = 4
-    D_block_expansion: int = 64
-    D_max_features: int = 256
+    batch_size: int = field(default=4, metadata=_flag("samples per step"))
+    seed: int = field(default=456, metadata=_flag("torch / numpy / sampling seed"))
+    lr_g: float = field(default=8e-5, metadata=_flag("Adam learning rate of the generator"))
+    lr_d: float = field(default=8e-5, metadata=_flag("Adam learning rate of the discriminator"))
+    lamb_perception: float = field(default=10.0, metadata=_flag("weight of the perceptual loss"))
+    lamb_pixel: float = field(default=0.0, metadata=_flag("weight of the pixel L1 loss"))
+    non_decay: int = field(default=4, metadata=_flag("epochs at the full learning rate"))
+    decay: int = field(default=36, metadata=_flag("epochs of linear learning-rate decay after those"))
+    D_num_blocks: int = field(default=4, metadata=_flag("discriminator blocks"))
+    D_block_expansion: int = field(default=64, metadata=_flag("discriminator base width"))
+    D_max_features: int = field(default=256, metadata=_flag("discriminator maximum width"))
     max_steps: Optional[int] = field(default=None, metadata=_flag("stop after this many steps (smoke runs)"))
 
 
@@ -66,9 +66,11 @@ class MiniTrainConfig(GANTrainConfig):
     batch_size: int = 6
     seed: int = 1009
     lamb_pixel: float = 10.0
-    D_num_blocks: int = field(default=3, metadata=_flag(aliases=("--d_num_blocks",)))
-    D_block_expansion: int = field(default=64, metadata=_flag(aliases=("--d_block_expansion",)))
-    D_max_features: int = field(default=256, metadata=_flag(aliases=("--d_max_features",)))
+    D_num_blocks: int = field(default=3, metadata=_flag("discriminator blocks", aliases=("--d_num_blocks",)))
+    D_block_expansion: int = field(default=64, metadata=_flag("discriminator base width",
+                                                              aliases=("--d_block_expansion",)))
+    D_max_features: int = field(default=256, metadata=_flag("discriminator maximum width",
+                                                            aliases=("--d_max_features",)))
     lamb_gan: float = 1.0
     lamb_interior: float = field(default=0.0, metadata=_flag("extra: L1 inside the mouth opening (teeth, cavity)"))
     samples_per_epoch: int = 1200
@@ -93,11 +95,11 @@ class MiniTrainConfig(GANTrainConfig):
 class LSTMTrainConfig:
     """Audio LSTM (Audio2Feature) recipe, direct training on clips (defaults: the original's)."""
 
-    seq_len: int = 26
-    lookahead: int = 4
+    seq_len: int = field(default=26, metadata=_flag("window length in video frames"))
+    lookahead: int = field(default=4, metadata=_flag("LSTM step t + lookahead predicts frame t"))
     batch_size: int = 32
     val_batch_size: int = 8
-    lr: float = 4e-4
+    lr: float = field(default=4e-4, metadata=_flag("Adam learning rate"))
     betas: Tuple[float, float] = field(default=(0.9, 0.99), metadata={"flag": False})
     epochs: int = 1000
     max_steps: Optional[int] = field(default=None, metadata=_flag("stop after this many optimiser steps"))

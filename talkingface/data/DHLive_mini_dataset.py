@@ -35,9 +35,11 @@ from torch.utils.data import Dataset
 from talkingface.data.mouth_crop import box_to_crop_matrix, crop_mouth
 from talkingface.data.teeth_labels import (CAVITY, inner_mouth, lip_map, mouth_labels, paint_labels,
                                            procedural_teeth_reference, renderer_teeth_labels)
+from talkingface.mediapipe_utils import landmarks_for_video
 from talkingface.models.DINet_mini import INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y
+from talkingface.util.files import atomic_write, reading
+from talkingface.util.media import read_video
 from talkingface.utils import mouth_opening
-from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +123,6 @@ def prepare_frames(frames: Sequence[np.ndarray], lms: np.ndarray, name: str,
 
 def prepare_video(path: Union[str, Path], max_frames: Optional[int] = None, progress: bool = False) -> PreparedVideo:
     """Face mesh + mouth canvases + label maps of every frame of a video (25 fps)."""
-    from talkingface.mediapipe_utils import landmarks_for_video
-    from talkingface.util.media import read_video
-
     frames = read_video(path, max_frames=max_frames)
     lms = landmarks_for_video(frames, progress=progress, allow_missing=True)
     return prepare_frames(frames, lms, Path(path).name)
@@ -138,7 +137,8 @@ def save_prepared(video: PreparedVideo, path: Union[str, Path]) -> Path:
 
 
 def load_prepared(path: Union[str, Path]) -> PreparedVideo:
-    with np.load(path, allow_pickle=False) as data:
+    """Read a prepared video (``save_prepared``); a clear error for a truncated or foreign file."""
+    with reading(path, "prepared training video"), np.load(path, allow_pickle=False) as data:
         return PreparedVideo(images=data["images"], labels=data["labels"], landmarks=data["landmarks"],
                              opening=data["opening"], frame_index=data["frame_index"], name=str(data["name"]))
 

@@ -23,6 +23,8 @@ from torch.utils.data import Dataset
 
 from talkingface.audio_features import FBANK_PER_FRAME, SAMPLES_PER_FRAME, compute_fbank
 from talkingface.errors import UserInputError
+from talkingface.util.files import reading
+from talkingface.util.media import list_audio, load_audio
 
 
 
@@ -43,6 +45,7 @@ class WaveAugment:
     """Float-audio augmentation with audiomentations: noise, polarity inversion, pitch shift."""
 
     def __init__(self, cfg: Optional[AugmentConfig] = None):
+        # Lazy: heavy; only augmented training windows need it.
         import audiomentations as am
 
         self.cfg = cfg = cfg or AugmentConfig()
@@ -131,8 +134,6 @@ def find_clips(folder: Union[str, Path], target: Optional[str]) -> List[Tuple[Pa
     ``<name>.pixel.txt``, or any other; the original's ``<name>.txt`` with ``""``); None lists audio
     only. Audio without its coefficient file is skipped.
     """
-    from talkingface.util.media import list_audio
-
     out = []
     for audio in list_audio(folder):
         if target is None:
@@ -146,12 +147,19 @@ def find_clips(folder: Union[str, Path], target: Optional[str]) -> List[Tuple[Pa
 
 def load_clips(pairs: Sequence[Tuple[Path, Optional[Path]]]) -> Tuple[List[np.ndarray], Optional[List[np.ndarray]]]:
     """Load audio (16 kHz mono float) and coefficient files of :func:`find_clips` pairs."""
-    from talkingface.util.media import load_audio
-
     audio = [load_audio(a) for a, _ in pairs]
     if not pairs or pairs[0][1] is None:
         return audio, None
-    return audio, [np.atleast_2d(np.loadtxt(c, dtype=np.float32)) for _, c in pairs]
+    return audio, [_read_coefficients(c) for _, c in pairs]
+
+
+def _read_coefficients(path: Path) -> np.ndarray:
+    """A ``<name>.<target>.txt`` coefficient file: (T, K) float32, one row per 40 ms frame."""
+    with reading(path, "coefficient file"):
+        coefs = np.atleast_2d(np.loadtxt(path, dtype=np.float32))
+    if coefs.size == 0 or not np.isfinite(coefs).all():
+        raise UserInputError(f"coefficient file {path} is empty or holds NaN / infinite values")
+    return coefs
 
 
 class FbankWindowDataset(Dataset):

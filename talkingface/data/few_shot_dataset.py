@@ -4,7 +4,8 @@ One place builds the DINet_five_Ref inputs for **both** training (:class:`Few_Sh
 inference (:class:`talkingface.render_model.RenderModel`), so they cannot drift apart as they did in
 the original (docs/REFERENCE.md §9.17: mask oval[2:-2] vs [3:-3], nose-anchored vs 3-D-grid prompt). Everything is in
 OpenCV **BGR** order, like the original's training data and its published weights; tensors are
-CxHxW float in [0, 1].
+CxHxW float in [0, 1]. (Slightly over 450 lines: training and inference geometry stay in one file on
+purpose, see above.)
 
 Per output frame (all in the 256x256 face crop of :func:`talkingface.utils.crop_face`):
 
@@ -38,10 +39,10 @@ from torch.utils.data import Dataset
 
 from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import load_keypoints
+from talkingface.mouth_basis import mouth_box, symmetrize
 from talkingface.run_utils import apply_pose, calc_face_mat, jaw_mask_contour, load_mean_face_main
-from talkingface.utils import (INDEX_FACE_OVAL, INDEX_LIPS_INNER, INDEX_LIPS_OUTER,
-                               INDEX_NOSE_EDGE, ROTATE_REF_INDEX, crop_face,
-                               draw_face_feature_map, main_keypoints, safe_crop)
+from talkingface.utils import (INDEX_FACE_OVAL, INDEX_LIPS_INNER, INDEX_LIPS_OUTER, INDEX_NOSE_EDGE, ROTATE_REF_INDEX,
+                               crop_face, draw_face_feature_map, main_keypoints, safe_crop)
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,6 @@ def video_geometry(kps: np.ndarray, face_mat_mask: Optional[os.PathLike] = None)
     or read from a ``face_mat_mask.pkl`` (``[mats (N,4,4), mask face (141,3)]``, the mask face holding
     the jaw contour in its oval rows) written by ``train/data_preparation_face.py``.
     """
-    from talkingface.mouth_basis import mouth_box
-
     kps = np.asarray(kps, dtype=np.float64)
     if kps.ndim != 3 or kps.shape[1] != 478 or kps.shape[2] != 3:
         raise UserInputError(f"expected (N, 478, 3) face-mesh keypoints, got {kps.shape}")
@@ -153,8 +152,8 @@ class CropBox:
         return (pts - np.array([self.x0, self.y0])) * self.scale
 
     def crop(self, image: np.ndarray, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
-        """HxWx3 uint8 frame -> size x size x 3 crop (zero padding outside the frame)."""
-        patch = safe_crop(image, self.box)
+        """HxWx3 uint8 frame -> size x size x 3 crop (edge pixels repeated outside the frame)."""
+        patch = safe_crop(image, self.box, border="replicate")
         return cv2.resize(patch, (self.size, self.size), interpolation=interpolation)
 
     def paste(self, frame: np.ndarray, face: np.ndarray, blend: Optional[np.ndarray] = None) -> np.ndarray:
@@ -251,8 +250,6 @@ def target_mouth_grey(crop: np.ndarray, box: CropBox, mat: np.ndarray, mouth_box
                       w: int, h: int) -> np.ndarray:
     """The target's mouth as the prompt shows it: the canonical mouth box carried by the frame's pose
     ``mat``, warped out of the face ``crop`` to h x w, grey and left-right symmetrised (float32)."""
-    from talkingface.mouth_basis import symmetrize
-
     src = box.to_crop(apply_pose(mat, mouth_box)).astype(np.float32)
     dst = np.float32([[0, 0], [w, 0], [0, h]])
     warped = cv2.warpAffine(crop, cv2.getAffineTransform(src, dst), (w, h), flags=cv2.INTER_LINEAR,

@@ -27,6 +27,7 @@ from typing import Tuple
 import cv2
 import numpy as np
 
+from mini_live.obj.wrap_utils import make_teeth
 from talkingface.utils import MP_LIPS_INNER, MP_LIPS_LOWER, MP_LIPS_UPPER
 
 SKIN, UPPER_LIP, LOWER_LIP, CAVITY, UPPER_TEETH, LOWER_TEETH = 0, 1, 2, 3, 4, 5
@@ -141,8 +142,6 @@ def renderer_teeth_labels(labels: np.ndarray, lm: np.ndarray, follow_segmentatio
     bands, also where the real frame shows a dark cavity or the tongue, and the network learns
     to paint a dim average of teeth and cavity into the bands.
     """
-    from mini_live.obj.wrap_utils import make_teeth
-
     face = np.zeros((len(lm), 3))
     face[:, :2] = np.asarray(lm, np.float64)[:, :2]
     out = labels.copy()
@@ -189,6 +188,10 @@ def inner_mouth(image_rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Teeth reference image: the pixels of the mouth opening (teeth and cavity), black elsewhere."""
     keep = np.isin(labels, (CAVITY, UPPER_TEETH, LOWER_TEETH))
     return np.where(keep[..., None], image_rgb, 0).astype(np.uint8)
+
+
+#: Seed of the procedural teeth references of an avatar whose video never shows its teeth (recorded in packs).
+DEFAULT_TEETH_SEED = 1009
 
 
 def procedural_teeth_reference(seed: int, size: Tuple[int, int] = (72, 72)) -> np.ndarray:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import tempfile
@@ -17,16 +18,17 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
-from talkingface.util.files import write_text
+from talkingface.util.cli import ScriptParser, resolve_device, run_cli, setup_logging
+from talkingface.util.files import check_input_file, check_output_file, read_model_card, write_model_card, write_text
 
 log = logging.getLogger("talkingface.eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.selfrecon import PIPELINES
 
-    parser = argparse.ArgumentParser(prog="python -m talkingface.eval", description=__doc__.split("\n\n")[0])
+    parser = ScriptParser(prog="python -m talkingface.eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -98,12 +100,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _compare(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.baselines import energy_baseline, write_static_mouth_video
     from talkingface.eval.metrics import Reference, compare_videos
     from talkingface.eval.report import ClipResult
     from talkingface.eval.tracking import track_video
     from talkingface.util.media import load_audio, probe_video
 
+    for path, what in ((args.pred, "generated video"), (args.gt, "real video")):
+        probe_video(check_input_file(path, what))  # both readable before the (slow) tracking
+    if args.out is not None:
+        check_output_file(args.out)
+        check_output_file(args.out.with_suffix(".md"))
     ref = Reference.from_track(track_video(args.gt))
     rows = [compare_videos(args.pred, args.gt, method=args.method, max_lag=args.max_lag, ref=ref)]
     if args.baselines:
@@ -123,6 +131,7 @@ def _compare(args) -> None:
 
 
 def _selfrecon(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.heldout import heldout_paths
     from talkingface.eval.report import HEADER, summary_markdown
     from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips, selfrecon
@@ -169,12 +178,13 @@ def _selfrecon(args) -> None:
 
 
 def _crosshalf(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.crosshalf import acceptance_markdown, crosshalf
     from talkingface.eval.heldout import HELDOUT_AV_MORE, heldout_paths
     from talkingface.eval.report import HEADER, summary_markdown
     from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips
     from talkingface.audio_loader import load_audio_model
-    from talkingface.util.sample_data import find_sample_data
+    from talkingface.util.sample_data import ORIGINAL_AUDIO_MODEL, find_sample_data
 
     sources: List[Path] = list(args.clip)
     if args.heldout_av_more:
@@ -189,8 +199,9 @@ def _crosshalf(args) -> None:
     basis = load_audio_model(ours, target="blendshape")[1] if ours is not None else None
     original = args.original
     data = find_sample_data()
-    if original is None and data is not None and (data / "dh_live" / "checkpoint" / "audio.pkl").is_file():
-        original = data / "dh_live" / "checkpoint" / "audio.pkl"
+    teacher = data.joinpath(*ORIGINAL_AUDIO_MODEL) if data is not None else None
+    if original is None and teacher is not None and teacher.is_file():
+        original = teacher
     options = PipelineOptions(device=resolve_device(args.device), checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
                               progress=False)
     print(HEADER, flush=True)
@@ -221,6 +232,7 @@ def _crosshalf(args) -> None:
 
 
 def _summary(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.report import load_results, summary_markdown
 
     table = summary_markdown(load_results(args.folder))
@@ -230,8 +242,7 @@ def _summary(args) -> None:
 
 
 def _moda(args) -> None:
-    import json
-
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.config.moda import FACO_CHECKPOINT, MODA_CHECKPOINT
     from talkingface.data.moda_clips import load_records, record_from_video, relative_source
     from talkingface.eval.heldout import HELDOUT_AV_MORE, HELDOUT_CLIPS, heldout_paths
@@ -256,8 +267,6 @@ def _moda(args) -> None:
     write_text(args.out.with_suffix(".md"), text + "\n")
     print(text)
     if args.update_card:
-        from talkingface.util.files import read_model_card, write_model_card
-
         ckpt = Path(result["moda"])
         card = read_model_card(ckpt)
         card["heldout_eval"] = {"command": "python -m talkingface.eval moda " + " ".join(sys.argv[2:]),

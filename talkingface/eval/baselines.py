@@ -171,6 +171,7 @@ def audio_model_row(ref: Reference, audio: np.ndarray, checkpoint: PathLike, dev
 
     audio: the clip's 16 kHz mono float audio; checkpoint: an Audio2Feature state dict.
     """
+    # Lazy: torch loads only when this row is scored (`python -m talkingface.eval --help` imports this module).
     from talkingface.audio_model import AudioModel
 
     coef = AudioModel(checkpoint, device=device).interface_wav(audio).astype(np.float64)

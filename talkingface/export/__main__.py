@@ -37,6 +37,7 @@ def main(argv=None) -> int:
     onnx.add_argument("--no_check", action="store_true", help="skip the ONNX Runtime parity check")
     args = ap.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.export.onnx_export import Sources, export_models
     from talkingface.export.runtime import ort_available
 

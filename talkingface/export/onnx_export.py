@@ -75,6 +75,7 @@ def onnx_bytes(module: nn.Module, name: str, opset: int = OPSET) -> bytes:
 
 def parity(model_bytes: bytes, module: nn.Module, name: str, seed: int = 1) -> float:
     """Max |ONNX Runtime - torch| over all outputs of graph ``name`` on example inputs (seed ``seed``)."""
+    # Lazy: each graph's model code loads only when that graph is exported (and runtime imports this module).
     from talkingface.export.runtime import OnnxGraph
 
     inputs = graphs.example_inputs(name, seed=seed)
@@ -88,6 +89,7 @@ def parity(model_bytes: bytes, module: nn.Module, name: str, seed: int = 1) -> f
 # ------------------------------------------------------------------------------------------ sources
 def audio_module(checkpoint: Optional[PathLike]):
     """(net, checkpoint path): the blendshape audio model that drives the mini renderer by default."""
+    # Lazy: each graph's model code loads only when that graph is exported (and runtime imports this module).
     from talkingface.models.audio2bs_lstm import load_audio2feature
     from talkingface.audio_loader import find_audio_checkpoint
 
@@ -97,6 +99,7 @@ def audio_module(checkpoint: Optional[PathLike]):
 
 def mini_modules(checkpoint: Optional[PathLike]):
     """(pipeline with the real fusion masks and the interior blend, checkpoint path, weights id)."""
+    # Lazy: each graph's model code loads only when that graph is exported (and runtime imports this module).
     from mini_live.generate_fusion_mask import load_fusion_masks
     from talkingface.models.DINet_mini import DINet_mini_pipeline, load_dinet_mini_state
     from talkingface.render_model_mini import DEFAULT_CHECKPOINT, weights_id
@@ -112,6 +115,7 @@ def mini_modules(checkpoint: Optional[PathLike]):
 
 def dinet_module(checkpoint: Optional[PathLike]):
     """(DINet_five_Ref, checkpoint path); the default is checkpoint/render.pth."""
+    # Lazy: each graph's model code loads only when that graph is exported (and runtime imports this module).
     from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
     from talkingface.render_model import DEFAULT_RENDER_CHECKPOINT, RENDER_CHECKPOINT_HELP
 

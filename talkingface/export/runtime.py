@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -20,13 +19,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from talkingface.config.paths import onnx_cache_dir
+from talkingface.errors import UserInputError
 from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 #: Where exported graphs are cached (override with TALKINGFACE_ONNX_CACHE).
-CACHE_DIR = Path(os.environ.get("TALKINGFACE_ONNX_CACHE",
-                                Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkingface" / "onnx"))
+CACHE_DIR = onnx_cache_dir()
 #: Bumped when a graph wrapper changes, so stale cached files are not reused.
 GRAPH_VERSION = 1
 
@@ -43,8 +43,6 @@ def ort_available() -> bool:
 
 def resolve_engine(engine: str = "auto") -> str:
     """``auto`` -> ``onnx`` when ONNX Runtime is installed, else ``torch``; ``onnx`` without it is an error."""
-    from talkingface.errors import UserInputError
-
     engine = (engine or "auto").lower()
     if engine not in ("auto", "onnx", "torch"):
         raise UserInputError(f"unknown inference engine {engine!r}: use auto, onnx or torch")
@@ -101,6 +99,7 @@ def module_digest(module: nn.Module) -> str:
 
 def cached_onnx(module: nn.Module, name: str, cache_dir: Optional[Path] = None) -> bytes:
     """The ONNX bytes of graph ``name`` of ``module``, exported once and cached under ``cache_dir``."""
+    # Lazy: exporting loads only when a graph is missing from the cache (onnx_export imports this module).
     from talkingface.export.onnx_export import OPSET, onnx_bytes
 
     cache_dir = Path(cache_dir) if cache_dir is not None else CACHE_DIR

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkingface.errors import UserInputError
+
 log = logging.getLogger(__name__)
 
 # The original multiplies the tanh output by this literal, not by math.pi; kept for weight parity.
@@ -321,8 +323,6 @@ def load_dinet_state_dict(model: DINet_five_Ref, source: Union[str, os.PathLike,
 
     ``map_location`` defaults to CPU so checkpoints saved on a GPU load anywhere.
     """
-    from talkingface.errors import UserInputError
-
     obj: Any = source
     if isinstance(source, (str, os.PathLike)):
         if not os.path.isfile(source):

@@ -22,6 +22,8 @@ from typing import Optional, Tuple, Union
 import torch
 from torch import nn
 
+from talkingface.errors import UserInputError
+
 
 @dataclass
 class Audio2FeatureConfig:
@@ -91,8 +93,6 @@ def load_audio2feature(path: Union[str, Path], device: Union[str, torch.device] 
     Accepts the original's published ``audio.pkl`` / ``lstm_model_epoch_*.pkl`` and ours; the
     result is in eval mode on ``device``. Raises UserInputError for missing or foreign files.
     """
-    from talkingface.errors import UserInputError
-
     p = Path(path)
     if not p.is_file():
         raise UserInputError(f"audio model checkpoint not found: {p}")

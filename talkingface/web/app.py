@@ -35,13 +35,14 @@ from starlette.exceptions import HTTPException
 from talkingface.errors import UserInputError
 from talkingface.web.drive import DriveSession
 from talkingface.web.jobs import JobRunner, script
+from talkingface.config.paths import WEB_STATIC_DIR
 from talkingface.web.models import ModelRegistry, ModelsUnavailable
 from talkingface.web.packs import PackStore
 from talkingface.web.uploads import AudioStore, BodyLimit, save_upload
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = WEB_STATIC_DIR
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp",
@@ -196,7 +197,7 @@ def create_app(cfg: WebConfig, registry: Optional[ModelRegistry] = None) -> Fast
         job = jobs.submit("avatar", [
             ("tracking the face (data_preparation_mini.py)", script("data_preparation_mini.py", str(video), str(avatar_dir))),
             ("building the pack (data_preparation_web.py)", script("data_preparation_web.py", str(avatar_dir))),
-        ], result={"pack": name})
+        ], result={"pack": name}, cleanup=[video])
         return job.public()
 
     # ----------------------------------------------------------------------------------------- audio

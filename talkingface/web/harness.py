@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -19,14 +20,14 @@ from typing import Optional
 
 import numpy as np
 
-from talkingface.config.paths import PACKAGE_ROOT
+from talkingface.config.paths import ORT_WEB_DIR, PACKAGE_ROOT  # PACKAGE_ROOT: where serve_web.py lives
 
-REPO = PACKAGE_ROOT  # the repository root in a clone (serve_web.py and the scripts live there)
-ORT_DIR = REPO / "node_modules" / "onnxruntime-web" / "dist"
+ORT_DIR = ORT_WEB_DIR
 
 
 def missing() -> Optional[str]:
     """Why the browser tests cannot run here, or None."""
+    # Lazy: test-harness helpers load on use.
     from talkingface.web.cdp import find_browser
 
     if find_browser() is None:
@@ -45,8 +46,8 @@ def export_models(out: Path) -> Path:
     if reuse and (Path(reuse) / "manifest.json").is_file():
         return Path(reuse)
     subprocess.run([sys.executable, "-m", "talkingface.export", "onnx", "--what", "audio_step", "--what", "mini",
-                    "--out", str(out)], cwd=REPO, check=True, stdout=subprocess.DEVNULL,
-                   env=dict(os.environ, PYTHONPATH=str(REPO)))
+                    "--out", str(out)], cwd=PACKAGE_ROOT, check=True, stdout=subprocess.DEVNULL,
+                   env=dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT)))
     return out
 
 
@@ -55,10 +56,10 @@ class Server:
 
     def __init__(self, packs: Path, work: Path, models: Path, extra=()):
         self.proc = subprocess.Popen(
-            [sys.executable, str(REPO / "serve_web.py"), "--port", "0", "--packs", str(packs), "--work", str(work),
+            [sys.executable, str(PACKAGE_ROOT / "serve_web.py"), "--port", "0", "--packs", str(packs), "--work", str(work),
              "--models", str(models), "--ort", str(ORT_DIR), "--no_sample", "--no_prepare", *extra],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=dict(os.environ, PYTHONPATH=str(REPO)))
+            cwd=PACKAGE_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT)))
         self.url = None
         deadline = time.monotonic() + 120
         assert self.proc.stdout is not None
@@ -103,7 +104,6 @@ STILL_JS = """(async () => {
 
 def render_still(page, index: int, coeffs) -> dict:
     """Compose video frame ``index`` with ``coeffs`` in the page: {rect, before, after (H, W, 4) uint8, ms}."""
-    import json
 
     res = page.evaluate(STILL_JS % (index, json.dumps([float(c) for c in coeffs])))
     x0, y0, x1, y1 = res["rect"]

@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from talkingface.config.paths import PACKAGE_ROOT
+from talkingface.config.paths import PACKAGE_ROOT  # where the top-level scripts live
 
 log = logging.getLogger(__name__)
 
-ROOT = PACKAGE_ROOT  # where the top-level scripts live
 MAX_KEPT_JOBS = 200
 
 
@@ -34,6 +33,7 @@ class Job:
     kind: str
     steps: List[Tuple[str, List[str]]]  # (name, argv)
     result: Dict = field(default_factory=dict)
+    cleanup: List[Path] = field(default_factory=list)  # files removed when the job ends (uploads)
     state: str = "queued"
     done_steps: int = 0
     step: str = ""
@@ -51,7 +51,7 @@ class Job:
 
 def script(name: str, *args: str) -> List[str]:
     """argv running one of the repository's scripts with this interpreter."""
-    return [sys.executable, str(ROOT / name), *args]
+    return [sys.executable, str(PACKAGE_ROOT / name), *args]
 
 
 class JobRunner:
@@ -66,8 +66,9 @@ class JobRunner:
         self._thread = threading.Thread(target=self._work, name="talkingface-web-jobs", daemon=True)
         self._thread.start()
 
-    def submit(self, kind: str, steps: Sequence[Tuple[str, List[str]]], result: Optional[Dict] = None) -> Job:
-        job = Job(uuid.uuid4().hex[:12], kind, list(steps), dict(result or {}))
+    def submit(self, kind: str, steps: Sequence[Tuple[str, List[str]]], result: Optional[Dict] = None,
+               cleanup: Sequence[Path] = ()) -> Job:
+        job = Job(uuid.uuid4().hex[:12], kind, list(steps), dict(result or {}), list(cleanup))
         with self._lock:
             self.jobs[job.id] = job
             if len(self.jobs) > MAX_KEPT_JOBS:
@@ -82,8 +83,8 @@ class JobRunner:
 
     def _run_step(self, job: Job, argv: List[str]) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-        proc = subprocess.Popen(argv, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        env["PYTHONPATH"] = os.pathsep.join([str(PACKAGE_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+        proc = subprocess.Popen(argv, cwd=str(PACKAGE_ROOT), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace")
         self._proc = proc
         last_error = None
@@ -120,6 +121,8 @@ class JobRunner:
                 job.state = "error"
                 job.error = str(exc)
                 log.warning("job %s (%s) failed: %s", job.id, job.kind, exc)
+            for path in job.cleanup:
+                Path(path).unlink(missing_ok=True)
             job.finished = time.time()
 
     def close(self) -> None:

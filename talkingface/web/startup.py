@@ -36,6 +36,7 @@ def sample_pack_needs_work(app) -> bool:
 
 
 def models_need_export(app) -> bool:
+    # Lazy: the model registry loads only when start-up checks the exported models.
     from talkingface.web.models import ModelsUnavailable
 
     try:
@@ -57,11 +58,11 @@ def prepare_defaults(app) -> None:
         log.info("exporting the player's ONNX models to %s in the background (job %s)", registry.models_dir, job.id)
     if cfg.sample_avatar is None or not sample_pack_needs_work(app):
         return
-    steps = []
-    if not (cfg.sample_avatar / "data" / "processed.pkl").is_file():
-        steps.append(("building the sample avatar", [sys.executable, "-c", ENSURE_SAMPLE]))
-    steps.append(("building the sample pack (data_preparation_web.py)",
-                  script("data_preparation_web.py", str(cfg.sample_avatar))))
+    if not (cfg.sample_avatar / "data" / "processed.pkl").is_file():  # the whole avatar, pack included
+        steps = [("building the sample avatar (face tracking + pack)", [sys.executable, "-c", ENSURE_SAMPLE])]
+    else:
+        steps = [("building the sample pack (data_preparation_web.py)",
+                  script("data_preparation_web.py", str(cfg.sample_avatar)))]
     job = app.state.jobs.submit("sample", steps, result={"pack": "sample"})
     app.state.startup_jobs.append(job.id)
     log.info("building the sample avatar's pack in the background (job %s)", job.id)

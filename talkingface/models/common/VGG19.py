@@ -27,6 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkingface.errors import UserInputError
+from talkingface.util.files import reading
+
 log = logging.getLogger(__name__)
 
 VGG19_ENV = "TALKINGFACE_VGG19_WEIGHTS"
@@ -78,7 +81,8 @@ class Vgg19(nn.Module):
 
     def load_imagenet(self, path: Union[str, os.PathLike]) -> None:
         """Load torchvision-layout (``features.N.*``) or wrapper-layout weights, strictly."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with reading(path, "VGG19 weights"):
+            state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, Mapping) and "state_dict" in state:
             state = state["state_dict"]
         if any(k.startswith("features.") for k in state):
@@ -108,8 +112,6 @@ def find_vgg19_weights(explicit: Optional[Union[str, os.PathLike]] = None) -> Op
 
     An explicitly given path (argument or environment variable) that does not exist is an error.
     """
-    from talkingface.errors import UserInputError
-
     for candidate, source in ((explicit, "--vgg_weights"), (os.environ.get(VGG19_ENV), f"${VGG19_ENV}")):
         if candidate:
             path = Path(candidate).expanduser()

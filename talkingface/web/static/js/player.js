@@ -10,8 +10,10 @@ import { MouthRendererGL } from './gl.js';
 import { cropTo128, glTensor, pasteDelta, sourceTensor, videoFrameRect } from './imageops.js';
 import { AudioStep, FPS, MiniPipeline, SAMPLES_PER_FRAME, loadOrt } from './models.js';
 import { StreamClient } from './stream.js';
+import { decodeAllFrames } from './mp4.js';
 
 const REST = new Float32Array(6); // coefficients of the mouth at rest
+const RECT_CACHE_BYTES = 96 * 1024 * 1024; // mouth-rect pixels kept across video loops
 
 /** Mono 16 kHz 16-bit PCM RIFF/WAVE bytes -> Float32Array (int16 / 32768), or null for anything else. */
 export function readPcm16Wav(bytes) {
@@ -58,6 +60,7 @@ export class Player {
     this.stream = null;
     this.busy = false;
     this.running = false;
+    this.headless = false; // true: compose frames without drawing them (bench/bench_web.py's pipeline-only phase)
     this.stats = { frames: 0, dropped: 0, ms: [] };
     this.frameLog = [];
   }
@@ -85,15 +88,47 @@ export class Player {
     this.renderer = new MouthRendererGL(pack.mesh, pack.bsTable);
     this.pipeline = await MiniPipeline.create(this.ort, this.desc, pack.refData);
     this.pack = pack;
+    this.rectCache = new Map();
+    this.rectCacheBytes = 0;
     this.video.src = pack.videoUrl;
     await new Promise((resolve, reject) => {
       this.video.onloadeddata = resolve;
       this.video.onerror = () => reject(new Error(`cannot play the pack's video ${pack.videoUrl}`));
     });
+    await this.prefetchRects();
     this.canvas.width = this.video.videoWidth;
     this.canvas.height = this.video.videoHeight;
     this.ctx2d.drawImage(this.video, 0, 0);
     this.onStatus(`avatar ${name}: ${pack.frameCount} frames`);
+  }
+
+  /**
+   * Read every frame's mouth rect once, from a software decode of the pack's video (WebCodecs), so
+   * the frame loop never reads the playing video back. Without WebCodecs (or on a decode error)
+   * the rects are read lazily from the playing video instead.
+   */
+  async prefetchRects() {
+    const pack = this.pack;
+    if (typeof VideoDecoder === 'undefined') return;
+    const t0 = now();
+    try {
+      const bytes = await (await fetch(pack.videoUrl)).arrayBuffer();
+      const n = await decodeAllFrames(bytes, async (index, frame) => {
+        if (index >= pack.frameCount) return;
+        const [x0, y0, x1, y1] = pack.rects.subarray(4 * index, 4 * index + 4);
+        const pixels = await videoFrameRect(frame, [x0, y0, x1, y1]);
+        const srcRgb = cropTo128(pixels, x1 - x0, y1 - y0);
+        this.rectCache.set(index, { pixels, srcRgb, source: sourceTensor(srcRgb) });
+        this.rectCacheBytes += pixels.length;
+        if (index % 25 === 0) this.onStatus(`reading the avatar's mouth: frame ${index} of ${pack.frameCount}`);
+      });
+      this.prefetchMs = now() - t0;
+      if (n !== pack.frameCount) console.warn(`the pack's video has ${n} frames, the pack describes ${pack.frameCount}`);
+    } catch (e) {
+      console.warn(`reading the mouth rects up front failed (${e.message}); they are read while playing`);
+      this.rectCache = new Map();
+      this.rectCacheBytes = 0;
+    }
   }
 
   /** Time (s) of the speech heard at performance time `displayMs`, or null when nothing plays. */
@@ -125,9 +160,20 @@ export class Player {
     const [x0, y0, x1, y1] = pack.rects.subarray(4 * index, 4 * index + 4);
     const w = x1 - x0;
     const h = y1 - y0;
-    const rect = new ImageData(await videoFrameRect(image, [x0, y0, x1, y1]), w, h);
-    const srcRgb = cropTo128(rect.data, w, h);
-    const source = sourceTensor(srcRgb);
+    // The avatar video loops, so each frame's mouth rect is read back once and kept (a read-back of a
+    // decoded frame is the costliest step on software GL): about 160 kB per frame.
+    let cached = this.rectCache.get(index);
+    if (!cached) {
+      const pixels = await videoFrameRect(image, [x0, y0, x1, y1]);
+      const srcRgb = cropTo128(pixels, w, h);
+      cached = { pixels, srcRgb, source: sourceTensor(srcRgb) };
+      if (this.rectCacheBytes + pixels.length <= RECT_CACHE_BYTES) {
+        this.rectCache.set(index, cached);
+        this.rectCacheBytes += pixels.length;
+      }
+    }
+    const rect = new ImageData(new Uint8ClampedArray(cached.pixels), w, h);
+    const { srcRgb, source } = cached;
     const t1 = now();
     const gl = this.renderer.render(pack.poses[index], pack.points[index], coeffs);
     const glLabel = glTensor(gl.label);
@@ -137,8 +183,10 @@ export class Player {
     const t3 = now();
     const before = new Uint8ClampedArray(rect.data);
     pasteDelta(rect.data, w, h, srcRgb, out);
-    this.ctx2d.drawImage(image, 0, 0);
-    this.ctx2d.putImageData(rect, x0, y0);
+    if (!this.headless) {
+      this.ctx2d.drawImage(image, 0, 0);
+      this.ctx2d.putImageData(rect, x0, y0);
+    }
     const t4 = now();
     return { rect: [x0, y0, x1, y1], before, after: rect.data, ms: { crop: t1 - t0, gl: t2 - t1, network: t3 - t2, paste: t4 - t3, total: t4 - t0 } };
   }
