@@ -110,3 +110,19 @@ def test_script(sample_data, tmp_path, capsys):
         mq.run_cli(mq.main, [str(tmp_path / "missing.mp4")])
     assert exc.value.code == 2
     assert capsys.readouterr().err.strip().startswith("error: video not found")
+
+
+def test_selfrecon_reports_mouth_quality(sample_data, smile):
+    """The renderer self-reconstruction scores every method's crops against the real ones (GL + network)."""
+    from talkingface.config.paths import DINET_MINI_CHECKPOINT
+    from talkingface.eval.mini_selfrecon import METHODS, format_table, selfrecon_clip, summarize
+
+    frames, lm = smile
+    clip = sample_data / "av" / "mead" / "W011_front_happy_level3_001.mp4"
+    r = selfrecon_clip(clip, DINET_MINI_CHECKPOINT, max_targets=3, mosaic_rows=0, landmarks=lm)
+    q = r["quality"]
+    assert set(q) == set(METHODS) | {"real"}
+    assert q["real"]["frames"] == 3 and q["real"]["open_frames"] == 3 and q["real"]["teeth_rate"] == 1.0
+    for name in METHODS:
+        assert q[name]["sharpness_ratio"] > 0 and 0.0 <= q[name]["teeth_rate"] <= 1.0
+    assert "sharpness / real" in format_table([r], summarize([r]))
