@@ -239,7 +239,7 @@ def test_app_page_builds_an_avatar_and_an_mp4(web, tmp_path):
     assert page.evaluate("[...document.getElementById('pack-select').options].map((o) => o.value)").count("uploaded") == 1
     page.set_files("#audio-file", [speech])
     page.evaluate("document.getElementById('pack-select').value = 'uploaded'; document.getElementById('synth').click()")
-    page.wait_for("document.querySelector('#synth-note a') || document.getElementById('synth-note').classList.contains('error')",
+    page.wait_for("!!document.querySelector('#synth-note a') || document.getElementById('synth-note').classList.contains('error')",
                   timeout_s=900)
     links = page.evaluate("[...document.querySelectorAll('#synth-note a')].map((a) => a.getAttribute('href'))")
     assert len(links) == 2 and links[0].startswith("/outputs/") and links[1] == "/?pack=uploaded", links

@@ -68,7 +68,7 @@ writeFileSync(dir + '/paste.u8', rgba);
 def test_crop_and_paste_match_cv2(tmp_path, size):
     import cv2
 
-    from mini_live.obj.image_utils import standard_image
+    from talkingface.data.mouth_crop import standard_image
     from talkingface.render_model_mini import paste_delta
 
     rng = np.random.default_rng(size)
