@@ -24,7 +24,8 @@ from talkingface.errors import UserInputError
 from talkingface.moda_pipeline import (FaCoPredictor, MODAPredictor, RendererPredictor, Subject, draw_condition,
                                        frame_landmarks, paste_dense)
 from talkingface.util.cli import run_cli, script_parser, setup_logging
-from talkingface.util.media import VideoWriter, load_audio, save_wav
+from talkingface.util.files import check_input_file, check_output_file
+from talkingface.util.media import VideoWriter, check_audio, load_audio, save_wav
 
 log = logging.getLogger("demo_moda")
 
@@ -45,8 +46,10 @@ def main(argv=None) -> int:
     setup_logging()
     if args.n_samples < 1:
         raise UserInputError("--n_samples must be >= 1")
+    check_output_file(args.out, "output video")
     if args.out.suffix.lower() != ".mp4":
         raise UserInputError(f"output must be an .mp4 file: {args.out}")
+    check_audio(check_input_file(args.audio, "audio file"))  # bad audio fails before the models load
     subject = Subject.load(args.subject)
     audio = load_audio(args.audio)
     if audio.size == 0:

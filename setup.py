@@ -14,8 +14,8 @@ PACKAGES = find_namespace_packages(include=["talkingface", "talkingface.*", "min
 
 #: The command-line scripts at the repository root (``python demo_mini.py ...`` in a clone; installed
 #: as modules, so ``python -m demo_mini`` and the console scripts of pyproject.toml work too).
-SCRIPTS = ["demo", "demo_mini", "demo_avatar", "data_preparation", "data_preparation_mini", "data_preparation_web",
-           "serve_web"]
+SCRIPTS = ["demo", "demo_mini", "demo_avatar", "demo_moda", "data_preparation", "data_preparation_mini",
+           "data_preparation_web", "data_preparation_moda", "serve_web"]
 
 #: checkpoint/ and its sub-folders (DINet_mini, lstm, mouth_basis, ...) as data-only packages.
 CHECKPOINT_PACKAGES = ["talkingface.checkpoint"] + [

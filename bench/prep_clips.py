@@ -29,13 +29,13 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
+from talkingface.config.paths import PACKAGE_ROOT  # where the top-level scripts live
 from talkingface.util.files import write_text
 
 VIDEO_SUFFIXES = {".mp4", ".mpg", ".mpeg", ".mov", ".avi", ".mkv", ".webm"}
 FIELDS = ["clip", "outcome", "rc", "seconds", "error", "notes"]
 #: Log lines worth keeping in the table (what preparation measured or decided).
 NOTE_PATTERN = re.compile(r"(yaw|jump cut|stretch|talking|mouth|padded|neutral)", re.IGNORECASE)
-REPO = Path(__file__).resolve().parents[1]
 
 
 def find_videos(roots: List[Path]) -> List[Path]:
@@ -68,6 +68,7 @@ class _NoteHandler(logging.Handler):
 
 def prepare_clip_in_process(video: Path, work: Path, keep: bool, max_seconds: float) -> Dict[str, str]:
     """Like :func:`prepare_clip`, calling ``prepare_mini_avatar`` and ``write_avatar_pack`` directly."""
+    # Lazy: the pipeline loads only with --in_process (by default each clip runs the scripts in a subprocess).
     from talkingface.errors import UserInputError
     from talkingface.mini_pack import write_avatar_pack
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
@@ -97,7 +98,7 @@ def prepare_clip_in_process(video: Path, work: Path, keep: bool, max_seconds: fl
 
 
 def _run(args: List[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=REPO)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=PACKAGE_ROOT)
 
 
 def _error_line(proc: subprocess.CompletedProcess) -> str:
@@ -159,6 +160,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max_seconds", type=float, default=120.0, help="cap on the source length read")
     args = ap.parse_args(argv)
     if args.in_process:
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         from talkingface.util.cli import setup_logging
 
         setup_logging()

@@ -185,7 +185,7 @@ def _make_inputs(root: Path) -> Dict[str, str]:
 #: What the error line must say, by the kind of bad input named in the case id (last match wins).
 EXPECT = (
     ("missing", r"not found|missing|no such|no folder|not a folder|no prepared|not a mini avatar|not an asset pack"
-                r"|no \S+index\.tsv|no \*\.moda\.npz clip records|not a person folder"),
+                r"|no \S+index\.tsv|no \*\.moda\.npz clip records|not a person folder|not a MODA avatar"),
     ("is-file", r"not a folder|exists and is not|not an asset pack|not a mini avatar"),
     ("empty", r"empty|no audio samples|truncated|corrupt|cannot read"),
     ("text", r"cannot read|invalid data|truncated|corrupt|another format|not a|no usable|could be prepared"),
@@ -377,6 +377,13 @@ def _cases() -> List[Case]:
     add("scripts/make_demo.py", "out-is-file", "--out", "{text_file}")
     add("scripts/make_demo.py", "avatar-truncated-pack", "--avatar", "{avatar_pack_trunc}", "--out", "{out}/demo")
     add("scripts/make_demo.py", "avatar-missing", "--avatar", "{missing_dir}", "--out", "{out}/demo")
+    # MODA: data_preparation_moda.py INPUTS OUT, demo_moda.py SUBJECT AUDIO OUT
+    add("data_preparation_moda.py", "video-missing", "{missing}", "{out}/moda")
+    add("data_preparation_moda.py", "out-is-file", "{good_video}", "{text_file}")
+    add("data_preparation_moda.py", "video-text", "{text_mp4}", "{out}/moda", "--avatar")
+    add("demo_moda.py", "subject-missing", "{missing_dir}", "{good_wav}", "{out}/o.mp4")
+    add("demo_moda.py", "audio-nan", "{dir}", "{nan_wav}", "{out}/o.mp4")
+    add("demo_moda.py", "out-is-dir", "{dir}", "{good_wav}", "{out}")
     # serve_web.py (checked before any folder is made or the port is opened)
     add("serve_web.py", "packs-is-file", "--packs", "{text_file}", "--work", "{out}/work", "--models", "{out}/models",
         "--no_prepare", "--port", "0")
