@@ -178,7 +178,8 @@ def demo_child(pack: str, wav: str, out: str, engine: str, threads: int) -> int:
                       "per_frame_ms": stats.per_frame_ms(), "load_s": stats.load, "wall_s": stats.total,
                       "cpu_s": stats.cpu, "cpu_ms_per_frame": 1000.0 * stats.cpu / max(stats.frames, 1),
                       "rtf_cpu": stats.cpu_rtf, "rtf_wall": stats.rtf, "peak_rss_mb": peak,
-                      "network_frames": getattr(stats, "network_frames", None)}))
+                      "stage_cpu_ms": {k: 1000.0 * v / max(stats.frames, 1) for k, v in stats.stage_cpu.items()},
+                      "network_frames": stats.network_frames}))
     return 0
 
 
@@ -236,6 +237,8 @@ def main(argv=None) -> int:
         for engine in engines:
             d = run_demo(pack, wav, engine, 1, args.cache)
             stages = ", ".join(f"{k} {v:.2f}" for k, v in d["per_frame_ms"].items())
+            stages += "; thread CPU ms/frame: " + ", ".join(f"{k} {v:.2f}" for k, v in d["stage_cpu_ms"].items())
+            stages += f"; network ran on {d['network_frames']}/{d['frames']} frames"
             print(f"demo_mini engine={engine} {seconds:g} s wav: {d['cpu_ms_per_frame']:.2f} ms/frame CPU, "
                   f"RTF {d['rtf_cpu']:.3f} (CPU/audio), {d['rtf_wall']:.3f} wall; stages ms/frame: {stages}; "
                   f"load {d['load_s']:.2f} s; peak RSS {d['peak_rss_mb']:.0f} MB")

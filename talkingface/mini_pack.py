@@ -43,13 +43,14 @@ from mini_live.obj.wrap_utils import WrapMesh
 from talkingface.config.paths import DINET_MINI_CHECKPOINT
 from talkingface.data.mouth_crop import video_mouth_rects
 from talkingface.errors import UserInputError
+from talkingface.fast.yuv import I420Frames
 from talkingface.mediapipe_utils import FaceLandmarker
 from talkingface.mini_reference import (DEFAULT_TEETH_SEED, build_reference, crop_landmarks, reference_tensor,
                                         teeth_references)
 from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini, load_dinet_mini_state
 from talkingface.preparation import load_keypoints
 from talkingface.run_utils import KEYPOINT_SMOOTH_KERNEL, smooth_sequence
-from talkingface.util.media import read_video
+from talkingface.util.media import probe_video, read_video
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,11 @@ def _check_rects(rects: np.ndarray, frame_shape: Tuple[int, int]) -> None:
                              f"{w}x{h} video")
 
 
-def load_asset_pack(pack_dir: PathLike) -> AssetPack:
-    """Read an asset pack folder (ours or the original's, see the module doc)."""
+def load_asset_pack(pack_dir: PathLike, frame_store: str = "bgr") -> AssetPack:
+    """Read an asset pack folder (ours or the original's, see the module doc).
+
+    ``frame_store="i420"`` keeps the video frames as :class:`talkingface.fast.yuv.I420Frames` (half the
+    memory; indexing still gives BGR frames) when the video size is even, else as BGR."""
     pack_dir = Path(pack_dir)
     if (pack_dir / "assets" / PACK_JSON).is_file():
         pack_dir = pack_dir / "assets"
@@ -150,13 +154,18 @@ def load_asset_pack(pack_dir: PathLike) -> AssetPack:
     model_size = int(data.get("size", MODEL_SIZE))
     variant = "talkingface" if ours else ("3e5ce86" if "version" in data or model_size != MODEL_SIZE else "8b74e3f")
     rects, mats, points = _parse_points(data["json_data"], model_size)
-    frames = read_video(video)
+    if frame_store not in ("bgr", "i420"):
+        raise ValueError(f"frame_store must be bgr or i420, not {frame_store!r}")
+    info = probe_video(video)
+    even = info.width % 2 == 0 and info.height % 2 == 0
+    frames = I420Frames.from_video(video) if frame_store == "i420" and even else read_video(video)
     n = min(len(frames), len(rects))
     if n < 1:
         raise UserInputError(f"{video}: no frames")
     if len(frames) != len(rects):
         log.warning("%s has %d frames but the pack describes %d; using %d", video, len(frames), len(rects), n)
-    frames, rects, mats, points = frames[:n], rects[:n], mats[:n], points[:n]
+    frames = frames.truncate(n) if isinstance(frames, I420Frames) else frames[:n]
+    rects, mats, points = rects[:n], mats[:n], points[:n]
     _check_rects(rects, frames[0].shape)
 
     lines = [ln.replace(f" {CAVITY_LABEL_3E5CE86:.2f} ", f" {CAVITY_LABEL:.2f} ") for ln in data["face3D_obj"]]

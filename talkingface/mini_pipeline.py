@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from talkingface.audio_loader import load_audio_model
 from talkingface.errors import UserInputError
+from talkingface.fast.yuv import I420Frames
 from talkingface.mini_pack import DEFAULT_CHECKPOINT, PathLike, load_asset_pack, write_avatar_pack
 from talkingface.preparation import PrepConfig, prepare_mini_avatar
 from talkingface.render_model_mini import RenderModelMini, loop_index
@@ -48,6 +49,9 @@ class SynthesisStats:
     encode: float = 0.0
     total: float = 0.0
     cpu: float = 0.0  # CPU seconds of this process and its children (ffmpeg), all threads
+    stage_cpu: Dict[str, float] = field(default_factory=dict)  # thread CPU seconds of gl/network/paste
+    engine: str = "torch"  # the renderer's inference engine (onnx = the fast path)
+    network_frames: int = 0  # frames that ran DINet_mini (the fast path skips closed-mouth frames exactly)
 
     def per_frame_ms(self) -> Dict[str, float]:
         n = max(self.frames, 1)
@@ -69,7 +73,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
                device: str = "cpu", backend: str = "auto",
                use_pack_ref: Optional[bool] = None, bs_scale: float = 1.0, use_network: bool = True,
                progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8,
-               threads: Optional[int] = 1, blend: str = "interior") -> SynthesisStats:
+               threads: Optional[int] = 1, blend: str = "interior", engine: str = "auto") -> SynthesisStats:
     """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (reference §1.7).
 
     One output frame per 40 ms of audio (N = ceil(samples / 640)); the avatar video plays as a
@@ -79,7 +83,8 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     frames (with their mouth-opening weight), to check the motion by eye. ``render_checkpoint``:
     DINet_mini weights (default: the shipped ones). ``threads``: torch CPU
     threads (the per-frame network is tiny: one thread avoids thread-synchronisation overhead that
-    dominates at batch 1, especially on a busy machine); None keeps torch's setting.
+    dominates at batch 1, especially on a busy machine); None keeps torch's setting. ``engine``:
+    ``auto`` (ONNX Runtime when installed), ``onnx`` or ``torch`` (see :class:`RenderModelMini`).
     """
     def cpu_now() -> float:
         own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -92,9 +97,11 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     stats = SynthesisStats()
     if not Path(audio_path).is_file():
         raise UserInputError(f"audio file not found: {audio_path}")
-    pack = load_asset_pack(pack_dir)
+    pack = load_asset_pack(pack_dir, frame_store="i420")  # half the memory; ffmpeg gets I420 directly
+    yuv = isinstance(pack.frames, I420Frames)
     audio_model, basis = load_audio_model(audio_checkpoint, "blendshape", device=device, basis_required=False)
-    model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device, backend=backend, warp_only=not use_network, blend=blend)
+    model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device, backend=backend,
+                            warp_only=not use_network, blend=blend, engine=engine, threads=threads)
     try:
         model.reset_charactor(pack, use_pack_ref=use_pack_ref, basis=basis)
         stats.load = time.perf_counter() - t_start
@@ -112,16 +119,28 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
             frames_iter = tqdm(frames_iter, desc="demo_mini", unit="frame")
         with VideoWriter(out_path, audio=audio_path) as writer:
             for i in frames_iter:
-                frame = model.interface(loop_index(i, len(pack)), bs[i])
-                if i in picks:
-                    tiles.append(_mosaic_tile(frame, pack.rects[loop_index(i, len(pack))], i, float(bs[i][0])))
-                t1 = time.perf_counter()
-                writer.write(frame)
+                k = loop_index(i, len(pack))
+                if yuv:
+                    planes = model.render_i420(k, bs[i])
+                    t1 = time.perf_counter()
+                    writer.write_i420(planes, pack.frames.width, pack.frames.height)
+                else:
+                    frame = model.interface(k, bs[i])
+                    t1 = time.perf_counter()
+                    writer.write(frame)
                 stats.encode += time.perf_counter() - t1
+                if i in picks:
+                    if yuv:
+                        i420 = np.frombuffer(b"".join(planes), np.uint8).reshape(-1, pack.frames.width)
+                        frame = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+                    tiles.append(_mosaic_tile(frame, pack.rects[k], i, float(bs[i][0])))
             t1 = time.perf_counter()
         stats.encode += time.perf_counter() - t1
         stats.frames = n
         stats.gl, stats.network, stats.paste = (model.timings[k] for k in ("gl", "network", "paste"))
+        stats.stage_cpu = dict(model.cpu_timings)
+        stats.engine = model.engine
+        stats.network_frames = model.fast.network_frames if model.fast is not None else n
         if mosaic and tiles:
             write_image(Path(mosaic), np.concatenate(tiles, 1))
     finally:
@@ -165,11 +184,14 @@ class StreamRenderer:
     name = "mini"
 
     def __init__(self, avatar_dir: PathLike, render_checkpoint: Optional[PathLike] = None,
-                 audio_checkpoint: Optional[PathLike] = None, device: str = "cpu"):
+                 audio_checkpoint: Optional[PathLike] = None, device: str = "cpu", engine: str = "auto",
+                 threads: Optional[int] = None):
         self.pack = load_asset_pack(avatar_dir)
         # The mesh's blendshape table must decode the coefficients this audio model predicts.
         self.audio, basis = load_audio_model(audio_checkpoint, "blendshape", device="cpu", basis_required=False)
-        self.model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device)
+        self.model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device, engine=engine,
+                                     threads=threads)
+        self.engine = self.model.engine
         self.model.reset_charactor(self.pack, basis=basis)
         self.lookahead_frames = self.audio.lookahead_frames
         self._count = 0

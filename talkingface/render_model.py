@@ -27,6 +27,8 @@ from talkingface.data.few_shot_dataset import (FACE_SIZE, CropBox, FewShotConfig
                                                max_lip_extent, prompt_image, prompt_rect, reference_image,
                                                select_ref_index, to_image, to_tensor, video_geometry)
 from talkingface.errors import UserInputError
+from talkingface.export.runtime import resolve_engine
+from talkingface.fast.dinet import FastDINet
 from talkingface.config.paths import render_checkpoint
 from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
 from talkingface.preparation import load_keypoints
@@ -57,8 +59,6 @@ class RenderModel:
                  engine: str = "auto", threads: Optional[int] = None):
         """``engine``: ``auto`` (ONNX Runtime on CPU when installed, else torch), ``onnx`` or ``torch``;
         ``threads``: the ONNX Runtime session's intra-op threads (default: torch's thread count)."""
-        from talkingface.export.runtime import resolve_engine
-
         self.device = torch.device(resolve_device(device))
         self.engine = resolve_engine(engine) if self.device.type == "cpu" else "torch"
         self.threads = threads
@@ -85,8 +85,6 @@ class RenderModel:
         load_dinet_state_dict(net, path, map_location="cpu")
         self.net = net.to(self.device).eval()
         if self.engine == "onnx":
-            from talkingface.fast.dinet import FastDINet
-
             self.fast = FastDINet(self.net, threads=self.threads or torch.get_num_threads())
         log.info("render model %s on %s (face %d px, %s)", path, self.device, self.face_size, self.engine)
 

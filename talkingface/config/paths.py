@@ -136,6 +136,16 @@ def wav2lip_checkpoint() -> Path:
     return user_checkpoint_dir() / "wav2lip.pth"
 
 
+def onnx_cache_dir() -> Path:
+    """Where the fast inference path caches the ONNX graphs it exports on first use:
+    ``$TALKINGFACE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/talkingface/onnx`` (default ``~/.cache/...``)."""
+    env = os.environ.get("TALKINGFACE_ONNX_CACHE")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "talkingface" / "onnx"
+
+
 def shared_data_default() -> Optional[Path]:
     """The conventional location of the optional real sample data, ``../shared/data`` beside a clone
     (None when installed: then only ``$TALKINGFACE_DATA`` names it)."""

@@ -12,6 +12,8 @@ equal to the 5-D original to float rounding), so the graphs need only ONNX opset
 from __future__ import annotations
 
 import copy
+import io
+import warnings
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -20,6 +22,10 @@ from torch import nn
 
 from talkingface.models.DINet import AdaAT, DINet_five_Ref, fold_batchnorm
 from talkingface.models.DINet_mini import DINet_mini, DINet_mini_pipeline
+
+
+OPSET = 17
+"""ONNX opset of every exported graph (AdaAT's planar form needs only 2-D GridSample, opset 16)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,7 @@ class MiniFrameGraph(nn.Module):
 
     crop: 1x128x128x3 uint8 **BGR** (the frame's face crop), gl / gl_warp: 1x128x128x4 uint8 RGBA
     renders, ref_feature: 1x20x18x18 -> delta: 1x128x128x3 float32 BGR, ``255 * out - crop`` (what
-    ``paste_delta`` resizes into the frame). The uint8 -> float conversion, channel swap and layout
+    ``paste_change`` resizes into the frame). The uint8 -> float conversion, channel swap and layout
     change run inside the graph; the arithmetic is the eager path's. ``use_network=False``: the
     warp-only graph (no ``gl`` or ``ref_feature`` inputs), equal to the full one wherever the
     interior blend weight is zero.
@@ -227,3 +233,16 @@ def example_inputs(name: str, seed: int = 0, shapes: Optional[Dict[str, Tuple[in
         else:
             out.append(torch.rand(shape, generator=gen))
     return tuple(out)
+
+
+def onnx_bytes(module: nn.Module, name: str, opset: int = OPSET) -> bytes:
+    """Serialise graph ``name`` (a :data:`GRAPHS` key) of ``module`` to ONNX bytes (TorchScript exporter;
+    the onnx package must be installed)."""
+    spec = GRAPHS[name]
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+        torch.onnx.export(module.eval(), example_inputs(name), buf, dynamo=False, opset_version=opset,
+                          input_names=list(spec.input_names), output_names=list(spec.outputs),
+                          dynamic_axes=spec.dynamic_axes() or None, do_constant_folding=True)
+    return buf.getvalue()

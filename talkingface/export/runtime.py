@@ -3,7 +3,7 @@
 ONNX Runtime is optional (``onnxruntime`` in requirements.txt); :func:`ort_available` says whether
 it imports, and every caller falls back to torch when it does not. Graphs are exported from the
 loaded torch modules on first use and cached on disk by content (graph name + weights hash +
-exporter versions), so a run with the same weights loads the file in milliseconds.
+exporter versions; folder: ``talkingface.config.paths.onnx_cache_dir``), so a run with the same weights loads the file in milliseconds.
 
     graph = session_for(graphs.MiniNetworkGraph(net), "mini_network", threads=1)
     (mouth,) = graph(driving, ref_feature)      # numpy float32 in and out
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -20,13 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from talkingface.config.paths import onnx_cache_dir
+from talkingface.export.graphs import OPSET, onnx_bytes
 from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-#: Where exported graphs are cached (override with TALKINGFACE_ONNX_CACHE).
-CACHE_DIR = Path(os.environ.get("TALKINGFACE_ONNX_CACHE",
-                                Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkingface" / "onnx"))
 #: Bumped when a graph wrapper changes, so stale cached files are not reused.
 GRAPH_VERSION = 1
 
@@ -101,9 +99,7 @@ def module_digest(module: nn.Module) -> str:
 
 def cached_onnx(module: nn.Module, name: str, cache_dir: Optional[Path] = None) -> bytes:
     """The ONNX bytes of graph ``name`` of ``module``, exported once and cached under ``cache_dir``."""
-    from talkingface.export.onnx_export import OPSET, onnx_bytes
-
-    cache_dir = Path(cache_dir) if cache_dir is not None else CACHE_DIR
+    cache_dir = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
     key = f"{name}-v{GRAPH_VERSION}-o{OPSET}-t{torch.__version__.split('+')[0]}-{module_digest(module)}.onnx"
     path = cache_dir / key
     if path.is_file():
