@@ -26,7 +26,7 @@ from talkingface.util.files import atomic_write
 log = logging.getLogger(__name__)
 
 #: Bumped when a graph wrapper changes, so stale cached files are not reused.
-GRAPH_VERSION = 1
+GRAPH_VERSION = 3
 
 
 def ort_available() -> bool:
