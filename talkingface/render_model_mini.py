@@ -36,7 +36,8 @@ from talkingface.fast.yuv import I420Frames, even_box
 from talkingface.mini_pack import (DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack,  # noqa: F401 (re-exported)
                                    pack_reference, weights_id)
 from talkingface.mini_reference import reference_tensor
-from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini, DINet_mini_pipeline, load_dinet_mini_state
+from talkingface.models.DINet_mini import (INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y, DINet_mini,
+                                           DINet_mini_pipeline, load_dinet_mini_state)
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +161,25 @@ class RenderModelMini:
         if self.fast is not None:
             self.fast.set_reference(self.pipeline.infer_model.ref_in_feature)
 
-    def render_gl(self, frame_index: int, bs: Sequence[float], renderer=None) -> np.ndarray:
+    def render_gl(self, frame_index: int, bs: Sequence[float], renderer=None, window_only: bool = False
+                  ) -> np.ndarray:
         """GL warp field + labels of one frame at the 128 scale: 128x128x4 uint8 RGBA (the label render is
-        drawn at 256 and decimated, as the original does)."""
+        drawn at 256 and decimated, as the original does). ``window_only``: draw and read back only the
+        network's 72x72 window (the interior blend reads the label render nowhere else); the rest of
+        the array is the background value (128, 128, 128, 0)."""
         pack = self.pack
         renderer = renderer or self.renderer
         scale = renderer.size / float(MODEL_SIZE)
         pose = np.diag([scale, scale, scale, 1.0]) @ pack.mats[frame_index]
-        gl = renderer.render(pack.points[frame_index] * scale, pose, bs)
         step = int(round(scale))
-        return gl[::step, ::step]
+        if not window_only:
+            return renderer.render(pack.points[frame_index] * scale, pose, bs)[::step, ::step]
+        box = (PAD_X * step, PAD_Y * step, (PAD_X + INPUT_WIDTH) * step, (PAD_Y + INPUT_HEIGHT) * step)
+        out = np.empty((MODEL_SIZE, MODEL_SIZE, 4), np.uint8)
+        out[...] = (128, 128, 128, 0)
+        out[PAD_Y:PAD_Y + INPUT_HEIGHT, PAD_X:PAD_X + INPUT_WIDTH] = \
+            renderer.render(pack.points[frame_index] * scale, pose, bs, region=box)[::step, ::step]
+        return out
 
     @torch.no_grad()
     def interface(self, frame_index: int, bs: Sequence[float]) -> np.ndarray:
@@ -206,7 +216,7 @@ class RenderModelMini:
         """GL renders, network stage and paste of one frame into ``image`` (the frame or a region of it
         holding ``rect``); returns a new image."""
         t0 = time.perf_counter(), time.thread_time()
-        gl = self.render_gl(frame_index, bs)
+        gl = self.render_gl(frame_index, bs, window_only=self.warp_renderer is not None)
         gl_clean = self.render_gl(frame_index, bs, self.warp_renderer) if self.warp_renderer is not None else None
         self._add_time("gl", t0)
         t0 = time.perf_counter(), time.thread_time()
