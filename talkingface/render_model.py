@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import List, Optional, Union
 
+import cv2
 import numpy as np
 import torch
 
@@ -127,7 +128,7 @@ class RenderModel:
         with torch.no_grad():
             self.net.ref_input(torch.cat(refs, dim=0).unsqueeze(0).to(self.device))
         if self.fast is not None:
-            self.fast.set_reference(self.net)
+            self.fast.set_reference(self.net, self.calibration_inputs())
         self.frame_index = 0
         log.info("avatar %s: %d frames, reference frames %s", avatar_dir, n_video, self.ref_index)
 
@@ -148,6 +149,19 @@ class RenderModel:
         prompt = prompt_image(main_crop, rect, inference_mouth(mouth_frame, rect[2], rect[3], self.cfg), self.cfg.size)
         return (to_tensor(source).unsqueeze(0).to(self.device), to_tensor(prompt).unsqueeze(0).to(self.device),
                 box, crop, polygon)
+
+    def calibration_inputs(self, count: int = 4):
+        """(source, prompt) network inputs of ``count`` evenly spaced avatar frames, each prompted with
+        its own mouth (the int8 fast path calibrates and checks itself on them)."""
+        pairs = []
+        for index in np.linspace(0, len(self.frames) - 1, min(count, len(self.frames))).round().astype(int):
+            box = self.boxes[index]
+            crop = box.crop(self.frames[index])
+            x, y, w, h = prompt_rect(box.to_crop(self.main[index]), self.lip_w, self.lip_h)
+            mouth = crop[max(y, 0):max(y + h, 1), max(x, 0):max(x + w, 1)]
+            mouth = cv2.resize(mouth, (30, 15), interpolation=cv2.INTER_AREA) if mouth.size else np.zeros((15, 30, 3), np.uint8)
+            pairs.append(self.prepare_inputs(int(index), mouth)[:2])
+        return pairs
 
     @torch.no_grad()
     def interface(self, mouth_frame: np.ndarray) -> np.ndarray:

@@ -167,3 +167,30 @@ def test_render_model_mini_engines_agree(ort, sample_data):
     finally:
         for m in models.values():
             m.close()
+
+
+def test_dinet_int8_fast_path(ort, tmp_path, monkeypatch):
+    """int8 DINet (random weights, 64x64 crops): calibrated on two inputs, within 35 dB of eager on a third."""
+    from talkingface.fast.dinet import FastDINet, psnr_db
+    from talkingface.models.DINet import DINet_five_Ref
+
+    monkeypatch.setenv("TALKINGFACE_ONNX_CACHE", str(tmp_path))
+    gen = torch.Generator().manual_seed(9)
+    net = DINet_five_Ref(6, 30).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1, generator=gen)
+            m.running_var.uniform_(0.5, 2.0, generator=gen)
+    with torch.no_grad():
+        net.ref_input(torch.rand(1, 30, 64, 64, generator=gen))
+    fast = FastDINet(net, threads=1)
+    fast.set_reference(net, [(torch.rand(1, 3, 64, 64, generator=gen), torch.rand(1, 3, 64, 64, generator=gen))
+                             for _ in range(2)])
+    assert fast.precision == "int8" and fast.int8_psnr_db >= 35.0
+    src, prompt = torch.rand(1, 3, 64, 64, generator=gen), torch.rand(1, 3, 64, 64, generator=gen)
+    with torch.no_grad():
+        want = net.interface(src, prompt)
+    got = fast.interface(src, prompt)
+    assert got.shape == want.shape
+    assert psnr_db(got.numpy(), want.numpy()) >= 35.0
+    assert any(p.name.startswith("int8-") for p in tmp_path.iterdir()), "the int8 graph is cached"

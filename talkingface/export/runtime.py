@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -121,3 +122,43 @@ def session_for(module: nn.Module, name: str, threads: int = 1, cache_dir: Optio
 def as_inputs(tensors: Sequence[torch.Tensor]) -> List[np.ndarray]:
     """CPU float32 numpy views of torch tensors (no copy when already contiguous float32)."""
     return [t.detach().cpu().float().contiguous().numpy() for t in tensors]
+
+
+def quantized_onnx(model: bytes, samples: Sequence[Sequence[np.ndarray]], cache_dir: Optional[Path] = None) -> bytes:
+    """An int8 version of an ONNX graph (QDQ: per-channel int8 weights, uint8 activations), its
+    activation ranges calibrated on ``samples`` (input tuples in the graph's order); cached by content.
+
+    Uses ``onnxruntime.quantization.quantize_static`` (MinMax calibration); on CPUs with AVX-512 VNNI
+    the int8 convolutions run about twice as fast as float32 ones.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static  # optional
+
+    h = hashlib.sha256(model)
+    for sample in samples:
+        for arr in sample:
+            h.update(np.ascontiguousarray(arr).tobytes())
+    cache_dir = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
+    path = cache_dir / f"int8-{h.hexdigest()[:20]}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    names = [i.name for i in OnnxGraph(model).session.get_inputs()]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([dict(zip(names, s)) for s in samples])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(model)
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        data = dst.read_bytes()
+    try:
+        with atomic_write(path) as tmp_path:
+            tmp_path.write_bytes(data)
+    except OSError as exc:
+        log.warning("cannot cache %s: %s", path, exc)
+    return data
