@@ -30,6 +30,10 @@ from talkingface.util.files import write_image
 from talkingface.util.media import SAMPLES_PER_FRAME, VideoWriter, load_audio
 
 
+#: x264 preset of demo_mini's output (see :func:`synthesize`).
+DEFAULT_PRESET = "superfast"
+
+
 @dataclass
 class SynthesisStats:
     """Per-stage wall time (seconds, whole run) and sizes of one :func:`synthesize` call.
@@ -73,7 +77,8 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
                device: str = "cpu", backend: str = "auto",
                use_pack_ref: Optional[bool] = None, bs_scale: float = 1.0, use_network: bool = True,
                progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8,
-               threads: Optional[int] = 1, blend: str = "interior", engine: str = "auto") -> SynthesisStats:
+               threads: Optional[int] = 1, blend: str = "interior", engine: str = "auto",
+               preset: str = DEFAULT_PRESET) -> SynthesisStats:
     """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (reference §1.7).
 
     One output frame per 40 ms of audio (N = ceil(samples / 640)); the avatar video plays as a
@@ -85,6 +90,8 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     threads (the per-frame network is tiny: one thread avoids thread-synchronisation overhead that
     dominates at batch 1, especially on a busy machine); None keeps torch's setting. ``engine``:
     ``auto`` (ONNX Runtime when installed), ``onnx`` or ``torch`` (see :class:`RenderModelMini`).
+    ``preset``: the x264 preset of the output (default ``superfast``: about 1.5 ms/frame less encoder CPU
+    than ``veryfast`` on a 720x1080 avatar, files about 2-3x larger at the same CRF 18).
     """
     def cpu_now() -> float:
         own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -117,7 +124,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
         frames_iter = range(n)
         if progress:
             frames_iter = tqdm(frames_iter, desc="demo_mini", unit="frame")
-        with VideoWriter(out_path, audio=audio_path) as writer:
+        with VideoWriter(out_path, audio=audio_path, preset=preset) as writer:
             for i in frames_iter:
                 k = loop_index(i, len(pack))
                 if yuv:
