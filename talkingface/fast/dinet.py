@@ -66,7 +66,7 @@ class FastDINet:
         self.int8_psnr_db = min(psnr_db(quant(*s)[0], self.float_graph(*s)[0]) for s in samples)
         if self.int8_psnr_db >= MIN_INT8_PSNR_DB:
             self.graph, self.precision = quant, "int8"
-            log.info("DINet int8: %.1f dB against float32 on %d avatar frames", self.int8_psnr_db, len(samples))
+            log.info("DINet int8: %.1f dB against float32 on %d calibration inputs", self.int8_psnr_db, len(samples))
         else:
             log.warning("DINet int8 is %.1f dB from float32 on this avatar (< %.0f dB): using float32",
                         self.int8_psnr_db, MIN_INT8_PSNR_DB)
