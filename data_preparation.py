@@ -21,11 +21,17 @@ def main(argv=None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.preparation import PrepConfig, prepare_dhlive_avatar
 
     prepare_dhlive_avatar(args.video, args.out_dir, PrepConfig(progress=not args.quiet))
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console entry point (pyproject.toml [project.scripts])."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -10,20 +10,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from talkingface.config.paths import DINET_MINI_CHECKPOINT
+from talkingface.data.teeth_labels import DEFAULT_TEETH_SEED
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 
 def main(argv=None) -> int:
-    from talkingface.mini_pack import DEFAULT_CHECKPOINT, DEFAULT_TEETH_SEED
-
     ap = script_parser(__doc__)
     ap.add_argument("out_dir", type=Path, help="folder given to data_preparation_mini.py")
-    ap.add_argument("--ckpt", type=Path, default=DEFAULT_CHECKPOINT, help="DINet_mini weights for ref_data")
+    ap.add_argument("--ckpt", type=Path, default=DINET_MINI_CHECKPOINT, help="DINet_mini weights for ref_data")
     ap.add_argument("--teeth_seed", type=int, default=DEFAULT_TEETH_SEED,
                     help="seed of the procedural teeth references (used when the video never shows teeth)")
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda")
     args = ap.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.mini_pack import write_avatar_pack
 
     write_avatar_pack(args.out_dir, checkpoint=args.ckpt, teeth_seed=args.teeth_seed,
@@ -31,5 +32,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console entry point (pyproject.toml [project.scripts])."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,4 +1,4 @@
-"""DH_live offline synthesis: make a prepared avatar say a speech file (reference §1.5).
+"""DH_live offline synthesis: make a prepared avatar say a speech file (docs/REFERENCE.md §1.5).
 
 Usage: python demo.py AVATAR_DIR AUDIO OUT.mp4 [MODEL] [--ckpt render.pth] [--device auto]
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from talkingface.config.paths import user_checkpoint_dir
 from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import check_input_file, check_output_file
 
 log = logging.getLogger("demo")
 
@@ -31,12 +32,14 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = ap.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.dhlive_pipeline import synthesize
+    from talkingface.util.media import check_audio
 
     if not args.avatar_dir.is_dir():
         raise UserInputError(f"avatar folder not found: {args.avatar_dir}")
-    if not args.audio.is_file():
-        raise UserInputError(f"audio file not found: {args.audio}")
+    check_output_file(args.out, "output video")
+    check_audio(check_input_file(args.audio, "audio file"))  # bad audio fails before the models load
     ckpt = args.ckpt
     if ckpt is None and args.model is not None:
         named = Path(args.model)
@@ -45,5 +48,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console entry point (pyproject.toml [project.scripts])."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

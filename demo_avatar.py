@@ -22,6 +22,7 @@ from pathlib import Path
 from talkingface.errors import UserInputError
 from talkingface.products import PRODUCTS, get_product
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import check_input_file, check_output_file
 
 log = logging.getLogger("demo_avatar")
 
@@ -45,17 +46,21 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements as JSON")
     args = ap.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface import realtime
 
     device = resolve_device(args.device)
     name = args.renderer or ("dinet" if device.startswith("cuda") else "mini")
     threads = args.threads if args.threads is not None else (1 if name == "mini" else 0)
     if threads > 0:
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         import torch
 
         torch.set_num_threads(threads)
-    if args.audio is not None and not args.audio.is_file():
-        raise UserInputError(f"audio file not found: {args.audio}")
+    if args.audio is not None:
+        check_input_file(args.audio, "audio file")
+    if args.out is not None:
+        check_output_file(args.out, "output video")
     window = args.out is None and realtime.display_available()
     if args.out is None and not window:
         raise UserInputError("no display found: give --out OUT.mp4 to write the video")
@@ -69,11 +74,16 @@ def main(argv=None) -> int:
         track = source.audio if isinstance(source, realtime.FileAudioSource) else None
         sink = realtime.WindowSink() if window else realtime.Mp4Sink(args.out, audio=track)
         try:
-            stats = realtime.run_stream(source, renderer, sink)
-        finally:
-            renderer.close()
-        recorded = source.recorded() if isinstance(source, realtime.MicrophoneAudioSource) else None
-        sink.close(audio=recorded)
+            try:
+                stats = realtime.run_stream(source, renderer, sink)
+            finally:
+                renderer.close()
+            recorded = source.recorded() if isinstance(source, realtime.MicrophoneAudioSource) else None
+            sink.close(audio=recorded)
+        except BaseException:
+            if isinstance(sink, realtime.Mp4Sink):
+                sink.abort()  # a failed run leaves no temporary or partial file
+            raise
     finally:
         source.close()
     summary = {"renderer": name, "device": device, "engine": renderer.engine, "threads": threads or None,
@@ -89,5 +99,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console entry point (pyproject.toml [project.scripts])."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

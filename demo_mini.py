@@ -11,19 +11,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from talkingface.config.paths import DINET_MINI_CHECKPOINT
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
 log = logging.getLogger("demo_mini")
 
 
 def main(argv=None) -> int:
-    from talkingface.mini_pack import DEFAULT_CHECKPOINT
-
     ap = script_parser(__doc__)
     ap.add_argument("assets", type=Path, help="asset pack folder")
     ap.add_argument("audio", type=Path, help="speech audio (wav, mp3, flac, ...)")
     ap.add_argument("out", type=Path, help="output mp4")
-    ap.add_argument("--ckpt", type=Path, default=DEFAULT_CHECKPOINT, help="DINet_mini weights")
+    ap.add_argument("--ckpt", type=Path, default=DINET_MINI_CHECKPOINT, help="DINet_mini weights")
     ap.add_argument("--audio_ckpt", type=Path, default=None,
                     help="blendshape audio model (default: the shipped one under checkpoint/)")
     ap.add_argument("--pack_ref", choices=("auto", "yes", "no"), default="auto",
@@ -46,6 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.mini_pipeline import synthesize
 
     stats = synthesize(args.assets, args.audio, args.out, render_checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
@@ -61,5 +61,10 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """Console entry point (pyproject.toml [project.scripts])."""
     run_cli(main)
+
+
+if __name__ == "__main__":
+    cli()

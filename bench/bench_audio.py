@@ -29,8 +29,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     report = BenchReport("audio", args)
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.audio_features import StreamingFbank
     from talkingface.audio_model import AudioModel
     from talkingface.util.media import load_audio

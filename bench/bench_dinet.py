@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import BenchReport, bench_argparser, measure
 
-GMACS = {"ref_input": 18.291, "interface": 36.102, "forward": 54.394}  # thop, checkpoint_keys.md §1
+GMACS = {"ref_input": 18.291, "interface": 36.102, "forward": 54.394}  # thop, docs/CHECKPOINTS.md §1
 
 
 def main(argv=None) -> int:
@@ -26,9 +26,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     report = BenchReport("dinet", args)
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import numpy as np
     import torch
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.models.DINet import DINet_five_Ref
 
     device = report.device
@@ -56,8 +58,10 @@ def main(argv=None) -> int:
                                sync=sync))
 
     if args.avatar is not None and not report.quick:
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         import tempfile
 
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         from talkingface.render_model import RenderModel
 
         with tempfile.TemporaryDirectory() as tmp:

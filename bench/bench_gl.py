@@ -26,7 +26,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     report = BenchReport("gl", args)
 
-    from mini_live.obj.image_utils import crop_mouth
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
+    from talkingface.data.mouth_crop import crop_mouth
     from mini_live.obj.utils import load_bs_coef_std, load_bs_table, load_neutral_face, load_wrap_template
     from mini_live.obj.wrap_utils import newWrapModel, normalizeLips
     from mini_live.render import MouthRenderer

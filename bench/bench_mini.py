@@ -1,11 +1,11 @@
 """DH_live_mini speed: DINet_mini alone, the 128x128 pipeline, and demo_mini end to end.
 
-Stages (DESIGN.md §7; medians of >= 5 runs after a warm-up):
+Stages (docs/EVALUATION.md §5; medians of >= 5 runs after a warm-up):
 
 - ``DINet_mini interface``: the network on one 3x72x72 mouth patch with the reference cached
   (what runs per frame), in frames per second; target >= 200 fps on CPU.
 - ``pipeline interface``: warp + label swap + network + blend on 128x128 RGBA crops.
-- ``demo_mini``: :func:`talkingface.mini_pipeline.synthesize` on a 10 s speech clip (3 s with
+- ``demo_mini``: :func:`talkingface.mini_pipeline.synthesize` (the ``mini`` product of :mod:`talkingface.products`) on a 10 s speech clip (3 s with
   ``--quick``): pack loading, audio model, GL render, network, paste and encode, with the audio
   muxed in; per-stage milliseconds per frame and the real-time factor (processing / audio time).
 
@@ -29,6 +29,7 @@ from common import BenchReport, bench_argparser, measure
 
 def speech_clip(seconds: float, out: Path) -> Path:
     """The first ``seconds`` of a real English speech recording, as a 16 kHz wav."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.util.media import load_audio, save_wav
     from talkingface.util.sample_data import sample_path
 
@@ -48,11 +49,13 @@ def main(argv=None) -> int:
     report = BenchReport("mini", args)
     device = report.device
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.models.DINet_mini import DINet_mini_pipeline
-    from talkingface.mini_pack import DEFAULT_CHECKPOINT
-    from talkingface.mini_pipeline import synthesize
+    from talkingface.config.paths import DINET_MINI_CHECKPOINT as DEFAULT_CHECKPOINT
+    from talkingface.products import get_product
     from talkingface.sample_avatar import ensure_sample_mini_avatar
 
     if device == "cpu":
@@ -108,6 +111,8 @@ def main(argv=None) -> int:
     wav = speech_clip(seconds, args.cache / f"speech_{int(seconds)}s.wav")
     out = args.cache / "bench_demo_mini.mp4"
     stats = []
+
+    synthesize = get_product("mini").pipeline().synthesize
 
     def demo() -> None:
         stats.append(synthesize(pack, wav, out, render_checkpoint=ckpt, audio_checkpoint=args.audio_ckpt, device=device,

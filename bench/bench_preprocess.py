@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     report = BenchReport("preprocess", args)
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.mediapipe_utils import FaceLandmarker, checked_landmarks_for_video, landmarks_for_video
     from talkingface.util.media import read_video
     from talkingface.util.sample_data import sample_path

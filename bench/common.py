@@ -1,6 +1,6 @@
 """Shared helpers for every ``bench/bench_*.py`` script: timing, machine facts, memory, output.
 
-Protocol (DESIGN.md §7): each measured stage runs ``warmup`` times unrecorded, then ``runs`` (≥ 5)
+Protocol (docs/EVALUATION.md §5): each measured stage runs ``warmup`` times unrecorded, then ``runs`` (≥ 5)
 recorded times; the reported figure is the **median**. Every result carries the machine it ran on
 (cores, torch threads, device) and the process's peak memory.
 
@@ -163,6 +163,7 @@ def machine_info(device: Optional[str] = None) -> Dict[str, Any]:
     if mem:
         info["ram_gb"] = round(int(mem.split()[0]) / 1024 ** 2, 1)
     try:
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         import torch
 
         info["torch"] = torch.__version__
@@ -228,6 +229,7 @@ class BenchReport:
     notes: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         from talkingface.util.cli import setup_logging
 
         setup_logging(bool(getattr(self.args, "verbose", False)))
@@ -237,6 +239,7 @@ class BenchReport:
     @property
     def device(self) -> str:
         """The torch device string for ``--device`` (``auto`` resolved)."""
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         from talkingface.util.cli import resolve_device
 
         return resolve_device(getattr(self.args, "device", "auto"))

@@ -87,11 +87,13 @@ def main(argv=None) -> int:
                         help="seconds per script (default 150 with --quick, 1800 without)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="results folder")
     args = parser.parse_args(argv)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.util.cli import resolve_device, setup_logging
 
     setup_logging()
     scripts = discover(f"bench_{args.only}.py")
     if not scripts:
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         from talkingface.errors import UserInputError
 
         raise UserInputError(f"no bench scripts match bench_{args.only}.py in {BENCH_DIR}")

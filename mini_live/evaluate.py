@@ -8,7 +8,6 @@ true labels | model on true labels | real frame).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -16,14 +15,14 @@ from pathlib import Path
 import cv2
 
 from talkingface.config.paths import DINET_MINI_CHECKPOINT
-from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, setup_logging
+from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import check_input_file, check_output_dir, check_output_file, write_image, write_text
 
 log = logging.getLogger("mini_live.evaluate")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("videos", type=Path, nargs="+", help="held-out clips (one person each)")
     parser.add_argument("--ckpt", type=Path, default=DINET_MINI_CHECKPOINT)
     parser.add_argument("--max_targets", type=int, default=30, help="evaluated frames per clip")
@@ -32,28 +31,31 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda")
     args = parser.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.eval.mini_selfrecon import METHODS, format_table, selfrecon_clip, summarize
+    from talkingface.models.DINet_mini import load_dinet_mini_state
 
-    if not args.ckpt.is_file():
-        raise UserInputError(f"checkpoint not found: {args.ckpt}")
     for v in args.videos:
-        if not v.is_file():
-            raise UserInputError(f"video not found: {v}")
+        check_input_file(v, "video")
+    load_dinet_mini_state(args.ckpt)  # a bad checkpoint fails before the clips are tracked
+    if args.json is not None:
+        check_output_file(args.json)
+    if args.mosaic is not None:
+        check_output_dir(args.mosaic)
     device = resolve_device(args.device)
     results = []
     for v in args.videos:
         r = selfrecon_clip(v, args.ckpt, max_targets=args.max_targets, device=device)
         mosaic = r.pop("mosaic")
         if args.mosaic is not None and mosaic is not None:
-            args.mosaic.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(args.mosaic / f"{v.stem}.png"), cv2.cvtColor(mosaic, cv2.COLOR_RGB2BGR))
+            write_image(args.mosaic / f"{v.stem}.png", cv2.cvtColor(mosaic, cv2.COLOR_RGB2BGR))
         results.append(r)
         log.info("%s: mouth PSNR/SSIM %s", v.name, ", ".join(f"{k} {r[k]['psnr']:.2f} / {r[k]['ssim']:.4f}"
                                                               for k in METHODS))
     summary = summarize(results)
     print(format_table(results, summary))
     if args.json is not None:
-        args.json.write_text(json.dumps({"checkpoint": str(args.ckpt), "clips": results, "mean": summary}, indent=2))
+        write_text(args.json, json.dumps({"checkpoint": str(args.ckpt), "clips": results, "mean": summary}, indent=2))
     return 0
 
 

@@ -8,7 +8,6 @@ training sidecar ``.json`` beside it.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 from pathlib import Path
@@ -16,28 +15,26 @@ from pathlib import Path
 import torch
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, setup_logging
-from talkingface.util.files import atomic_write
+from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import atomic_write, check_output_file, reading
 
 log = logging.getLogger("export_checkpoint")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("src", type=Path, help="training checkpoint (mini_live/train.py)")
     parser.add_argument("dst", type=Path, help="output .pth")
     args = parser.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.models.DINet_mini import DINet_mini
 
-    if not args.src.is_file():
-        raise UserInputError(f"checkpoint not found: {args.src}")
-    ckpt = torch.load(str(args.src), map_location="cpu", weights_only=True)
-    try:
+    check_output_file(args.dst)
+    with reading(args.src, "training checkpoint"):
+        ckpt = torch.load(str(args.src), map_location="cpu", weights_only=True)
         net_g = ckpt["state_dict"]["net_g"]
-    except (KeyError, TypeError) as exc:
-        raise UserInputError(f"{args.src}: not a training checkpoint with state_dict.net_g") from exc
-    DINet_mini(3, 12).load_state_dict(net_g, strict=True)
+        DINet_mini(3, 12).load_state_dict(net_g, strict=True)
     with atomic_write(args.dst) as tmp:
         torch.save({"epoch": ckpt.get("epoch"), "step": ckpt.get("step"), "state_dict": {"net_g": net_g}}, tmp)
     side = args.src.with_suffix(".json")

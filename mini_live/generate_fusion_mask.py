@@ -1,4 +1,4 @@
-"""The two fusion masks of the mini pipeline (reference §5.5), computed by code.
+"""The two fusion masks of the mini pipeline (docs/REFERENCE.md §5.5), computed by code.
 
 Nothing is stored in the repository: :func:`load_fusion_masks` computes both masks (well under a
 millisecond); the command line writes them as PNGs for inspection.
@@ -15,7 +15,6 @@ millisecond); the command line writes them as PNGs for inspection.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -23,8 +22,8 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from talkingface.util.cli import run_cli, setup_logging
-from talkingface.util.files import write_image
+from talkingface.util.cli import ScriptParser, run_cli, setup_logging
+from talkingface.util.files import check_output_dir, write_image
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +92,12 @@ def load_fusion_masks() -> Tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description="Write face_fusion_mask.png and mouth_fusion_mask.png.")
+    parser = ScriptParser(description="Write face_fusion_mask.png and mouth_fusion_mask.png.")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    check_output_dir(args.out)
     for p in write_fusion_masks(args.out):
         log.info("wrote %s", p)
     return 0

@@ -8,7 +8,7 @@ Backends
 - ``auto`` (default): ``$TALKINGFACE_GL_BACKEND`` when set, else ``glfw`` if a display exists, else ``egl``.
 
 Either way the context is 3.3 core and drawing goes to a framebuffer object, never to a window, so
-the read-back does not depend on window visibility or HiDPI scaling (reference §9.19).
+the read-back does not depend on window visibility or HiDPI scaling (docs/REFERENCE.md §9.19).
 
 PyOpenGL picks its platform (``PYOPENGL_PLATFORM``) once, when ``OpenGL`` is first imported. This
 module therefore imports PyOpenGL lazily, inside :func:`load_gl`, after setting the variable for the
@@ -26,6 +26,8 @@ import os
 import sys
 from dataclasses import dataclass
 from typing import Optional, Tuple
+
+import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ def load_gl(backend: str):
     elif backend == "egl" and current != "egl":
         raise GLError(f"PyOpenGL was already imported with the {current!r} platform; the EGL backend needs "
                       "PYOPENGL_PLATFORM=egl set before OpenGL is first imported (or use backend='glfw')")
+    # Lazy: PyOpenGL picks its platform when first imported (see the module doc).
     from OpenGL import GL
 
     return GL
@@ -107,11 +110,13 @@ class GLContext:
 
     def make_current(self) -> None:
         if self.backend == "egl":
+            # Lazy: PyOpenGL picks its platform when first imported (see the module doc).
             from OpenGL import EGL
 
             if not EGL.eglMakeCurrent(self.display, EGL.EGL_NO_SURFACE, EGL.EGL_NO_SURFACE, self.handle):
                 raise GLError("eglMakeCurrent failed")
         else:
+            # Lazy: only the windowed backend needs glfw (a display).
             import glfw
 
             glfw.make_context_current(self.window)
@@ -120,11 +125,13 @@ class GLContext:
         if self.handle is None:
             return
         if self.backend == "egl":
+            # Lazy: PyOpenGL picks its platform when first imported (see the module doc).
             from OpenGL import EGL
 
             EGL.eglMakeCurrent(self.display, EGL.EGL_NO_SURFACE, EGL.EGL_NO_SURFACE, EGL.EGL_NO_CONTEXT)
             EGL.eglDestroyContext(self.display, self.handle)
         else:
+            # Lazy: only the windowed backend needs glfw (a display).
             import glfw
 
             glfw.destroy_window(self.window)
@@ -132,6 +139,7 @@ class GLContext:
 
 
 def _egl_display():
+    # Lazy: PyOpenGL picks its platform when first imported (see the module doc).
     from OpenGL import EGL
 
     tried = []
@@ -160,6 +168,7 @@ def _egl_display():
 
 
 def _create_egl_context() -> GLContext:
+    # Lazy: PyOpenGL picks its platform when first imported (see the module doc).
     from OpenGL import EGL
 
     dpy, version = _egl_display()
@@ -183,6 +192,7 @@ def _create_egl_context() -> GLContext:
 
 
 def _create_glfw_context(size: Tuple[int, int]) -> GLContext:
+    # Lazy: only the windowed backend needs glfw (a display).
     import glfw
 
     if not glfw.init():
@@ -242,8 +252,6 @@ class Framebuffer:
     """An RGBA8 + 24-bit depth framebuffer object of ``width x height`` with uint8 read-back."""
 
     def __init__(self, gl, width: int, height: int):
-        import numpy as np
-
         self.gl, self.width, self.height = gl, int(width), int(height)
         self.fbo = gl.glGenFramebuffers(1)
         gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, self.fbo)

@@ -8,21 +8,21 @@ Videos already prepared are skipped unless --overwrite.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import check_input_file, check_output_dir, write_image
 
 log = logging.getLogger("prepare_training_data")
 
 
 def label_mosaic(video) -> np.ndarray:
     """Six most open frames: canvas | painted labels, stacked (BGR uint8, 2x enlarged)."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.teeth_labels import paint_labels
 
     rows = [np.concatenate([video.images[i], paint_labels(video.images[i], video.labels[i])], 1)
@@ -32,7 +32,7 @@ def label_mosaic(video) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("videos", type=Path, nargs="+")
     parser.add_argument("--max_frames", type=int, default=None, help="frames per video (default: all)")
@@ -40,12 +40,12 @@ def main(argv=None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.DHLive_mini_dataset import prepare_video, save_prepared
 
     for video in args.videos:
-        if not video.is_file():
-            raise UserInputError(f"video not found: {video}")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+        check_input_file(video, "video")
+    check_output_dir(args.out_dir)
     for video in args.videos:
         stem = f"{video.parent.name}_{video.name}"
         out = args.out_dir / f"{stem}.npz"
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
             continue
         prepared = prepare_video(video, max_frames=args.max_frames, progress=True)
         save_prepared(prepared, out)
-        cv2.imwrite(str(args.out_dir / f"{stem}_labels.png"), label_mosaic(prepared))
+        write_image(args.out_dir / f"{stem}_labels.png", label_mosaic(prepared))
         log.info("%s: %d frames, %d with teeth", video.name, len(prepared),
                  int(((prepared.labels == 4) | (prepared.labels == 5)).any(axis=(1, 2)).sum()))
     return 0

@@ -3,7 +3,8 @@
 API (what the mini pipeline calls)::
 
     from mini_live.render import MouthRenderer
-    from mini_live.obj.image_utils import render_inputs, standard_points, video_mouth_rects
+    from mini_live.obj.image_utils import render_inputs
+    from talkingface.data.mouth_crop import standard_points, video_mouth_rects
     from mini_live.obj.utils import fit_avatar, load_bs_table
 
     rects = video_mouth_rects(landmarks, (width, height))   # (N, 4) mouth crops of the avatar video
@@ -28,7 +29,7 @@ Inputs of :meth:`MouthRenderer.render`
   With :func:`mini_live.obj.utils.bs_table_from_basis` these are ``BlendshapeBasis`` coefficients
   (0 = mouth at rest, positive coefficient 0 opens).
 
-Output (reference §5.3, the input DINet_mini's pipeline expects, §2.2):
+Output (docs/REFERENCE.md §5.3, the input DINet_mini's pipeline expects, docs/REFERENCE.md §2.2):
 - mouth labels: upper lip (255, 0, 0), lower lip (127, 0, 0), upper teeth (0, 255, 0),
   lower teeth (0, 0, 255), cavity (0, 0, 0);
 - elsewhere a warp field: R, G = (d + 1) / 2 * 255 with d = (rendered position - source landmark) in
@@ -43,6 +44,7 @@ Teeth and cavity are drawn at a fixed depth behind the face, upper teeth first, 
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -261,8 +263,6 @@ class MouthRenderer:
 
 
 def _offset(n: int):
-    import ctypes
-
     return ctypes.c_void_p(n)
 
 
@@ -280,20 +280,22 @@ def overlay_labels(crop_rgb: np.ndarray, gl: np.ndarray, warp_gain: float = 8.0)
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Render a prepared mini avatar's mouth labels/warp with a synthetic opening sweep into a preview mp4."""
-    import argparse
-
+    # Lazy: loaded only when run as a script (the renderer module itself needs no OpenCV).
     import cv2
 
-    from mini_live.obj.image_utils import render_inputs, standard_image, standard_points, video_mouth_rects
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
+    from mini_live.obj.image_utils import render_inputs
+    from talkingface.data.mouth_crop import standard_image, standard_points, video_mouth_rects
     from mini_live.obj.utils import fit_avatar, load_bs_coef_std, load_bs_table
     from talkingface.errors import UserInputError
-    from talkingface.preparation import load_keypoints
-    from talkingface.util.cli import setup_logging
+    from talkingface.mediapipe_utils import load_keypoints
+    from talkingface.util.cli import ScriptParser, setup_logging
+    from talkingface.util.files import check_output_file
     from talkingface.util.media import VideoWriter, iter_video_frames
 
-    parser = argparse.ArgumentParser(description="Render a prepared mini avatar (data_preparation_mini.py output) "
-                                                 "through the mouth renderer with the mouth opening and closing; "
-                                                 "writes a preview mp4 (crop + labels | amplified warp field).")
+    parser = ScriptParser(description="Render a prepared mini avatar (data_preparation_mini.py output) "
+                                      "through the mouth renderer with the mouth opening and closing; "
+                                      "writes a preview mp4 (crop + labels | amplified warp field).")
     parser.add_argument("avatar_dir", type=Path, help="folder with data/processed.mp4 and data/processed.pkl")
     parser.add_argument("out", type=Path, help="preview video (.mp4)")
     parser.add_argument("--frames", type=int, default=100, help="frames to render (default 100)")
@@ -308,6 +310,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise UserInputError(f"not a prepared mini avatar: {p} missing (run data_preparation_mini.py)")
     if args.frames < 1:
         raise UserInputError("--frames must be at least 1")
+    check_output_file(args.out, "output video")
     landmarks = load_keypoints(pkl)
     frames = []
     for frame in iter_video_frames(video, max_frames=min(args.frames, len(landmarks))):

@@ -8,7 +8,6 @@ ref 2 lip map | target, each 72x72, enlarged 2x.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import cv2
 import numpy as np
 
 from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
 from talkingface.util.files import write_image
 
 log = logging.getLogger("train_input_validation")
@@ -37,13 +36,14 @@ def sample_row(sample) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = script_parser(__doc__)
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("out", type=Path, help="output PNG")
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1009)
     args = parser.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.DHLive_mini_dataset import DHLiveMiniDataset, MiniDatasetConfig, load_prepared
 
     files = sorted(args.data_dir.glob("*.npz")) if args.data_dir.is_dir() else []

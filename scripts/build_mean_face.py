@@ -9,7 +9,6 @@ are kept out: they are evaluation clips).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -18,20 +17,21 @@ import numpy as np
 from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import landmarks_for_video
 from talkingface.run_utils import MEAN_FACE_PATH, build_mean_face
-from talkingface.util.cli import run_cli, setup_logging
+from talkingface.util.cli import run_cli, script_parser, setup_logging
 from talkingface.util.media import list_videos, read_video
-from talkingface.util.files import atomic_write
+from talkingface.util.files import atomic_write, check_output_file
 
 log = logging.getLogger("build_mean_face")
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("inputs", nargs="+", help="videos or folders of videos")
     ap.add_argument("--out", type=Path, default=MEAN_FACE_PATH, help="output .npz (default: the shipped table)")
     ap.add_argument("--stride", type=int, default=3, help="use every k-th frame")
     args = ap.parse_args(argv)
     setup_logging()
+    check_output_file(args.out)
     videos = []
     for item in map(Path, args.inputs):
         if item.is_dir():

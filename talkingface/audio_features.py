@@ -1,6 +1,6 @@
 """The one audio front end: 80-bin log-mel fbank (kaldi-native-fbank) at 16 kHz, 2 frames per 40 ms.
 
-Options are the original's (reference_system.md §4): dither 0, 50 ms window, 20 ms hop, 80 mel
+Options are the original's (docs/REFERENCE.md §4): dither 0, 50 ms window, 20 ms hop, 80 mel
 bins, ``snip_edges=False``; the rest kaldi defaults (povey window, pre-emphasis 0.97, DC removal,
 log mel from 20 Hz to Nyquist, no energy). Input is float audio in [-1, 1] (int16 / 32768).
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import kaldi_native_fbank as knf
 import numpy as np
 
 from talkingface.errors import UserInputError
@@ -42,8 +43,6 @@ class FbankConfig:
 
 def fbank_options(cfg: Optional[FbankConfig] = None):
     """A ``kaldi_native_fbank.FbankOptions`` set from ``cfg``."""
-    import kaldi_native_fbank as knf
-
     cfg = cfg or FbankConfig()
     opts = knf.FbankOptions()
     opts.frame_opts.samp_freq = float(cfg.sample_rate)
@@ -82,8 +81,6 @@ class StreamingFbank:
     """
 
     def __init__(self, cfg: Optional[FbankConfig] = None):
-        import kaldi_native_fbank as knf
-
         self.cfg = cfg or FbankConfig()
         self._fbank = knf.OnlineFbank(fbank_options(self.cfg))
         self._next = 0

@@ -5,15 +5,17 @@ Both paths run the same fbank frames (:mod:`talkingface.audio_features`) through
 module; streaming: a numpy step with carried LSTM state, far cheaper per 40 ms), so they agree to
 about 1e-9 once aligned:
 
+- A model is trained with a lookahead of L steps (LSTM step p predicts frame p - L): L is the card's
+  ``lookahead_steps``, else 4, the original's recipe. The shipped models (checkpoint/audio.json,
+  checkpoint/lstm/lstm_blendshape.json) have L = 2.
 - ``interface_wav(path_or_array)`` returns ``N = ceil(samples / 640)`` rows; row t belongs to
-  video frame t (samples ``[640 t, 640 t + 640)``). The model was trained with a 4-step lookahead
-  (LSTM step p predicts frame p - 4), so the file is padded with silence at the end and the first
-  4 steps are dropped.
+  video frame t (samples ``[640 t, 640 t + 640)``): the file is padded with silence at the end and
+  the first L steps are dropped.
 - ``interface_frame(block)`` takes 640 samples and returns one row. Row k (0-based call count)
-  belongs to video frame ``k - lookahead_frames`` with ``lookahead_frames = 5``: 4 steps of model
+  belongs to video frame ``k - lookahead_frames`` with ``lookahead_frames = L + 1``: the model's
   lookahead plus 1 frame because the second fbank window of a frame reaches 15 ms into the next
-  block. Total latency 200 ms. The first 5 rows precede the audio (row 0 is all zeros).
-  ``reset()`` starts a new stream.
+  block. For the shipped models that is 3 frames, 120 ms (5 frames, 200 ms for L = 4); the first
+  ``lookahead_frames`` rows precede the audio (row 0 is all zeros). ``reset()`` starts a new stream.
 
 What the coefficients mean is stated by the checkpoint's sidecar ``<name>.json`` (``target``:
 ``pixel`` or ``blendshape``, and the basis file that decodes them; see
@@ -24,7 +26,7 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
-from typing import Optional, Union
+from typing import Iterable, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -35,17 +37,16 @@ from talkingface.config.paths import AUDIO_CHECKPOINT as DEFAULT_CHECKPOINT
 from talkingface.errors import UserInputError
 from talkingface.models.audio2bs_lstm import load_audio2feature
 from talkingface.util.files import read_model_card
+from talkingface.util.media import load_audio
 
 log = logging.getLogger(__name__)
 
-MODEL_LOOKAHEAD_STEPS = 4  # training pairs pred[t + 4] with target[t] (reference §6.2 step 3)
+MODEL_LOOKAHEAD_STEPS = 4  # the original trains pred[t + 4] against target[t] (docs/REFERENCE.md §6.2)
 
 
 def load_waveform(audio: Union[str, Path, np.ndarray]) -> np.ndarray:
     """A path (any format/rate/channels, converted by ffmpeg) or a 16 kHz mono array -> float32."""
     if isinstance(audio, (str, Path)):
-        from talkingface.util.media import load_audio
-
         return load_audio(audio, sample_rate=16000)
     return check_waveform(audio)
 
@@ -127,21 +128,51 @@ class AudioModel:
         """Streaming delay in video frames: row k of ``interface_frame`` is frame k - this."""
         return self.lookahead_steps + FBANK_DELAY_FRAMES
 
-    @torch.no_grad()
     def interface_wav(self, audio: Union[str, Path, np.ndarray]) -> np.ndarray:
         """Whole-file inference: (N, 6) float64 with N = ceil(samples / 640); row t = frame t."""
-        wav = load_waveform(audio)
-        if wav.size == 0:
+        return np.concatenate(list(self.interface_stream([load_waveform(audio)])))
+
+    @torch.no_grad()
+    def interface_stream(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Whole-file inference over audio that arrives in blocks of any sizes (e.g. from
+        :func:`talkingface.util.media.iter_audio`): yields (M, 6) float64 arrays of consecutive
+        rows, row t = frame t, N = ceil(samples / 640) rows in all - the numbers of
+        :meth:`interface_wav` on the whole file (the LSTM state is carried from block to block),
+        with memory bounded by one block instead of growing with the length."""
+        fbank = StreamingFbank()
+        pending = np.zeros((0, 80), np.float32)
+        h, c = (s.double() for s in self.net.init_state(1, self.device))
+        to_skip = self.lookahead_steps  # LSTM step p predicts frame p - lookahead_steps
+        samples = 0
+
+        def run(feats: np.ndarray) -> np.ndarray:
+            nonlocal h, c, to_skip
+            x = torch.from_numpy(feats).to(self.device, torch.float64)[None]
+            y, h, c = self._net64(x, h, c)
+            rows = y[0].cpu().numpy()
+            drop, to_skip = min(to_skip, len(rows)), to_skip - min(to_skip, len(rows))
+            return rows[drop:]
+
+        for block in blocks:
+            block = check_waveform(block)
+            samples += block.size
+            pending = np.concatenate([pending, fbank.accept(block)])
+            whole = len(pending) // FBANK_PER_FRAME * FBANK_PER_FRAME
+            if whole:
+                rows, pending = run(pending[:whole]), pending[whole:]
+                if len(rows):
+                    yield rows
+        if samples == 0:
             raise UserInputError("empty audio")
-        n = int(np.ceil(wav.size / SAMPLES_PER_FRAME))
-        steps = n + self.lookahead_steps
-        padded = np.zeros((steps + FBANK_DELAY_FRAMES) * SAMPLES_PER_FRAME, np.float32)
-        padded[: wav.size] = wav
-        feats = StreamingFbank().accept(padded)[: steps * FBANK_PER_FRAME]
-        x = torch.from_numpy(feats).to(self.device, torch.float64)[None]
-        h0, c0 = (s.double() for s in self.net.init_state(1, self.device))
-        y, _, _ = self._net64(x, h0, c0)
-        return y[0, self.lookahead_steps:].cpu().numpy()
+        # The end: silence so that every frame gets its lookahead, cut at the same step count as the
+        # whole-file path (steps = N + lookahead_steps, fbank frames of the padded signal).
+        steps = int(np.ceil(samples / SAMPLES_PER_FRAME)) + self.lookahead_steps
+        pad = (steps + FBANK_DELAY_FRAMES) * SAMPLES_PER_FRAME - samples
+        pending = np.concatenate([pending, fbank.accept(np.zeros(pad, np.float32))])
+        remaining = steps * FBANK_PER_FRAME - fbank.frames_emitted + len(pending)
+        rows = run(pending[: remaining - remaining % FBANK_PER_FRAME]) if remaining > 0 else np.zeros((0, 6))
+        if len(rows):
+            yield rows
 
     def reset(self) -> None:
         """Start a new stream: fresh fbank and zero LSTM state."""
@@ -151,6 +182,13 @@ class AudioModel:
         self._h = np.zeros((cfg.num_layers, cfg.hidden))
         self._c = np.zeros((cfg.num_layers, cfg.hidden))
         self._last = np.zeros(self.out_dim)
+
+    def stream(self) -> "AudioModel":
+        """Another stream over the same weights: a shallow copy with its own fresh state
+        (:meth:`reset`), for serving several streams at once without reloading the checkpoint."""
+        other = copy.copy(self)
+        other.reset()
+        return other
 
     def interface_frame(self, block: np.ndarray) -> np.ndarray:
         """Streaming: 640 new samples (float32 in [-1, 1]) -> (6,) float64 row for frame k - lookahead_frames."""

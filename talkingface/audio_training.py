@@ -1,4 +1,4 @@
-"""Training loop for Audio2Feature (reference §6.2 step 3), used by the direct and distillation recipes.
+"""Training loop for Audio2Feature (docs/REFERENCE.md §6.2 step 3), used by the direct and distillation recipes.
 
 Loss: L1 between ``pred[:, L + s:]`` and ``target[:, s : T - L]`` with lookahead L (the original:
 4, i.e. step t + 4 predicts frame t) and ``s`` skipped steps (the original: 0), on targets
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -24,34 +24,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from talkingface.config.training import LSTMTrainConfig
 from talkingface.data.dataset_wav import worker_init
+from talkingface.eval.metrics import best_offset
 from talkingface.models.audio2bs_lstm import Audio2Feature
-from talkingface.util.files import atomic_write, write_model_card
+from talkingface.util.files import atomic_write, reading, write_model_card
+from talkingface.util.cli import progress
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class LSTMTrainConfig:
-    """Hyper-parameters (defaults: the original's recipe)."""
-
-    seq_len: int = 26
-    lookahead: int = 4
-    batch_size: int = 32
-    val_batch_size: int = 8
-    lr: float = 4e-4
-    betas: tuple = (0.9, 0.99)
-    epochs: int = 1000
-    max_steps: Optional[int] = None
-    samples_per_epoch: Optional[int] = None
-    save_every: int = 200
-    val_every: int = 200
-    skip: int = 0  # window steps left out of the loss (0: the original)
-    cosine: bool = False  # cosine learning-rate decay to 0 over max_steps (the original: constant)
-    num_workers: int = 0
-    seed: int = 777
-    device: str = "cpu"
-    extra: dict = field(default_factory=dict)
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -83,14 +63,16 @@ class LSTMTrainer:
         self.epoch = 0
         self.wall_s = 0.0  # training time over all runs (resumes included)
         if resume and (self.out / "last.pth").is_file():
-            ck = torch.load(self.out / "last.pth", map_location=self.device, weights_only=False)
-            self.model.load_state_dict(ck["model"])
-            self.opt.load_state_dict(ck["optimizer"])
-            self.step, self.epoch = int(ck["step"]), int(ck.get("epoch", 0))
-            self.wall_s = float(ck.get("wall_s", 0.0))
-            if "target_norm" in ck:
-                self.t_mean, self.t_std = (t.to(self.device) for t in ck["target_norm"])
+            with reading(self.out / "last.pth", "training checkpoint"):
+                ck = torch.load(self.out / "last.pth", map_location=self.device, weights_only=False)
+                self.model.load_state_dict(ck["model"])
+                self.opt.load_state_dict(ck["optimizer"])
+                self.step, self.epoch = int(ck["step"]), int(ck.get("epoch", 0))
+                self.wall_s = float(ck.get("wall_s", 0.0))
+                if "target_norm" in ck:
+                    self.t_mean, self.t_std = (t.to(self.device) for t in ck["target_norm"])
             log.info("resumed from %s at step %d", self.out / "last.pth", self.step)
+        # Lazy: TensorBoard loads only when a training run starts.
         from torch.utils.tensorboard import SummaryWriter
 
         self.tb_train = SummaryWriter(str(self.out / "log" / "train"))
@@ -125,15 +107,13 @@ class LSTMTrainer:
                       "target_norm": (self.t_mean.cpu(), self.t_std.cpu())}, self.out / "last.pth")
 
     def run(self) -> dict:
-        from tqdm import tqdm
-
         cfg = self.cfg
         loader = self._loader(self.train_set, cfg.batch_size, True)
         total = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * len(loader)
         self.model.train()
         t0 = time.time()
         last_val = None
-        bar = tqdm(total=total, initial=min(self.step, total), desc="train", unit="step")
+        bar = progress(total=total, initial=min(self.step, total), desc="train", unit="step")
         while self.step < total and self.epoch < cfg.epochs:
             for feats, target in loader:
                 if cfg.cosine:
@@ -244,8 +224,6 @@ def fit_output_map(preds, targets, shifts=range(-3, 4), ridges=(1e-3, 1e-1, 1.0,
     the mapped coefficient 0 and the true one, the figure the held-out evaluation reports. The
     returned map is refitted on all clips.
     """
-    from talkingface.eval.metrics import best_offset
-
     best = None
     for shift in shifts:
         xs, ys = _pairs(preds, targets, shift)

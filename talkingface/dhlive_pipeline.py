@@ -1,4 +1,4 @@
-"""The DH_live product (reference §1.5, §1.6): speech -> 6 pixel-PCA coefficients per 40 ms
+"""The DH_live product (docs/REFERENCE.md §1.5, docs/REFERENCE.md §1.6): speech -> 6 pixel-PCA coefficients per 40 ms
 (:func:`talkingface.audio_loader.load_audio_model`, target ``pixel``) -> 15x30x3 mouth image
 (:class:`~talkingface.mouth_basis.PixelBasis`) -> :class:`~talkingface.render_model.RenderModel`.
 
@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
-from tqdm import tqdm
 
 from talkingface.audio_loader import load_audio_model
 from talkingface.errors import UserInputError
 from talkingface.preparation import PrepConfig, prepare_dhlive_avatar
 from talkingface.config.paths import dinet_avatar_dir
 from talkingface.render_model import RenderModel
+from talkingface.util.cli import progress as progress_bar
 from talkingface.util.cli import resolve_device
 from talkingface.util.media import VideoWriter, load_audio, save_block_aligned_wav
 
@@ -62,16 +62,16 @@ def synthesize(avatar_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     """Render ``audio_path`` spoken by the avatar into ``out_path`` (mp4 with the audio). Returns
     the number of frames (25 per second of audio, rounded up)."""
     dev = resolve_device(device)
+    decoder = PixelMouthDecoder(audio_checkpoint, basis, device=dev)
     renderer = RenderModel(device=dev)
     renderer.loadModel(render_checkpoint)
-    decoder = PixelMouthDecoder(audio_checkpoint, basis, device=dev)
     renderer.reset_charactor(avatar_dir)
     audio = load_audio(audio_path)
     mouths = decoder.mouths_for_wav(audio)
     with tempfile.TemporaryDirectory(prefix=".tmp_demo_", dir=Path(out_path).parent) as tmp:
         track = save_block_aligned_wav(audio, Path(tmp) / "audio.wav")
         with VideoWriter(out_path, audio=track) as writer:
-            for mouth in tqdm(mouths, desc="render", unit="frame", disable=not progress):
+            for mouth in progress_bar(mouths, desc="render", unit="frame", show=progress):
                 writer.write(renderer.interface(mouth))
     log.info("wrote %s (%d frames)", out_path, len(mouths))
     return len(mouths)

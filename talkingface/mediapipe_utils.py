@@ -6,7 +6,9 @@ coordinates (the original floors x and y; we keep sub-pixel precision). The mesh
 the previous frame's landmarks to place the next region of interest and only re-detects when tracking
 is lost, so the face is followed every frame.
 
-Frame-level quality rules for avatar sources (reference §1.1) live in :func:`check_frame_face`.
+Frame-level quality rules for avatar sources (docs/REFERENCE.md §1.1) live in :func:`check_frame_face`;
+the landmark files the preparation scripts write (``keypoint_rotate.pkl``, ``processed.pkl``) are read
+by :func:`load_keypoints`.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import sys
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -24,6 +27,8 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from talkingface.errors import NoFaceError, UserInputError  # noqa: E402
+from talkingface.util.cli import progress
+from talkingface.util.files import read_pickle
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,7 @@ def quiet_native_stderr():
 def _mp():
     # mediapipe 0.10.14 calls a protobuf API that newer protobuf deprecates; the warning is noise.
     warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype")
+    # Lazy: mediapipe takes seconds to import; most users of this module never run it.
     import mediapipe as mp
 
     return mp
@@ -179,10 +185,7 @@ class FaceLandmarker:
 def _progress(iterable, total: Optional[int], desc: str, enabled: bool):
     if not enabled:
         return iterable
-    from tqdm import tqdm
-
-    # disable=None: the bar shows on a terminal only, so logs and captured stderr stay clean.
-    return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False, disable=None)
+    return progress(iterable, total=total, desc=desc, unit="frame", leave=False)
 
 
 def landmarks_for_video(frames: Sequence[np.ndarray], progress: bool = True,
@@ -207,7 +210,7 @@ def landmarks_for_video(frames: Sequence[np.ndarray], progress: bool = True,
 # ----------------------------------------------------------------------------- avatar quality rules
 @dataclass(frozen=True)
 class FaceRules:
-    """Quality rules for avatar-source frames (reference §1.1, with the original's thresholds)."""
+    """Quality rules for avatar-source frames (docs/REFERENCE.md §1.1, with the original's thresholds)."""
 
     min_confidence: float = 0.5
     min_box_px: float = 100.0
@@ -263,3 +266,19 @@ def checked_landmarks_for_video(frames: Sequence[np.ndarray], rules: FaceRules =
                 raise NoFaceError(f"frame {i}: the face mesh found no face")
             out[i] = lm
     return out
+
+
+# ------------------------------------------------------------------------------ keypoint files
+def load_keypoints(path: Path, point_counts: Sequence[int] = (478,)) -> np.ndarray:
+    """Read a keypoint pickle (``keypoint_rotate.pkl``, ``processed.pkl``; ours or the original's) as
+    float64 (N, K, C) pixels, K in ``point_counts`` (478 face-mesh points; the DH_live code also takes
+    141 main keypoints), C = 2 or 3. Unreadable or misshaped files raise a clear error."""
+    obj = read_pickle(path, "keypoint file")
+    try:
+        arr = np.asarray(obj, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(f"{path} holds no keypoint array ({exc.__class__.__name__}: {exc})") from exc
+    if arr.ndim != 3 or arr.shape[1] not in point_counts or arr.shape[2] not in (2, 3):
+        want = "|".join(map(str, point_counts))
+        raise UserInputError(f"{path}: expected keypoints (N, {want}, 2|3), got {arr.shape}")
+    return arr

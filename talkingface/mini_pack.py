@@ -1,4 +1,4 @@
-"""The DH_live_mini asset-pack format: read (three variants) and write (reference_system.md §1.4).
+"""The DH_live_mini asset-pack format: read (three variants) and write (docs/REFERENCE.md §1.4).
 
 An **asset pack** is a folder with ``01.mp4`` (the avatar's 25 fps silent video) and
 ``combined_data.json.gz`` in the original's JSON layout::
@@ -31,25 +31,24 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from mini_live.obj.image_utils import standard_points
 from mini_live.obj.utils import fit_avatar
 from mini_live.obj.wrap_utils import WrapMesh
 from talkingface.config.paths import DINET_MINI_CHECKPOINT
-from talkingface.data.mouth_crop import video_mouth_rects
+from talkingface.data.mouth_crop import standard_points, video_mouth_rects
 from talkingface.errors import UserInputError
 from talkingface.fast.yuv import I420Frames
-from talkingface.mediapipe_utils import FaceLandmarker
-from talkingface.mini_reference import (DEFAULT_TEETH_SEED, build_reference, crop_landmarks, reference_tensor,
-                                        teeth_references)
-from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini, load_dinet_mini_state
-from talkingface.preparation import load_keypoints
+from talkingface.mediapipe_utils import FaceLandmarker, load_keypoints
+from talkingface.data.teeth_labels import DEFAULT_TEETH_SEED
+from talkingface.mini_reference import build_reference, crop_landmarks, reference_tensor, teeth_references
+from talkingface.models.DINet_mini import MODEL_SIZE, load_dinet_mini
 from talkingface.run_utils import KEYPOINT_SMOOTH_KERNEL, smooth_sequence
+from talkingface.util.files import BAD_FILE_ERRORS, check_input_file, check_output_dir, read_json
 from talkingface.util.media import probe_video, read_video
 
 log = logging.getLogger(__name__)
@@ -102,14 +101,6 @@ def weights_id(state: Dict[str, torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
-def _read_json_gz(path: Path) -> dict:
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise UserInputError(f"cannot read asset pack data {path}: {exc}") from exc
-
-
 def _parse_points(json_data: list, model_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """json_data -> (rects (N,4) int, mats (N,4,4) at the 128 scale, points (N,P,2) at 128)."""
     rects = np.array([f["rect"] for f in json_data], np.int64)
@@ -146,14 +137,28 @@ def load_asset_pack(pack_dir: PathLike, frame_store: str = "bgr") -> AssetPack:
     for p in (video, data_path):
         if not p.is_file():
             raise UserInputError(f"not an asset pack: {p} is missing")
-    data = _read_json_gz(data_path)
+    # The JSON first (cheap): a truncated, corrupt or foreign file fails before the video is decoded.
+    data = read_json(data_path, "asset pack data")
+    if not isinstance(data, dict):
+        raise UserInputError(f"{data_path} is not an asset pack (a JSON {type(data).__name__}, not an object)")
     for key in ("frame_num", "face3D_obj", "json_data"):
         if key not in data:
-            raise UserInputError(f"{data_path}: key {key!r} missing")
-    ours = data.get("talkingface") or {}
-    model_size = int(data.get("size", MODEL_SIZE))
-    variant = "talkingface" if ours else ("3e5ce86" if "version" in data or model_size != MODEL_SIZE else "8b74e3f")
-    rects, mats, points = _parse_points(data["json_data"], model_size)
+            raise UserInputError(f"{data_path}: key {key!r} missing (a pack of another version or layout?)")
+    try:  # the layout of the original's 8b74e3f / 3e5ce86 packs and ours; anything else is another format
+        ours = data.get("talkingface") or {}
+        model_size = int(data.get("size", MODEL_SIZE))
+        variant = "talkingface" if ours else ("3e5ce86" if "version" in data or model_size != MODEL_SIZE else "8b74e3f")
+        rects, mats, points = _parse_points(data["json_data"], model_size)
+        lines = [ln.replace(f" {CAVITY_LABEL_3E5CE86:.2f} ", f" {CAVITY_LABEL:.2f} ") for ln in data["face3D_obj"]]
+        mesh = WrapMesh.from_obj_lines(lines, num_targets=points.shape[1])
+        ref_data = np.asarray(data["ref_data"], np.float32) if len(data.get("ref_data", [])) == REF_DATA_SIZE else None
+        mp_ids = np.asarray(ours["mp_ids"], np.int64) if ours else None
+        frame0 = (np.asarray(ours["frame0_landmarks"], np.float64).reshape(-1, 3)
+                  if ours.get("frame0_landmarks") is not None else None)
+        teeth_seed = int(ours.get("teeth_seed", DEFAULT_TEETH_SEED))
+    except BAD_FILE_ERRORS as exc:
+        raise UserInputError(f"asset pack data {data_path} is of another format or version "
+                             f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
     if frame_store not in ("bgr", "i420"):
         raise ValueError(f"frame_store must be bgr or i420, not {frame_store!r}")
     info = probe_video(video)
@@ -168,16 +173,12 @@ def load_asset_pack(pack_dir: PathLike, frame_store: str = "bgr") -> AssetPack:
     rects, mats, points = rects[:n], mats[:n], points[:n]
     _check_rects(rects, frames[0].shape)
 
-    lines = [ln.replace(f" {CAVITY_LABEL_3E5CE86:.2f} ", f" {CAVITY_LABEL:.2f} ") for ln in data["face3D_obj"]]
-    mesh = WrapMesh.from_obj_lines(lines, num_targets=points.shape[1])
-    ref_data = np.asarray(data["ref_data"], np.float32) if len(data.get("ref_data", [])) == REF_DATA_SIZE else None
     pack = AssetPack(frames=frames, rects=rects, mats=mats, points=points, mesh=mesh, variant=variant,
                      uid=str(data.get("uid", "")), ref_data=ref_data, ref_checkpoint=ours.get("ref_checkpoint"),
-                     teeth_seed=int(ours.get("teeth_seed", DEFAULT_TEETH_SEED)), meta={"path": str(pack_dir)})
+                     teeth_seed=teeth_seed, meta={"path": str(pack_dir)})
     if ours:
-        mesh.mp_ids = np.asarray(ours["mp_ids"], np.int64)
-        if ours.get("frame0_landmarks") is not None:
-            pack.frame0_landmarks = np.asarray(ours["frame0_landmarks"], np.float64).reshape(-1, 3)
+        mesh.mp_ids = mp_ids
+        pack.frame0_landmarks = frame0
     else:
         _recover_landmark_ids(pack)
     log.info("asset pack %s: %s format, %d frames, mesh %d vertices (%d driven)", pack_dir, variant, n,
@@ -227,7 +228,7 @@ def pack_reference(pack: AssetPack) -> np.ndarray:
 # --------------------------------------------------------------------------------------- writing
 def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, checkpoint: PathLike = DEFAULT_CHECKPOINT,
                      teeth_seed: int = DEFAULT_TEETH_SEED, device: str = "cpu") -> Path:
-    """Build ``out_dir/assets`` from a processed video and its (N, 478, 3) landmarks (reference §1.4).
+    """Build ``out_dir/assets`` from a processed video and its (N, 478, 3) landmarks (docs/REFERENCE.md §1.4).
 
     Steps: smooth the landmarks over time (first/last 2 frames raw); per-frame mouth rects of one
     size with smoothed centres (every border checked); landmarks in the 128 crop; poses and the
@@ -237,14 +238,16 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
     """
     out_dir = Path(out_dir)
     video = Path(video)
-    frames = read_video(video)
+    check_output_dir(out_dir)
     lm = np.asarray(landmarks, np.float64)
     if lm.ndim != 3 or lm.shape[1:] != (478, 3):
         raise UserInputError(f"landmarks must be (N, 478, 3), got {lm.shape}")
+    # The weights first (cheap): a bad checkpoint fails before the video is decoded.
+    net, state = load_dinet_mini(check_input_file(checkpoint, "DINet_mini checkpoint"))
+    net.eval().to(device)
+    frames = read_video(video)
     if len(lm) != len(frames):
         raise UserInputError(f"{video} has {len(frames)} frames but the landmarks describe {len(lm)}")
-    if not Path(checkpoint).is_file():
-        raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint}")
     lm = smooth_sequence(lm, KEYPOINT_SMOOTH_KERNEL, keep_edges=True)
     h, w = frames[0].shape[:2]
     try:
@@ -255,10 +258,6 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
     mesh, mats = fit_avatar(std)
     points = std[:, mesh.target_ids, :2]
 
-    state = load_dinet_mini_state(checkpoint)
-    net = DINet_mini(3, 12)
-    net.load_state_dict(state, strict=True)
-    net.eval().to(device)
     teeth = teeth_references(frames, rects, std, seed=teeth_seed)
     reference = build_reference(frames[0], rects[0], std[0], teeth)
     with torch.no_grad():
@@ -286,6 +285,10 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
             "frame0_landmarks": [round(float(v), 3) for v in std[0].ravel()],
         },
     }
+    # what the browser player needs (lazy import: talkingface.web.pack_web imports the renderer, which imports this module)
+    from talkingface.web.pack_web import web_extension
+
+    data["talkingface"]["web"] = web_extension(data)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "assets"
     tmp = Path(tempfile.mkdtemp(prefix=".tmp_assets_", dir=out_dir))
@@ -309,6 +312,8 @@ def write_avatar_pack(avatar_dir: PathLike, checkpoint: PathLike = DEFAULT_CHECK
     """``data_preparation_web.py``: the asset pack ``avatar_dir/assets`` of a ``data_preparation_mini.py``
     folder (its ``data/processed.mp4`` + ``data/processed.pkl``); see :func:`write_asset_pack`."""
     avatar_dir = Path(avatar_dir)
+    if avatar_dir.exists() and not avatar_dir.is_dir():
+        raise UserInputError(f"avatar folder {avatar_dir} is a file, not a folder")
     video, keypoints = avatar_dir / "data" / "processed.mp4", avatar_dir / "data" / "processed.pkl"
     for p in (video, keypoints):
         if not p.is_file():

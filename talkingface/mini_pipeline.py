@@ -1,4 +1,4 @@
-"""The DH_live_mini audio -> video pipeline (reference_system.md §1.7): speech -> 6 blendshape weights
+"""The DH_live_mini audio -> video pipeline (docs/REFERENCE.md §1.7): speech -> 6 blendshape weights
 per 40 ms (:func:`talkingface.audio_loader.load_audio_model`, target ``blendshape``) -> GL mouth render
 -> DINet_mini (:class:`~talkingface.render_model_mini.RenderModelMini`) on an asset pack
 (:mod:`talkingface.mini_pack`). :func:`synthesize` is ``demo_mini.py``: one mp4 with the speech muxed
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import resource
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from talkingface.audio_loader import load_audio_model
 from talkingface.errors import UserInputError
@@ -26,8 +26,9 @@ from talkingface.mini_pack import DEFAULT_CHECKPOINT, PathLike, load_asset_pack,
 from talkingface.preparation import PrepConfig, prepare_mini_avatar
 from talkingface.render_model_mini import RenderModelMini, loop_index
 from talkingface.sample_avatar import ensure_sample_mini_avatar
-from talkingface.util.files import write_image
-from talkingface.util.media import SAMPLES_PER_FRAME, VideoWriter, load_audio
+from talkingface.util.cli import progress as progress_bar
+from talkingface.util.files import check_input_file, check_output_file, write_image
+from talkingface.util.media import AUDIO_RATE, SAMPLES_PER_FRAME, VideoWriter, check_audio, iter_audio
 
 
 #: x264 preset of demo_mini's output (see :func:`synthesize`).
@@ -36,22 +37,17 @@ DEFAULT_PRESET = "superfast"
 
 @dataclass
 class SynthesisStats:
-    """Per-stage wall time (seconds, whole run) and sizes of one :func:`synthesize` call.
+    """Per-stage wall time (seconds, whole run) and sizes of one :func:`synthesize` call."""
 
-    Stages: load (pack, models, reference), audio (decode + audio model), gl (label render and, for
-    the interior blend, the label-free render), network (crop + warp + DINet_mini + blend), paste,
-    encode (writing frames to the ffmpeg encoder).
-    """
-
-    frames: int = 0
-    audio_seconds: float = 0.0
-    load: float = 0.0
-    audio: float = 0.0
-    gl: float = 0.0
-    network: float = 0.0
-    paste: float = 0.0
-    encode: float = 0.0
-    total: float = 0.0
+    frames: int = 0  # output frames
+    audio_seconds: float = 0.0  # length of the speech
+    load: float = 0.0  # pack, models, reference feature
+    audio: float = 0.0  # decode + audio model
+    gl: float = 0.0  # label render and, for the interior blend, the label-free render
+    network: float = 0.0  # crop + warp + DINet_mini + blend
+    paste: float = 0.0  # the change pasted into the full frame
+    encode: float = 0.0  # writing frames to the ffmpeg encoder
+    total: float = 0.0  # wall time of the whole call
     cpu: float = 0.0  # CPU seconds of this process and its children (ffmpeg), all threads
     stage_cpu: Dict[str, float] = field(default_factory=dict)  # thread CPU seconds of gl/network/paste
     engine: str = "torch"  # the renderer's inference engine (onnx = the fast path)
@@ -79,7 +75,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
                progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8,
                threads: Optional[int] = 1, blend: str = "interior", engine: str = "auto",
                preset: str = DEFAULT_PRESET) -> SynthesisStats:
-    """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (reference §1.7).
+    """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (docs/REFERENCE.md §1.7).
 
     One output frame per 40 ms of audio (N = ceil(samples / 640)); the avatar video plays as a
     ping-pong loop while the mouth follows the **audio** frame index (the original indexed the
@@ -102,48 +98,49 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     if threads is not None and device == "cpu":
         torch.set_num_threads(int(threads))
     stats = SynthesisStats()
-    if not Path(audio_path).is_file():
-        raise UserInputError(f"audio file not found: {audio_path}")
-    pack = load_asset_pack(pack_dir, frame_store="i420")  # half the memory; ffmpeg gets I420 directly
-    yuv = isinstance(pack.frames, I420Frames)
+    # Every cheap check before the heavy set-up, in this order: outputs, the audio (one streamed
+    # decoding pass: a bad file fails here, and the frame count is known up front), the audio model,
+    # the DINet_mini weights, then the pack.
+    check_output_file(out_path, "output video")
+    if mosaic:
+        check_output_file(mosaic, "mosaic image")
+    samples = check_audio(check_input_file(audio_path, "audio file"))
+    n = int(np.ceil(samples / SAMPLES_PER_FRAME))
+    stats.audio_seconds = samples / AUDIO_RATE
     audio_model, basis = load_audio_model(audio_checkpoint, "blendshape", device=device, basis_required=False)
     model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device, backend=backend,
                             warp_only=not use_network, blend=blend, engine=engine, threads=threads)
     try:
+        pack = load_asset_pack(pack_dir, frame_store="i420")  # half the memory; ffmpeg gets I420 directly
+        yuv = isinstance(pack.frames, I420Frames)
         model.reset_charactor(pack, use_pack_ref=use_pack_ref, basis=basis)
         stats.load = time.perf_counter() - t_start
-        t0 = time.perf_counter()
-        wav = load_audio(audio_path)
-        bs = audio_model.interface_wav(wav) * float(bs_scale)
-        stats.audio = time.perf_counter() - t0
-        stats.audio_seconds = wav.size / 16000.0
-        n = int(np.ceil(wav.size / SAMPLES_PER_FRAME))
-        bs = bs[:n]
         picks = set(np.linspace(0, n - 1, min(mosaic_frames, n)).round().astype(int).tolist()) if mosaic else set()
         tiles = []
-        frames_iter = range(n)
-        if progress:
-            frames_iter = tqdm(frames_iter, desc="demo_mini", unit="frame")
-        with VideoWriter(out_path, audio=audio_path, preset=preset) as writer:
-            for i in frames_iter:
+        # Streamed: audio blocks -> fbank -> LSTM rows -> frames, so memory does not grow with the length.
+        weights = _timed(_rows(audio_model.interface_stream(iter_audio(audio_path)), float(bs_scale)), stats)
+        with closing(weights), VideoWriter(out_path, audio=audio_path, preset=preset) as writer:
+            for i, bs in enumerate(progress_bar(weights, total=n, desc="demo_mini", unit="frame", show=progress)):
                 k = loop_index(i, len(pack))
                 if yuv:
-                    planes = model.render_i420(k, bs[i])
+                    planes = model.render_i420(k, bs)
                     t1 = time.perf_counter()
                     writer.write_i420(planes, pack.frames.width, pack.frames.height)
                 else:
-                    frame = model.interface(k, bs[i])
+                    frame = model.interface(k, bs)
                     t1 = time.perf_counter()
                     writer.write(frame)
                 stats.encode += time.perf_counter() - t1
+                stats.frames = i + 1
                 if i in picks:
                     if yuv:
                         i420 = np.frombuffer(b"".join(planes), np.uint8).reshape(-1, pack.frames.width)
                         frame = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
-                    tiles.append(_mosaic_tile(frame, pack.rects[k], i, float(bs[i][0])))
+                    tiles.append(_mosaic_tile(frame, pack.rects[k], i, float(bs[0])))
             t1 = time.perf_counter()
         stats.encode += time.perf_counter() - t1
-        stats.frames = n
+        if stats.frames != n:
+            raise UserInputError(f"{audio_path} changed while it was read ({stats.frames} frames, expected {n})")
         stats.gl, stats.network, stats.paste = (model.timings[k] for k in ("gl", "network", "paste"))
         stats.stage_cpu = dict(model.cpu_timings)
         stats.engine = model.engine
@@ -155,6 +152,26 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     stats.total = time.perf_counter() - t_start
     stats.cpu = cpu_now() - cpu_start
     return stats
+
+
+def _rows(blocks: Iterator[np.ndarray], scale: float) -> Iterator[np.ndarray]:
+    """One (6,) weight row per frame out of the audio model's (M, 6) blocks, times ``scale``."""
+    for block in blocks:
+        for row in block:
+            yield row * scale
+
+
+def _timed(rows: Iterator[np.ndarray], stats: SynthesisStats) -> Iterator[np.ndarray]:
+    """``rows``, with the time spent producing them (decode + fbank + audio model) added to ``stats.audio``."""
+    while True:
+        t0 = time.perf_counter()
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        finally:
+            stats.audio += time.perf_counter() - t0
+        yield row
 
 
 def _mosaic_tile(frame: np.ndarray, rect: Sequence[int], index: int, weight: float, size: int = 192) -> np.ndarray:
@@ -179,7 +196,7 @@ def prepare_avatar(video: PathLike, avatar_dir: PathLike, render_checkpoint: Opt
 
 
 def default_avatar() -> Path:
-    """The sample avatar ``video_data/mini``, built from the sample data on first use."""
+    """The sample avatar ``video_data/mini``, built from the built-in sample video on first use."""
     return ensure_sample_mini_avatar()
 
 

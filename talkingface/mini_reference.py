@@ -14,18 +14,16 @@ import cv2
 import numpy as np
 import torch
 
-from mini_live.obj.image_utils import standard_image, standard_points
 from talkingface.data.DHLive_mini_dataset import reference_stack
-from talkingface.data.teeth_labels import (inner_mouth, lip_labels, lip_map, mouth_labels,
+from talkingface.data.mouth_crop import standard_image, standard_points
+from talkingface.data.teeth_labels import (DEFAULT_TEETH_SEED, inner_mouth, lip_labels, lip_map, mouth_labels,
                                            procedural_teeth_reference)
-from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import FaceLandmarker
 from talkingface.models.DINet_mini import INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y
 from talkingface.utils import mouth_opening
 
 #: Mouth opening (inner-lip gap / inter-ocular distance) above which a frame can serve as a teeth reference.
 TEETH_REF_MIN_OPENING = 0.08
-DEFAULT_TEETH_SEED = 1009
 
 
 def crop_landmarks(frame: np.ndarray, rect: Sequence[int], mesh=None) -> Optional[np.ndarray]:

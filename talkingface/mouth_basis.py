@@ -5,11 +5,11 @@
   ``shape = mean + sum_i coef_i * components[i]``; coefficient 0 is the jaw/lips open-closed mode
   (positive opens). Coefficients are measured from each clip's own neutral (closed-mouth) shape,
   so all-zero coefficients mean "mouth at rest".
-- :class:`PixelBasis` (DH_live renderer): PCA of 15x30x3 BGR mouth crops (reference §6.2 step 2)
+- :class:`PixelBasis` (DH_live renderer): PCA of 15x30x3 BGR mouth crops (docs/REFERENCE.md §6.2 step 2)
   cut from the pose-normalised outer-lip box, made grey, left-right symmetrised and
   contrast-normalised per crop (lighting and skin colour vary across real videos); the
   coefficients written for training are computed on those same processed crops (the original
-  computed them on raw crops, its bug §9.13). ``image = mean + coef @ components``.
+  computed them on raw crops, its bug docs/REFERENCE.md §9.13). ``image = mean + coef @ components``.
 
 Both are stored as ``.npz`` (no pickles). The original's sklearn ``pca.pkl`` can be converted with
 :func:`read_original_pca_pkl`, an explicit opt-in that unpickles a file (only for trusted files).
@@ -17,14 +17,19 @@ Both are stored as ``.npz`` (no pickles). The original's sklearn ``pca.pkl`` can
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
+import cv2
 import numpy as np
 
 from talkingface.errors import UserInputError
+from talkingface.run_utils import apply_pose, calc_face_mat, load_mean_face
 from talkingface.util.files import atomic_write
+from talkingface.utils import (MP_LIPS_INNER, MP_LIPS_OUTER, MP_LOWER_INNER_LIP_MID, MP_UPPER_INNER_LIP_MID,
+                               mouth_opening)
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +59,6 @@ def normalize_landmarks(landmarks: np.ndarray, mean_face: Optional[np.ndarray] =
     The pose is solved on :func:`rigid_ids` only (no temporal smoothing, which would blur fast jaw
     motion into the pose); normalised points are in canonical mean-face units.
     """
-    from talkingface.run_utils import calc_face_mat, load_mean_face
-
     mean_face = load_mean_face() if mean_face is None else mean_face
     lm = np.asarray(landmarks, np.float64)
     if lm.ndim != 3 or lm.shape[1:] != (478, 3) or not np.isfinite(lm).all():
@@ -66,8 +69,6 @@ def normalize_landmarks(landmarks: np.ndarray, mean_face: Optional[np.ndarray] =
 
 def neutral_shape(normalized: np.ndarray, quantile: float = 0.1, min_frames: int = 3) -> np.ndarray:
     """A clip's own closed-mouth shape: mean of its frames with the smallest inner-lip gap. (478,3)."""
-    from talkingface.utils import mouth_opening
-
     opening = mouth_opening(normalized)
     k = max(min_frames, int(round(quantile * len(opening))))
     closed = np.argsort(opening)[: min(k, len(opening))]
@@ -128,10 +129,6 @@ class BlendshapeBasis:
     def draw(self, coefs: np.ndarray, size: int = 256) -> np.ndarray:
         """A size x size BGR picture of the shape for ``coefs`` (6,): lip rings as polylines, other
         points as dots, in the canonical x-y plane framed on the neutral shape."""
-        import cv2
-
-        from talkingface.utils import MP_LIPS_INNER, MP_LIPS_OUTER
-
         shape = self.decode(coefs)
         lo, hi = self.mean[:, :2].min(0), self.mean[:, :2].max(0)
         scale = 0.8 * size / max(hi - lo)
@@ -162,9 +159,6 @@ def fit_blendshape_basis(sequences: Sequence[np.ndarray], n_components: int = N_
     :func:`neutral_shape`; an uncentred PCA (SVD) of all displacements gives the modes, so zero
     coefficients are the neutral mouth.
     """
-    from talkingface.run_utils import load_mean_face
-    from talkingface.utils import MP_LOWER_INNER_LIP_MID, MP_UPPER_INNER_LIP_MID
-
     mean_face = load_mean_face() if mean_face is None else mean_face
     ids = lower_face_ids(mean_face) if landmark_ids is None else np.asarray(landmark_ids)
     disp, neutrals = [], []
@@ -225,8 +219,6 @@ class PixelBasis:
 
     def draw(self, coefs: np.ndarray, zoom: int = 8) -> np.ndarray:
         """The decoded 15x30 mouth for ``coefs`` (6,), enlarged ``zoom`` times (bicubic), BGR uint8."""
-        import cv2
-
         return cv2.resize(self.decode(coefs), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
 
     def project(self, crops: np.ndarray) -> np.ndarray:
@@ -255,10 +247,8 @@ def mouth_box(normalized: np.ndarray, extent: float = 0.9) -> np.ndarray:
     """The canonical outer-lip box of a clip: corners (3, 3) = top-left, top-right, bottom-left.
 
     The box is the bbox of the clip's mean normalised outer-lip points (x, y) scaled by ``extent``
-    about its centre (reference §6.2 step 2 / §3.2 ``generate_input_pixels``); z is the mean lip depth.
+    about its centre (docs/REFERENCE.md §6.2 step 2 / docs/REFERENCE.md §3.2 ``generate_input_pixels``); z is the mean lip depth.
     """
-    from talkingface.utils import MP_LIPS_OUTER
-
     lips = np.asarray(normalized)[:, MP_LIPS_OUTER].mean(axis=0)
     lo, hi = lips[:, :2].min(0), lips[:, :2].max(0)
     centre, half = (lo + hi) / 2, (hi - lo) / 2 * extent
@@ -273,10 +263,6 @@ def cut_mouth_crops(frames: Sequence[np.ndarray], mats: np.ndarray, box: np.ndar
 
     frames: N BGR uint8 images; mats: (N,4,4) canonical->frame pose matrices; box: from :func:`mouth_box`.
     """
-    import cv2
-
-    from talkingface.run_utils import apply_pose
-
     h, w = MOUTH_SHAPE[:2]
     dst = np.float32([[0, 0], [w, 0], [0, h]])
     out = np.empty((len(frames), h, w, 3), np.uint8)
@@ -332,7 +318,6 @@ def read_original_pca_pkl(path: Union[str, Path], *, allow_pickle: bool = False)
     """
     if not allow_pickle:
         raise UserInputError("reading a pickled PCA is opt-in: pass allow_pickle=True for a trusted file")
-    import pickle
 
     p = Path(path)
     if not p.is_file():
@@ -393,10 +378,6 @@ def blendshape_sweep_image(basis: BlendshapeBasis, n_std: float = 2.0, cell: int
     """A BGR mosaic: one row per component, columns mean - n_std*std, mean, mean + n_std*std.
 
     Points are drawn in the x-y plane of the canonical space (lips red, other points grey)."""
-    import cv2
-
-    from talkingface.utils import MP_LIPS_INNER, MP_LIPS_OUTER
-
     shapes = basis_sweep_shapes(basis, n_std)
     allxy = np.concatenate([s[:, :2] for _, _, s in shapes])
     lo, hi = allxy.min(0), allxy.max(0)
@@ -419,8 +400,6 @@ def blendshape_sweep_image(basis: BlendshapeBasis, n_std: float = 2.0, cell: int
 
 def pixel_sweep_image(basis: PixelBasis, n_std: float = 2.0, zoom: int = 6) -> np.ndarray:
     """A BGR mosaic of decoded mouths: one row per component at -n_std, -n_std/2, 0, +n_std/2, +n_std std."""
-    import cv2
-
     rows = []
     for i in range(len(basis.components)):
         tiles = []

@@ -5,7 +5,7 @@
 - :func:`prepare_mini_avatar` — mini avatar (``data_preparation_mini.py``): ``data/processed.mp4`` +
   ``data/processed.pkl`` (N, 478, 3) float64 pixels, the face tracked every frame.
 - :func:`prepare_training_face` — DH_live render-model training folder
-  (``train/data_preparation_face.py``, reference §6.1): ``image/%06d.png`` 512² crops (from 000001),
+  (``train/data_preparation_face.py``, docs/REFERENCE.md §6.1): ``image/%06d.png`` 512² crops (from 000001),
   ``keypoint_rotate.pkl`` (N, 478, 3) in crop pixels, ``face_mat_mask.pkl`` = ``[mats (N,4,4),
   mask_face (141,3)]`` where ``mask_face`` is the personal mean face whose 21 oval rows are replaced by
   the jaw-mask contour (:func:`talkingface.run_utils.jaw_mask_contour`).
@@ -16,14 +16,13 @@ complete, so a failure never leaves a partial output.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Sequence
+from typing import Iterator, List
 
 import cv2
 import numpy as np
@@ -31,7 +30,7 @@ import numpy as np
 from talkingface.errors import UserInputError
 from talkingface.mediapipe_utils import FaceRules, checked_landmarks_for_video
 from talkingface.run_utils import calc_face_mat, jaw_mask_contour, load_mean_face_main, smooth_sequence
-from talkingface.util.files import publish
+from talkingface.util.files import check_output_dir, publish
 from talkingface.utils import INDEX_FACE_OVAL, ROTATE_REF_INDEX, main_keypoints, safe_crop
 from talkingface.util.media import DEFAULT_FPS, probe_video, read_video, write_video
 
@@ -49,23 +48,6 @@ class PrepConfig:
     progress: bool = True
 
 
-def writable_anchor(out_dir: Path) -> Path:
-    """The nearest existing ancestor of ``out_dir``, checked writable; raises a clear error otherwise.
-
-    Called before any heavy work so a bad output path fails at once. Missing parents are created
-    only when the output is complete.
-    """
-    out_dir = Path(out_dir).resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserInputError(f"output path exists and is not a directory: {out_dir}")
-    anchor = out_dir.parent
-    while not anchor.exists():
-        anchor = anchor.parent
-    if not anchor.is_dir() or not os.access(anchor, os.W_OK | os.X_OK):
-        raise UserInputError(f"cannot write output directory {out_dir}: {anchor} is not a writable folder")
-    return anchor
-
-
 @contextmanager
 def staged_output(out_dir: Path) -> Iterator[Path]:
     """Yield a temporary folder beside ``out_dir``; on success its files are moved into ``out_dir``.
@@ -73,7 +55,7 @@ def staged_output(out_dir: Path) -> Iterator[Path]:
     On failure the temporary folder is removed and ``out_dir`` is left as it was (not created).
     """
     out_dir = Path(out_dir).resolve()
-    anchor = writable_anchor(out_dir)
+    anchor = check_output_dir(out_dir)
     try:
         stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp_", dir=anchor))
     except OSError as exc:
@@ -117,7 +99,7 @@ def _dump_pickle(path: Path, obj) -> None:
 
 def prepare_dhlive_avatar(video: Path, out_dir: Path, cfg: PrepConfig = PrepConfig()) -> Path:
     """DH_live avatar: ``circle.mp4`` (forward + reversed frames) and ``keypoint_rotate.pkl`` (2N,478,3)."""
-    writable_anchor(out_dir)
+    check_output_dir(out_dir)
     frames = load_source_frames(video, cfg)
     lm = checked_landmarks_for_video(frames, cfg.rules, progress=cfg.progress)
     with staged_output(out_dir) as stage:
@@ -139,7 +121,7 @@ def fit_within(frames: List[np.ndarray], max_w: int = 720, max_h: int = 1280) ->
 
 def prepare_mini_avatar(video: Path, out_dir: Path, cfg: PrepConfig = PrepConfig(), resize: bool = False) -> Path:
     """Mini avatar: ``data/processed.mp4`` (25 fps, no audio) and ``data/processed.pkl`` (N,478,3)."""
-    writable_anchor(out_dir)
+    check_output_dir(out_dir)
     frames = load_source_frames(video, cfg)
     if resize:
         frames = fit_within(frames)
@@ -157,7 +139,7 @@ TRAIN_CROP = 512
 
 
 def training_crop_box(lm: np.ndarray) -> tuple:
-    """Square crop (x0, y0, x1, y1) covering a whole video's landmarks (reference §6.1):
+    """Square crop (x0, y0, x1, y1) covering a whole video's landmarks (docs/REFERENCE.md §6.1):
     side = max(1.1 w, 1.2 h) of the global landmark range, centred horizontally, at 60 % of its height."""
     xy = lm[..., :2].reshape(-1, 2)
     x_min, y_min = xy.min(axis=0)
@@ -175,7 +157,7 @@ def prepare_training_face(video: Path, out_dir: Path, cfg: PrepConfig = PrepConf
     Fixes the original's border bug: the crop is padded (not clipped) at frame borders, so the
     keypoints, mapped with the same box and scale, stay aligned with the crops.
     """
-    writable_anchor(out_dir)
+    check_output_dir(out_dir)
     frames = load_source_frames(video, cfg)
     lm = checked_landmarks_for_video(frames, cfg.rules, progress=cfg.progress)
     x0, y0, x1, y1 = training_crop_box(lm)
@@ -199,18 +181,3 @@ def prepare_training_face(video: Path, out_dir: Path, cfg: PrepConfig = PrepConf
         _dump_pickle(stage / "face_mat_mask.pkl", [mats, mask_face])
     log.info("wrote %s (%d frames, crop %d px -> %d)", out_dir, len(frames), x1 - x0, TRAIN_CROP)
     return Path(out_dir)
-
-
-def load_keypoints(path: Path, point_counts: Sequence[int] = (478,)) -> np.ndarray:
-    """Read a keypoint pickle (``keypoint_rotate.pkl``, ``processed.pkl``; ours or the original's) as
-    float64 (N, K, C) pixels, K in ``point_counts`` (478 face-mesh points; the DH_live code also takes
-    141 main keypoints), C = 2 or 3. Unreadable or misshaped files raise a clear error."""
-    try:
-        with open(path, "rb") as fh:
-            arr = np.asarray(pickle.load(fh), dtype=np.float64)
-    except (OSError, pickle.UnpicklingError, ValueError, EOFError) as exc:
-        raise UserInputError(f"cannot read keypoints {path}: {exc}") from exc
-    if arr.ndim != 3 or arr.shape[1] not in point_counts or arr.shape[2] not in (2, 3):
-        want = "|".join(map(str, point_counts))
-        raise UserInputError(f"{path}: expected keypoints (N, {want}, 2|3), got {arr.shape}")
-    return arr

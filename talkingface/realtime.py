@@ -1,4 +1,4 @@
-"""Real-time talking-head loop (reference §1.6, fixed and generalised): audio arrives in 40 ms
+"""Real-time talking-head loop (docs/REFERENCE.md §1.6, fixed and generalised): audio arrives in 40 ms
 blocks (microphone, or a file played at real-time pace), each block drives a renderer that returns
 one video frame, frames go to a window or an mp4.
 
@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from talkingface.errors import UserInputError
+from talkingface.util.files import check_output_file
 from talkingface.util.media import (AUDIO_RATE, SAMPLES_PER_FRAME, VideoWriter, load_audio, mux_audio,
                                     save_block_aligned_wav)
 
@@ -78,6 +79,7 @@ class FileAudioSource:
 def open_microphone_module():
     """The ``sounddevice`` module, or a UserInputError saying why the microphone cannot be used."""
     try:
+        # Lazy: optional: PortAudio may be missing.
         import sounddevice
     except ImportError as exc:
         raise UserInputError("no microphone support: `pip install sounddevice` (and PortAudio), or use --audio FILE") from exc
@@ -184,17 +186,21 @@ class Mp4Sink:
 
     def __init__(self, path: os.PathLike, audio: Optional[np.ndarray] = None):
 
-        self.path = Path(path)
+        self.path = check_output_file(path, "output video")
         parent = self.path.parent if str(self.path.parent) else Path(".")
         if not parent.is_dir():
             raise UserInputError(f"output folder does not exist: {parent}")
         self._tmpdir = Path(tempfile.mkdtemp(prefix=".tmp_live_", dir=parent))
         self._has_audio = audio is not None and audio.size > 0
-        if self._has_audio:
-            track = save_block_aligned_wav(audio, self._tmpdir / "audio.wav")
-            self._writer = VideoWriter(self.path, audio=track)
-        else:
-            self._writer = VideoWriter(self._tmpdir / "video.mp4")
+        try:
+            if self._has_audio:
+                track = save_block_aligned_wav(audio, self._tmpdir / "audio.wav")
+                self._writer = VideoWriter(self.path, audio=track)
+            else:
+                self._writer = VideoWriter(self._tmpdir / "video.mp4")
+        except BaseException:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            raise
         self.frames = 0
         self._queue: "queue.Queue" = queue.Queue()
         self._error: Optional[BaseException] = None
@@ -215,6 +221,13 @@ class Mp4Sink:
     def write(self, frame: np.ndarray) -> None:
         self._queue.put(frame)
         self.frames += 1
+
+    def abort(self) -> None:
+        """Stop the writer and remove every temporary file; nothing is written at ``path``."""
+        self._queue.put(None)
+        self._thread.join()
+        self._writer.abort()
+        shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     def close(self, audio: Optional[np.ndarray] = None) -> None:
         """Finish the file (muxing ``audio``, 16 kHz float32, when none was given up front)."""

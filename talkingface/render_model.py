@@ -1,4 +1,6 @@
-"""RenderModel: the DH_live 256x256 renderer on a prepared avatar (reference §1.5, §2.1, §3.2).
+"""RenderModel: the DH_live 256x256 renderer on a prepared avatar.
+
+Docs: docs/REFERENCE.md §1.5 (demo.py), docs/REFERENCE.md §2.1 (the network), docs/REFERENCE.md §3.2 (inputs).
 
     model = RenderModel(device="auto")
     model.loadModel("checkpoint/render.pth")        # plain state dict or training checkpoint
@@ -23,20 +25,21 @@ import cv2
 import numpy as np
 import torch
 
-from talkingface.data.few_shot_dataset import (FACE_SIZE, CropBox, FewShotConfig, face_crop_box, inference_mouth,
-                                               jaw_blend_mask, mask_polygon, masked_source,
-                                               max_lip_extent, prompt_image, prompt_rect, reference_image,
-                                               select_ref_index, to_image, to_tensor, video_geometry)
+from talkingface.config.paths import render_checkpoint
+from talkingface.data.few_shot_dataset import (CropBox, FACE_SIZE, FewShotConfig, face_crop_box, inference_mouth,
+                                               jaw_blend_mask, mask_polygon, masked_source, max_lip_extent,
+                                               prompt_image, prompt_rect, reference_image, select_ref_index, to_image,
+                                               to_tensor, video_geometry)
 from talkingface.errors import UserInputError
 from talkingface.export.runtime import resolve_engine
 from talkingface.fast.dinet import FastDINet
-from talkingface.config.paths import render_checkpoint
+from talkingface.mediapipe_utils import load_keypoints
 from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
-from talkingface.preparation import load_keypoints
 from talkingface.run_utils import smooth_sequence
-from talkingface.util.files import read_model_card
-from talkingface.utils import main_keypoints
 from talkingface.util.cli import resolve_device
+from talkingface.util.files import read_model_card
+from talkingface.util.media import read_video
+from talkingface.utils import main_keypoints
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +96,6 @@ class RenderModel:
     def reset_charactor(self, avatar_dir: Union[str, os.PathLike]) -> None:
         """Load an avatar (``circle.mp4`` + ``keypoint_rotate.pkl`` of (2N|N, 478, 3)), build its
         geometry and encode its 5 references; the frame counter restarts at 0."""
-        from talkingface.util.media import read_video
-
         if self.net is None:
             raise RuntimeError("call loadModel before reset_charactor")
         avatar_dir = Path(avatar_dir)

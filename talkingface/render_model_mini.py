@@ -1,4 +1,4 @@
-"""RenderModelMini: the DH_live_mini per-frame renderer on a loaded asset pack (reference_system.md §1.7, §2.2).
+"""RenderModelMini: the DH_live_mini per-frame renderer on a loaded asset pack (docs/REFERENCE.md §1.7, docs/REFERENCE.md §2.2).
 
     pack = load_asset_pack("video_data/mini")              # talkingface.mini_pack (re-exported here)
     model = RenderModelMini(device="cpu")                  # DINet_mini weights + two GL renderers
@@ -25,19 +25,23 @@ import numpy as np
 import torch
 
 from mini_live.generate_fusion_mask import load_fusion_masks
-from mini_live.obj.image_utils import standard_image
 from mini_live.obj.utils import bs_table_from_basis, load_bs_table, load_wrap_template
 from mini_live.obj.wrap_utils import LABEL_ANCHOR, LABEL_LOWER_LIP, LABEL_LOWER_TEETH, LABEL_SKIN, LABEL_UPPER_LIP
 from mini_live.render import MouthRenderer
+from talkingface.data.mouth_crop import standard_image
 from talkingface.errors import UserInputError
 from talkingface.export.runtime import resolve_engine
 from talkingface.fast.mini import FastMiniPipeline
 from talkingface.fast.yuv import I420Frames, even_box
-from talkingface.mini_pack import (DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack,  # noqa: F401 (re-exported)
-                                   pack_reference, weights_id)
+from talkingface.mini_pack import DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack, pack_reference, weights_id
 from talkingface.mini_reference import reference_tensor
-from talkingface.models.DINet_mini import (INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y, DINet_mini,
-                                           DINet_mini_pipeline, load_dinet_mini_state)
+from talkingface.models.DINet_mini import (INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y, DINet_mini_pipeline,
+                                           load_dinet_mini)
+from talkingface.util.files import check_input_file
+
+__all__ = ["RenderModelMini", "mesh_bs_table", "warp_only_mesh", "loop_index", "paste_change",
+           # the pack names a user of the renderer needs, re-exported from talkingface.mini_pack
+           "AssetPack", "load_asset_pack", "DEFAULT_CHECKPOINT"]
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +95,7 @@ class RenderModelMini:
     ``checkpoint``: DINet_mini weights in any layout :func:`load_dinet_mini_state` reads.
     ``warp_only``: render without mouth labels and skip the network (the comparison baseline).
     ``blend``: "interior" (default: the network paints only the mouth opening, lips and skin are
-    warped; a second, label-free render per frame) or "original" (reference §2.2, the network's
+    warped; a second, label-free render per frame) or "original" (docs/REFERENCE.md §2.2, the network's
     output over the whole mouth window), see :class:`~talkingface.models.DINet_mini.DINet_mini_pipeline`.
     On held-out self-reconstruction the interior blend scores higher (checkpoint/DINet_mini/DINet_mini.md).
     ``engine``: ``auto`` (default: ONNX Runtime when installed and on CPU, see
@@ -122,11 +126,7 @@ class RenderModelMini:
 
     def loadModel(self, checkpoint: PathLike) -> None:  # noqa: N802 (original's name)
         """Load DINet_mini weights (strict) and keep a BatchNorm-folded copy for inference."""
-        if not Path(checkpoint).is_file():
-            raise UserInputError(f"DINet_mini checkpoint not found: {checkpoint}")
-        state = load_dinet_mini_state(checkpoint, map_location=self.device)
-        net = DINet_mini(3, 12).to(self.device)
-        net.load_state_dict(state, strict=True)
+        net, state = load_dinet_mini(check_input_file(checkpoint, "DINet_mini checkpoint"), map_location=self.device)
         self.pipeline.infer_model = net.eval().fused()
         self.checkpoint_id = weights_id(state)
         if self.engine == "onnx":

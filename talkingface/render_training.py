@@ -1,4 +1,4 @@
-"""DH_live render-model (DINet_five_Ref) training, the reference recipe (reference_system.md §6.1).
+"""DH_live render-model (DINet_five_Ref) training, the reference recipe (docs/REFERENCE.md §6.1).
 
 - G = DINet_five_Ref(6, 30) with 5 references; D = Discriminator(3, 64, 4, 256); perceptual loss
   :class:`~talkingface.models.common.VGG19.PerceptualLoss` (VGG19 features when ImageNet weights are
@@ -6,8 +6,9 @@
 - Losses: D = 0.5 * (LSGAN(real -> 1) + LSGAN(fake -> 0)); G = lamb_perception * perceptual +
   LSGAN(fake -> 1) (+ lamb_pixel * L1, 0 in the original recipe).
 - Adam lr 8e-5 for G and D; 4 epochs flat then 36 of linear decay (LambdaLR stepped per epoch);
-  seed 456; checkpoint every 2 epochs in the original's training layout
-  ``{"epoch", "state_dict": {"net_g", "net_d"}, "optimizer": {"net_g", "net_d"}}``; TensorBoard.
+  seed 456; checkpoint every 2 epochs in the original's training layout; TensorBoard. Schedule,
+  checkpoint layout and model card are shared with the DINet_mini recipe (:mod:`talkingface.gan_training`);
+  the hyper-parameters are :class:`talkingface.config.training.DINetTrainingOptions`.
 
 Additions: ``max_steps`` for smoke runs, ``resume``, an L1 between output and target on fixed
 training frames (the dataset's eval path; an over-fit check, not a held-out score) logged at the start, every ``eval_every`` steps and at the end, and a
@@ -16,64 +17,30 @@ and the original's loader read) with a JSON model card beside it.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from talkingface.config.flags import config_dict
+from talkingface.config.training import DINetTrainingOptions
 from talkingface.data.few_shot_dataset import FewShotConfig, Few_Shot_Dataset, data_preparation
 from talkingface.errors import UserInputError
-from talkingface.models.DINet import DINet_five_Ref, extract_generator_state, training_checkpoint
+from talkingface.gan_training import load_training_checkpoint, lr_factor, save_training_checkpoint
 from talkingface.models.common.Discriminator import Discriminator, lsgan_loss
 from talkingface.models.common.VGG19 import PerceptualLoss
-from talkingface.util.files import atomic_write, write_text
+from talkingface.models.DINet import DINet_five_Ref
+from talkingface.util.cli import progress
+from talkingface.util.files import atomic_write, write_model_card
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DINetTrainingOptions:
-    """Training hyper-parameters; defaults are the original's (config.py DINetTrainingOptions and
-    train_render_model.py overrides)."""
-
-    train_data: List[str] = field(default_factory=list)
-    out_dir: str = "checkpoint/Dinet_five_ref"
-    seed: int = 456
-    batch_size: int = 4
-    n_ref: int = 5
-    face_size: int = 256
-    lr_g: float = 8e-5
-    lr_d: float = 8e-5
-    lamb_perception: float = 10.0
-    lamb_pixel: float = 0.0
-    non_decay: int = 4
-    decay: int = 36
-    checkpoint_epochs: int = 2
-    samples_per_video: int = 1
-    D_num_blocks: int = 4
-    D_block_expansion: int = 64
-    D_max_features: int = 256
-    vgg_weights: Optional[str] = None
-    max_steps: Optional[int] = None
-    resume: Optional[str] = None
-    eval_frames: int = 8
-    eval_every: int = 0
-    num_workers: int = 0
-    device: str = "cpu"
-
-
-def _lr_lambda(non_decay: int, decay: int):
-    """Factor 1 for the first ``non_decay`` epochs, then linear towards 0 over ``decay`` epochs."""
-    return lambda epoch: 1.0 - max(0, epoch + 1 - non_decay) / float(decay + 1)
 
 
 @torch.no_grad()
@@ -126,7 +93,8 @@ class RenderTrainer:
         self.perceptual = PerceptualLoss(opts.vgg_weights, channel_order="bgr").to(self.device)
         self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr=opts.lr_g)
         self.opt_d = torch.optim.Adam(self.net_d.parameters(), lr=opts.lr_d)
-        lam = _lr_lambda(opts.non_decay, opts.decay)
+        # LambdaLR counts epochs from 0, lr_factor from 1
+        lam = lambda epoch: lr_factor(epoch + 1, opts.non_decay, opts.decay)  # noqa: E731
         self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, lam)
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, lam)
         self.epoch = 0
@@ -138,32 +106,22 @@ class RenderTrainer:
 
     # ------------------------------------------------------------------------------------ state
     def _resume(self, path: str) -> None:
-        ckpt = torch.load(path, map_location=self.device, weights_only=False)
-        try:
-            self.net_g.load_state_dict(extract_generator_state(ckpt), strict=True)
-            self.net_d.load_state_dict(ckpt["state_dict"]["net_d"], strict=True)
-            self.opt_g.load_state_dict(ckpt["optimizer"]["net_g"])
-            self.opt_d.load_state_dict(ckpt["optimizer"]["net_d"])
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise UserInputError(f"{path} is not a render training checkpoint: {str(exc).splitlines()[0]}") from exc
-        self.epoch = int(ckpt.get("epoch", 0))
-        self.step = int(ckpt.get("step", 0))
+        epoch, self.step = load_training_checkpoint(path, self.net_g, self.net_d, self.opt_g, self.opt_d,
+                                                    map_location=self.device, what="render")
+        self.epoch = epoch or 0
         for sched in (self.sched_g, self.sched_d):
             sched.last_epoch = self.epoch  # the restored optimisers already carry this epoch's lr
         log.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
 
     def save_training(self, name: str) -> Path:
-        path = self.out_dir / name
-        ckpt = training_checkpoint(self.net_g, self.net_d, self.opt_g, self.opt_d, self.epoch, step=self.step)
-        with atomic_write(path) as tmp:
-            torch.save(ckpt, tmp)
-        return path
+        return save_training_checkpoint(self.out_dir / name, self.net_g, self.net_d, self.opt_g, self.opt_d,
+                                        self.epoch, self.step)
 
     def save_render(self, card: dict) -> Path:
         path = self.out_dir / "render.pth"
         with atomic_write(path) as tmp:
             torch.save(self.net_g.state_dict(), tmp)
-        write_text(path.with_suffix(".json"), json.dumps(card, indent=2))
+        write_model_card(path, card)
         return path
 
     # ------------------------------------------------------------------------------------- loop
@@ -196,8 +154,8 @@ class RenderTrainer:
         return {k: float(v.detach()) for k, v in values.items()}
 
     def run(self) -> dict:
+        # Lazy: TensorBoard loads only when a training run starts.
         from torch.utils.tensorboard import SummaryWriter
-        from tqdm import tqdm
 
         opts = self.opts
         writer = SummaryWriter(str(self.out_dir / "log" / "train"))
@@ -216,7 +174,7 @@ class RenderTrainer:
         writer.add_image("eval/output_target", preview, self.step)
         t0 = time.time()
         done = 0
-        bar = tqdm(total=planned, desc="train render", unit="step")
+        bar = progress(total=planned, desc="train render", unit="step")
         self.net_g.train()
         self.net_d.train()
         stop = planned == 0
@@ -260,7 +218,7 @@ class RenderTrainer:
             "videos": [str(v.path) for v in self.videos], "training_checkpoint": str(last),
         }
         card = {"model": "DINet_five_Ref(6, 30)", "channel_order": "bgr", "face_size": opts.face_size,
-                "options": asdict(opts), **summary}
+                "config": config_dict(opts), **summary}
         summary["render_checkpoint"] = str(self.save_render(card))
         log.info("eval L1 step %d -> %d: %.5f -> %.5f (%.1f%% lower)", self.step - done, self.step,
                  l1_start, l1_end, change)

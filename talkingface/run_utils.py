@@ -1,4 +1,5 @@
-"""Pose maths in one place: head-pose matrices, the canonical mean face, temporal smoothing.
+"""Pose maths in one place: head-pose matrices (fitted to landmarks or built from Euler angles), the
+canonical mean face, temporal smoothing.
 
 Conventions
 - A pose matrix ``M`` (4x4) maps a point of the canonical (mean-face) space into the frame:
@@ -24,7 +25,7 @@ POSE_SMOOTH_KERNEL = (0.03, 0.1, 0.74, 0.1, 0.03)
 #: Temporal kernel of the web asset pack's keypoint smoothing (first/last 2 frames left raw).
 KEYPOINT_SMOOTH_KERNEL = (0.02, 0.09, 0.78, 0.09, 0.02)
 
-# Where the original's 141-point mean face sits (reference §8): x 506..908, top y 291.
+# Where the original's 141-point mean face sits (docs/REFERENCE.md §8): x 506..908, top y 291.
 _CANON_X_MIN, _CANON_X_MAX, _CANON_Y_MIN = 506.0, 908.0, 291.0
 
 
@@ -52,7 +53,7 @@ def smooth_sequence(x: np.ndarray, kernel: Sequence[float] = POSE_SMOOTH_KERNEL,
 
 # --------------------------------------------------------------------------------------- pose solving
 def solve_pose(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """4x4 rotation-scale-translation mapping ``src`` (K,3) onto ``dst`` (K,3) (reference §3.1 steps 1-2).
+    """4x4 rotation-scale-translation mapping ``src`` (K,3) onto ``dst`` (K,3) (docs/REFERENCE.md §3.1 steps 1-2).
 
     A least-squares 3x4 affine is solved first; its 3x3 block is then made a proper rotation (times
     scale) through an SVD: if det(U Vt) < 0 the last row of Vt is flipped, and the block is rebuilt
@@ -80,7 +81,7 @@ def apply_pose(mat: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def calc_face_mat(pts: np.ndarray, mean: np.ndarray, ref_index: Optional[Sequence[int]] = None,
                   smooth: bool = True) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-frame head pose of a video against a mean face (reference §3.1), for any N >= 1.
+    """Per-frame head pose of a video against a mean face (docs/REFERENCE.md §3.1), for any N >= 1.
 
     pts: (N, K, 3) landmarks in pixels. mean: (K, 3) mean face in canonical units. ``ref_index``
     selects the points used to solve the pose (default all; pass ``ROTATE_REF_INDEX`` for the 141
@@ -103,6 +104,7 @@ def calc_face_mat(pts: np.ndarray, mean: np.ndarray, ref_index: Optional[Sequenc
     normalized = apply_pose(np.linalg.inv(first), pts)
     n_comp = min(25, n // 20)
     if n_comp >= 1:
+        # Lazy: scikit-learn takes about a second to import; only this path needs it.
         from sklearn.decomposition import PCA
 
         flat = normalized.reshape(n, -1)
@@ -171,7 +173,7 @@ def build_mean_face(landmark_sets: Sequence[np.ndarray], iterations: int = 5) ->
 
 # ------------------------------------------------------------------------------------ DH_live jaw mask
 def jaw_mask_contour(normalized_main: np.ndarray, personal_mean_main: np.ndarray) -> np.ndarray:
-    """The 21-point jaw mask contour in canonical space (reference §3.1 ``video_pts_process``).
+    """The 21-point jaw mask contour in canonical space (docs/REFERENCE.md §3.1 ``video_pts_process``).
 
     normalized_main: (N, 141, 3) pose-normalised main keypoints of a video; personal_mean_main (141, 3).
     The face-oval points are pushed outward from their per-video extremes so the contour covers the
@@ -190,3 +192,34 @@ def jaw_mask_contour(normalized_main: np.ndarray, personal_mean_main: np.ndarray
         contour[j, 0] = x_min[j] + (9 - i)
     contour[10, 1] = y_max[10] + 25
     return contour
+
+
+# ------------------------------------------------------------------------------ Euler-angle poses
+def rotation_matrix(pitch: float, yaw: float, roll: float) -> np.ndarray:
+    """3x3 rotation R = Rz(roll) Ry(yaw) Rx(pitch), angles in degrees (x right, y down, z away)."""
+    a, b, c = np.radians([pitch, yaw, roll])
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def rotation_angles(rot: np.ndarray) -> Tuple[float, float, float]:
+    """(pitch, yaw, roll) in degrees of a rotation (3x3) or of a pose matrix's scaled 3x3 block."""
+    r = np.asarray(rot, np.float64)[:3, :3]
+    r = r / np.cbrt(np.linalg.det(r))
+    yaw = np.degrees(np.arcsin(np.clip(-r[2, 0], -1.0, 1.0)))
+    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
+    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    return float(pitch), float(yaw), float(roll)
+
+
+def pose_matrix(pitch: float = 0.0, yaw: float = 0.0, roll: float = 0.0, scale: float = 1.0,
+                centre: Optional[Sequence[float]] = None, target: Optional[Sequence[float]] = None) -> np.ndarray:
+    """4x4 pose: rotate and scale about model point ``centre`` and put it at ``target`` (default: origin)."""
+    mat = np.eye(4)
+    mat[:3, :3] = scale * rotation_matrix(pitch, yaw, roll)
+    c = np.zeros(3) if centre is None else np.asarray(centre, np.float64)
+    t = np.zeros(3) if target is None else np.asarray(target, np.float64)
+    mat[:3, 3] = t - mat[:3, :3] @ c
+    return mat

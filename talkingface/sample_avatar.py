@@ -13,6 +13,8 @@ from typing import Optional
 
 from talkingface.config.paths import DINET_MINI_CHECKPOINT, SAMPLE_AVATAR_VIDEO, mini_avatar_dir
 from talkingface.errors import UserInputError
+from talkingface.mini_pack import write_avatar_pack
+from talkingface.preparation import PrepConfig, prepare_mini_avatar
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +26,6 @@ def ensure_sample_mini_avatar(dest: Optional[Path] = None, video: Optional[Path]
     needed. ``checkpoint``: the DINet_mini weights the pack's ``ref_data`` is made with (default the
     shipped one). Each stage is written atomically, so an interrupted build is redone next time."""
     # Lazy imports: the preparation stack (MediaPipe, torch, OpenGL) is only needed when building.
-    from talkingface.preparation import PrepConfig, prepare_mini_avatar
-    from talkingface.mini_pack import write_avatar_pack
 
     dest = Path(dest) if dest is not None else mini_avatar_dir()
     if (dest / "assets" / "combined_data.json.gz").is_file():

@@ -4,7 +4,7 @@ Two index spaces are used across the toolkit:
 
 - ``MP_*``: MediaPipe face-mesh ids (0..477) into a (478, 3) landmark array.
 - ``INDEX_*``: positions (0..140) into the 141 "main keypoints" array ``lm[MAIN_KEYPOINTS]``, the
-  order the original DH_live code uses for its masks, crops and line maps (reference §3.0).
+  order the original DH_live code uses for its masks, crops and line maps (docs/REFERENCE.md §3.0).
 
 Landmark arrays are float pixel coordinates ``(x, y, z * width)`` as produced by
 :mod:`talkingface.mediapipe_utils`.
@@ -16,7 +16,7 @@ from typing import Dict, Iterable, Sequence, Tuple
 import cv2
 import numpy as np
 
-# ------------------------------------------------------------------------- MediaPipe id groups (§3.0)
+# ------------------------------------------------------------------------- MediaPipe id groups (docs/REFERENCE.md §3.0)
 MP_LEFT_EYEBROW = [276, 283, 282, 295, 285, 336, 296, 334, 293, 300]
 MP_RIGHT_EYEBROW = [46, 53, 52, 65, 55, 107, 66, 105, 63, 70]
 MP_NOSE_EDGE = [343, 355, 358, 327, 326, 2, 97, 98, 129, 126, 114]
@@ -110,7 +110,7 @@ def mouth_opening(lm: np.ndarray) -> np.ndarray:
     """Inner-lip gap |p14 - p13| divided by the inter-ocular distance.
 
     lm: (..., 478, >=2) landmarks in any consistent 2-D units. Returns (...,) float64, ~0 for a
-    closed mouth and ~0.3-0.5 for a wide-open one. This is the lip-sync signal of DESIGN.md §6.
+    closed mouth and ~0.3-0.5 for a wide-open one. This is the lip-sync signal of docs/EVALUATION.md §1.
     """
     lm = np.asarray(lm, dtype=np.float64)
     gap = np.linalg.norm(lm[..., MP_LOWER_INNER_LIP_MID, :2] - lm[..., MP_UPPER_INNER_LIP_MID, :2], axis=-1)
@@ -119,7 +119,7 @@ def mouth_opening(lm: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- crops
 def crop_face(kps: np.ndarray, jitter: int = 0, rng: np.random.Generator | None = None) -> Tuple[int, int, int, int]:
-    """DH_live square face crop box ``(x0, y0, x1, y1)`` from 141 main keypoints (reference §3.1).
+    """DH_live square face crop box ``(x0, y0, x1, y1)`` from 141 main keypoints (docs/REFERENCE.md §3.1).
 
     The square is centred on the bounding box of the face-mask oval points whose top edge is replaced
     by the nose bridge (main keypoint 33); half-side = 0.6 x max(w, h). ``jitter`` adds up to that many
@@ -155,7 +155,7 @@ def safe_crop(image: np.ndarray, box: Tuple[int, int, int, int], border_value=0)
 
 
 # ----------------------------------------------------------------------------------- feature maps
-#: Line-map colours (BGR) of the original's reference feature maps (reference §3.2).
+#: Line-map colours (BGR) of the original's reference feature maps (docs/REFERENCE.md §3.2).
 FEATURE_COLOURS: Dict[str, Tuple[int, int, int]] = {
     "mouth": (255, 0, 0),
     "nose": (0, 255, 0),

@@ -33,12 +33,15 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def mini_avatar_dir(sample_data, tmp_path_factory) -> Path:
-    """data_preparation_mini output for dh_live/video_data/000002/video.mp4 (179 frames), built once."""
+def mini_avatar_dir(tmp_path_factory) -> Path:
+    """data_preparation_mini output for the built-in sample video (the DH_live repository's
+    video_data/000002/video.mp4, committed with its licence; 179 frames), built once. Needs no
+    external data."""
+    from talkingface.config.paths import SAMPLE_AVATAR_VIDEO
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
 
     out = tmp_path_factory.mktemp("mini_avatar") / "avatar"
-    return prepare_mini_avatar(sample_data / "dh_live/video_data/000002/video.mp4", out, PrepConfig(progress=False))
+    return prepare_mini_avatar(SAMPLE_AVATAR_VIDEO, out, PrepConfig(progress=False))
 
 
 @pytest.fixture(scope="session")

@@ -123,3 +123,17 @@ def test_cli_bad_audio_is_one_line_exit_2(bad_audio, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_interface_stream_matches_whole_file():
+    """Blockwise inference (memory bounded by one block) gives the whole-file rows, whatever the block size."""
+    from talkingface.config.paths import MINI_AUDIO_CHECKPOINT, SAMPLE_SPEECH_ZH
+    from talkingface.util.media import iter_audio, load_audio
+
+    model = AudioModel(MINI_AUDIO_CHECKPOINT)
+    whole = model.interface_wav(load_audio(SAMPLE_SPEECH_ZH))
+    assert len(whole) == int(np.ceil(load_audio(SAMPLE_SPEECH_ZH).size / 640))
+    for block in (999, 640, 16000):
+        rows = np.concatenate(list(model.interface_stream(iter_audio(SAMPLE_SPEECH_ZH, block=block))))
+        assert rows.shape == whole.shape
+        np.testing.assert_allclose(rows, whole, atol=1e-9)

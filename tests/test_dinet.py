@@ -8,14 +8,15 @@ import pytest
 import torch
 
 from talkingface.errors import UserInputError
-from talkingface.models.DINet import AdaAT, DINet_five_Ref, load_dinet_state_dict, training_checkpoint
+from talkingface.gan_training import training_checkpoint
+from talkingface.models.DINet import AdaAT, DINet_five_Ref, load_dinet_state_dict
 from talkingface.models.common.Discriminator import Discriminator, lsgan_loss
 from talkingface.models.common.VGG19 import PerceptualLoss, Vgg19, ssim
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-# The original's DINet_five_Ref(6, 30) layout (checkpoint_keys.md §3), written as blocks:
+# The original's DINet_five_Ref(6, 30) layout (docs/CHECKPOINTS.md §3), written as blocks:
 # (prefix, kind, in, out, kernel). "cbn" = conv + BatchNorm block, "res" = pre-activation ResBlock.
 _ORIGINAL_BLOCKS = [
     ("source_in_conv.0", "cbn", 6, 32, 7), ("source_in_conv.1", "cbn", 32, 64, 3),
@@ -139,7 +140,7 @@ def test_cached_reference_interface_equals_forward():
 
 def test_adaat_identity_reproduces_channel_mixing_quirk():
     """Zero parameters give scale 1, angle 0, shift 0: the warp should be the identity, but the
-    original's grid convention samples channel c at depth c*d/(d-1) - 1/2 (reference §2.1)."""
+    original's grid convention samples channel c at depth c*d/(d-1) - 1/2 (docs/REFERENCE.md §2.1)."""
     d, h, w = 5, 9, 9
     ada = AdaAT(4, d)
     for p in ada.parameters():

@@ -102,7 +102,7 @@ def test_baselines_are_weak(clip, ref):
 
 def test_audio_model_readout_follows_the_mouth(clip, ref, sample_data):
     """The original's published audio model (read from the sample data): its coefficients track the
-    real mouth far better than log energy once the lag is allowed (DESIGN.md §4 reports r ~0.7)."""
+    real mouth far better than log energy once the lag is allowed (docs/ARCHITECTURE.md §4 reports r ~0.7)."""
     ckpt = sample_data / "dh_live" / "checkpoint" / "audio.pkl"
     audio = load_audio(clip)
     row = audio_model_row(ref, audio, ckpt)

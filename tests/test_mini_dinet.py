@@ -9,7 +9,7 @@ from talkingface.models.DINet import AdaAT
 from talkingface.models.DINet_mini import (DINet_mini, DINet_mini_pipeline, INPUT_HEIGHT, INPUT_WIDTH,
                                            MODEL_SIZE, PAD_X, PAD_Y, load_dinet_mini_state)
 
-# The original's epoch_40.pth "net_g" layout (checkpoint_keys.md §4), in state-dict order:
+# The original's epoch_40.pth "net_g" layout (docs/CHECKPOINTS.md §4), in state-dict order:
 # (module prefix, kind, conv out, conv in). "cbn" = conv 3x3 + BatchNorm, "res" = pre-activation
 # ResBlock (conv1, conv2, norm1, norm2), "lin" = Linear (out, in), "conv" = plain conv 3x3.
 ORIGINAL_LAYOUT = [

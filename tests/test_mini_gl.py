@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mini_live.obj.image_utils import render_inputs, standard_image, standard_points, video_mouth_rects
+from mini_live.obj.image_utils import render_inputs
+from talkingface.data.mouth_crop import standard_image, standard_points, video_mouth_rects
 from mini_live.obj.obj_io import read_obj
 from mini_live.obj.utils import (fit_avatar, load_bs_coef_std, load_bs_table, load_wrap_template,
                                  read_original_bs_png)
@@ -82,7 +83,7 @@ def avatar(request, sample_data):
     except pytest.FixtureLookupError:
         prepared = None
     if prepared is not None:
-        from talkingface.preparation import load_keypoints
+        from talkingface.mediapipe_utils import load_keypoints
 
         lm = load_keypoints(prepared / "data" / "processed.pkl")
         frame0 = next(iter(iter_video_frames(prepared / "data" / "processed.mp4")))

@@ -26,7 +26,7 @@ def random_ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def our_pack(mini_avatar_dir, random_ckpt):
-    from talkingface.preparation import load_keypoints
+    from talkingface.mediapipe_utils import load_keypoints
 
     data = mini_avatar_dir / "data"
     return write_asset_pack(mini_avatar_dir, data / "processed.mp4", load_keypoints(data / "processed.pkl"),

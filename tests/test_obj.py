@@ -223,8 +223,9 @@ def test_fusion_masks_match_the_original(sample_data):
 
 # ------------------------------------------------------------------------------------ image helpers
 def test_image_helpers():
-    from mini_live.obj.image_utils import (drawMouth, pose_matrix, rotation_angles, rotation_matrix,
-                                           standard_image, standard_points, video_mouth_rects)
+    from mini_live.obj.image_utils import drawMouth
+    from talkingface.data.mouth_crop import standard_image, standard_points, video_mouth_rects
+    from talkingface.run_utils import pose_matrix, rotation_angles, rotation_matrix
 
     r = rotation_matrix(10, -20, 5)
     assert np.allclose(r @ r.T, np.eye(3)) and np.allclose(rotation_angles(r), (10, -20, 5))

@@ -11,7 +11,6 @@ line and skipped; the exit status is 2 when no video could be prepared.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 from talkingface.errors import UserInputError
@@ -27,6 +26,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
     setup_logging()
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.preparation import PrepConfig, prepare_training_face
     from talkingface.util.media import list_videos
 
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
             prepare_training_face(video, out_root / video.stem, PrepConfig(progress=not args.quiet))
             done += 1
         except UserInputError as exc:
-            print(f"skipped {video.name}: {exc}", file=sys.stderr)
+            log.warning("skipped %s: %s", video.name, exc)  # stderr stays for the one error line
     log.info("prepared %d of %d videos into %s", done, len(videos), out_root)
     if done == 0:
         raise UserInputError(f"no video in {args.data_dir} could be prepared")

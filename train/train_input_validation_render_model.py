@@ -1,4 +1,4 @@
-"""Visual check of the DH_live render training inputs: writes a mosaic PNG (reference §6.1 step 2).
+"""Visual check of the DH_live render training inputs: writes a mosaic PNG (docs/REFERENCE.md §6.1 step 2).
 
 Each row is one sample: masked source | prompt | both | the references with their line maps |
 target. Rows cover random videos and frames of the prepared folders (train-mode sampling, with its
@@ -16,7 +16,7 @@ import numpy as np
 from talkingface.data.few_shot_dataset import FewShotConfig, Few_Shot_Dataset, data_preparation, sample_mosaic
 from talkingface.errors import UserInputError
 from talkingface.util.cli import run_cli, script_parser, setup_logging
-from talkingface.util.files import write_image
+from talkingface.util.files import check_output_file, write_image
 
 log = logging.getLogger("train_input_validation_render_model")
 
@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     setup_logging()
     if args.rows < 1:
         raise UserInputError("--rows must be at least 1")
+    check_output_file(args.out)
     np.random.seed(args.seed)
     videos = data_preparation(args.data)
     dataset = Few_Shot_Dataset(videos, FewShotConfig(n_ref=args.n_ref), is_train=not args.eval,

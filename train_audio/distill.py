@@ -30,38 +30,27 @@ from pathlib import Path
 
 import numpy as np
 
+from talkingface.config.flags import add_config_flags, config_dict, config_from_args
+from talkingface.config.training import DistillConfig
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
-from talkingface.util.files import atomic_write, write_model_card, write_text
+from talkingface.util.cli import progress, resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import atomic_write, check_output_dir, write_model_card, write_text
 
 log = logging.getLogger("distill")
 
 
 def parse_args(argv=None):
     ap = script_parser(__doc__)
-    ap.add_argument("--teacher", type=Path, required=True, help="teacher Audio2Feature state dict")
-    ap.add_argument("--speech", type=Path, action="append", required=True, help="folder of speech audio (repeatable)")
-    ap.add_argument("--exclude", action="append", default=[], help="sub-folder name or glob to skip (repeatable)")
-    ap.add_argument("--bases", type=Path, help="preparation_step1 output: bases + real clips with targets")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--variants", type=int, default=4, help="fbank copies per file: clean + augmented")
-    ap.add_argument("--val_fraction", type=float, default=0.05, help="files held out for validation loss")
-    ap.add_argument("--seq_len", type=int, default=40)
-    ap.add_argument("--skip", type=int, default=4, help="window steps left out of the loss (student warm-up)")
-    ap.add_argument("--batch_size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--cosine", action="store_true", help="cosine learning-rate decay over max_steps")
-    ap.add_argument("--max_steps", type=int, default=3000)
-    ap.add_argument("--save_every", type=int, default=250)
+    add_config_flags(ap, DistillConfig)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pth")
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda")
-    ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 
 
-def _speech_files(dirs, exclude):
+def speech_files(dirs, exclude):
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.util.media import list_audio
 
     files = [p for d in dirs for p in list_audio(d, exclude=exclude)]
@@ -75,11 +64,12 @@ def _is_val(path: Path, fraction: float) -> bool:
     return (h % 10000) < fraction * 10000
 
 
-def _labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
+def labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
     """Per file: (list of fbank variants, list of teacher outputs per variant), cached."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
-    from tqdm import tqdm
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.audio_features import FBANK_PER_FRAME
     from talkingface.data.dataset_wav import augmented_fbanks
     from talkingface.util.media import load_audio
@@ -99,7 +89,7 @@ def _labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
                 log.info("fbank cache %s: %d files", cache, len(out))
                 return out
     out = []
-    for i, f in enumerate(tqdm(files, desc="fbank + teacher", unit="file")):
+    for i, f in enumerate(progress(files, desc="fbank + teacher", unit="file")):
         variants = augmented_fbanks(load_audio(f), n_variants, seed=seed + i)
         with torch.no_grad():
             x = torch.from_numpy(np.stack(variants))
@@ -116,29 +106,29 @@ def _labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.audio_model import AudioModel
-    from talkingface.audio_training import (LSTMTrainConfig, LSTMTrainer, fit_linear, fit_output_map,
-                                            fold_output_map, match_amplitude)
+    from talkingface.audio_training import LSTMTrainer, fit_linear, fit_output_map, fold_output_map, match_amplitude
     from talkingface.data.dataset_wav import FbankWindowDataset, find_clips, load_clips
     from talkingface.models.audio2bs_lstm import load_audio2feature
 
     torch.set_num_threads(max(1, args.threads))
     device = resolve_device(args.device)
+    check_output_dir(args.out)
     teacher = load_audio2feature(args.teacher, "cpu")
+    files = speech_files(args.speech, set(args.exclude))
     args.out.mkdir(parents=True, exist_ok=True)
-    files = _speech_files(args.speech, set(args.exclude))
     val_files = [f for f in files if _is_val(f, args.val_fraction)]
     train_files = [f for f in files if not _is_val(f, args.val_fraction)]
     log.info("%d speech files (%d for validation)", len(files), len(val_files))
-    data_ = _labelled_fbank(train_files + val_files, args.variants, teacher, args.out / "fbank_cache.npz", args.seed)
+    data_ = labelled_fbank(train_files + val_files, args.variants, teacher, args.out / "fbank_cache.npz", args.seed)
     train_d, val_d = data_[: len(train_files)], data_[len(train_files):]
     labels = np.concatenate([np.concatenate(lab) for _, lab in train_d])
-    cfg = LSTMTrainConfig(seq_len=args.seq_len, lookahead=0, skip=args.skip, batch_size=args.batch_size,
-                          lr=args.lr, max_steps=args.max_steps, save_every=args.save_every,
-                          val_every=args.save_every, cosine=args.cosine, seed=args.seed, device=device,
-                          epochs=10 ** 9)
+    recipe = config_from_args(DistillConfig, args)
+    cfg = recipe.student_config(device)
     train_set = FbankWindowDataset([v for v, _ in train_d], args.seq_len, coef_list=[lab for _, lab in train_d],
                                    samples_per_epoch=args.batch_size * 50)
     val_set = None
@@ -153,7 +143,8 @@ def main(argv=None) -> int:
             "train_files": len(train_files), "val_files": len(val_files),
             "train_seconds": round(sum(len(v[0]) for v, _ in train_d) / 50.0, 1)}
     base_card = {"recipe": "distillation", "teacher": args.teacher.name,
-                 "config": {k: str(v) for k, v in vars(args).items()},
+                 "config": config_dict(recipe), "student_config": config_dict(cfg),
+                 "script_options": {"threads": args.threads, "resume": args.resume, "device": device},
                  "data": data, "training": stats, "lookahead_steps": 4, "sample_rate": 16000}
     student = trainer.export(base_card | {"target": "teacher"}, name="student")
     log.info("student: %s (%s)", student, stats)

@@ -1,4 +1,4 @@
-"""Wav2Lip-teacher route (reference §6.2 step 1): one fixed face + a folder of speech -> 96x96 teacher videos.
+"""Wav2Lip-teacher route (docs/REFERENCE.md §6.2 step 1): one fixed face + a folder of speech -> 96x96 teacher videos.
 
     python train_audio/preparation_step0.py FACE_IMAGE WAV_DIR [--wav2lip checkpoint/wav2lip.pth]
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 from talkingface.config.paths import wav2lip_checkpoint
 from talkingface.errors import UserInputError
-from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.cli import progress, resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import check_input_file
 
 log = logging.getLogger("preparation_step0")
 
@@ -35,9 +36,11 @@ def parse_args(argv=None):
 
 def face_crop96(image):
     """The 96x96 teacher face: landmark box of the one face, 10 % taller upward, resized."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import cv2
     import numpy as np
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.mediapipe_utils import FaceLandmarker
 
     with FaceLandmarker(static_image_mode=True) as mesh:
@@ -54,28 +57,28 @@ def face_crop96(image):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import cv2
-    from tqdm import tqdm
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.util.media import list_audio
     from talkingface.models.wav2lip import load_wav2lip, render_teacher_frames
     from talkingface.util.media import load_audio, write_video
 
-    if not args.face.is_file():
-        raise UserInputError(f"face image not found: {args.face}")
+    check_input_file(args.face, "face image")
     if not args.wav_dir.is_dir():
         raise UserInputError(f"not a folder: {args.wav_dir}")
-    device = resolve_device(args.device)
-    net = load_wav2lip(args.wav2lip, device)
     image = cv2.imread(str(args.face))
     if image is None:
         raise UserInputError(f"cannot read image {args.face}")
     face = face_crop96(image)
+    device = resolve_device(args.device)
+    net = load_wav2lip(args.wav2lip, device)
     wavs = list_audio(args.wav_dir)
     if not wavs:
         raise UserInputError(f"no audio files in {args.wav_dir}")
     done = 0
-    for wav in tqdm(wavs, desc="teacher videos", unit="file"):
+    for wav in progress(wavs, desc="teacher videos", unit="file"):
         out = wav.with_suffix(".mp4")
         if out.exists() and not args.overwrite:
             continue

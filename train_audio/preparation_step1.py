@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 
 from talkingface.errors import MediaError, UserInputError
-from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.cli import progress, run_cli, script_parser, setup_logging
 from talkingface.util.files import write_image, write_text
 
 log = logging.getLogger("preparation_step1")
@@ -41,12 +41,12 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    from tqdm import tqdm
-
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.av_clips import clip_name, prepare_clip, write_targets
     from talkingface.util.media import list_videos
     from talkingface.mouth_basis import (blendshape_sweep_image, fit_blendshape_basis, fit_pixel_basis,
                                          pixel_sweep_image, process_crops)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.utils import mouth_opening
 
     videos = list_videos(args.videos, exclude=args.exclude)
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     clip_dir = args.out / "clips"
     clips, silent = [], []
-    for video in tqdm(videos, desc="clips", unit="clip"):
+    for video in progress(videos, desc="clips", unit="clip"):
         try:
             clip = prepare_clip(video, clip_dir, name=clip_name(video, args.videos), require_audio=False)
         except (MediaError, UserInputError) as exc:

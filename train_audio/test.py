@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.files import check_output_file
 
 log = logging.getLogger("test")
 
@@ -33,20 +34,21 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.audio_loader import load_audio_model
     from talkingface.audio_model import load_waveform
     from talkingface.mouth_basis import read_original_pca_pkl
     from talkingface.util.media import VideoWriter, save_wav
 
+    out = check_output_file(args.out or Path(f"{args.wav.stem}_{args.checkpoint.stem}.mp4"), "output video")
+    audio = load_waveform(args.wav)
     # The basis that decodes the outputs: --original_pca (opt-in pickle), --basis, or the card's.
     opt_in_pca = args.original_pca is not None
     model, basis = load_audio_model(args.checkpoint, basis=args.basis, device=resolve_device(args.device),
                                     basis_required=not opt_in_pca)
     if opt_in_pca:
         basis = read_original_pca_pkl(args.original_pca, allow_pickle=True)
-    audio = load_waveform(args.wav)
     coefs = model.interface_wav(audio)
-    out = args.out or Path(f"{args.wav.stem}_{args.checkpoint.stem}.mp4")
     with tempfile.TemporaryDirectory() as tmp:
         wav16 = save_wav(Path(tmp) / "audio.wav", audio)
         with VideoWriter(out, audio=wav16) as writer:

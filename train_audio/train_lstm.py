@@ -1,4 +1,4 @@
-"""Train the audio LSTM directly on clips with per-frame targets (reference §6.2 step 3).
+"""Train the audio LSTM directly on clips with per-frame targets (docs/REFERENCE.md §6.2 step 3).
 
     python train_audio/train_lstm.py DATA_DIR OUT [--target bs|pixel] [--max_steps N] [--resume]
 
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from talkingface.config.flags import add_config_flags, config_dict, config_from_args
+from talkingface.config.training import LSTMTrainConfig
 from talkingface.errors import UserInputError
 from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
 
@@ -27,29 +29,20 @@ log = logging.getLogger("train_lstm")
 
 
 def parse_args(argv=None):
-    from talkingface.audio_training import LSTMTrainConfig
-
-    d = LSTMTrainConfig()
     ap = script_parser(__doc__)
     ap.add_argument("data_dir", type=Path, help="folder of <name>.wav + <name>.<target>.txt")
     ap.add_argument("out", type=Path, help="output folder (checkpoints, logs, audio.pkl)")
     ap.add_argument("--target", default="bs", help="coefficient file suffix: bs, pixel, or '' for <name>.txt")
     ap.add_argument("--basis", type=Path, help="basis .npz the targets belong to (recorded in the sidecar)")
-    ap.add_argument("--seq_len", type=int, default=d.seq_len)
-    ap.add_argument("--batch_size", type=int, default=d.batch_size)
-    ap.add_argument("--lr", type=float, default=d.lr)
-    ap.add_argument("--epochs", type=int, default=d.epochs)
-    ap.add_argument("--max_steps", type=int, default=None, help="stop after this many optimiser steps")
-    ap.add_argument("--save_every", type=int, default=d.save_every)
+    # the recipe's hyper-parameters; validation runs with every save (val_every = save_every)
+    add_config_flags(ap, LSTMTrainConfig, exclude=("val_every",))
     ap.add_argument("--val", action="append", default=[], help="clip name (stem) for validation (repeatable)")
     ap.add_argument("--speaker_regex", default=r"(.*)", help="regex whose group 1 of a clip name is its speaker")
     ap.add_argument("--val_fraction", type=float, default=0.2)
     ap.add_argument("--no_augment", action="store_true")
-    ap.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/last.pth")
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda")
-    ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("-v", "--verbose", action="store_true")
     return ap.parse_args(argv)
 
@@ -78,9 +71,11 @@ def split_by_speaker(names, val_names, regex: str, fraction: float, seed: int):
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
-    from talkingface.audio_training import LSTMTrainConfig, LSTMTrainer
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
+    from talkingface.audio_training import LSTMTrainer
     from talkingface.data.dataset_wav import AudioVisualDataset, AugmentConfig, find_clips, load_clips
 
     torch.set_num_threads(max(1, args.threads))
@@ -91,9 +86,7 @@ def main(argv=None) -> int:
     names = [a.stem for a, _ in pairs]
     tr, va = split_by_speaker(names, args.val, args.speaker_regex, args.val_fraction, args.seed)
     log.info("%d clips: %d train, %d validation", len(names), len(tr), len(va))
-    cfg = LSTMTrainConfig(seq_len=args.seq_len, batch_size=args.batch_size, lr=args.lr, epochs=args.epochs,
-                          max_steps=args.max_steps, save_every=args.save_every, val_every=args.save_every,
-                          num_workers=args.workers, seed=args.seed, device=resolve_device(args.device))
+    cfg = config_from_args(LSTMTrainConfig, args, val_every=args.save_every, device=resolve_device(args.device))
     train_set = AudioVisualDataset([audio[i] for i in tr], [coefs[i] for i in tr], cfg.seq_len, train=True,
                                    augment=None if args.no_augment else AugmentConfig())
     val_set = (AudioVisualDataset([audio[i] for i in va], [coefs[i] for i in va], cfg.seq_len, train=False)
@@ -105,7 +98,8 @@ def main(argv=None) -> int:
     card = {"recipe": "direct", "target": {"bs": "blendshape"}.get(args.target, args.target or "pca"),
             "basis": str(args.basis) if args.basis else None, "lookahead_steps": cfg.lookahead,
             "sample_rate": 16000, "train_clips": [names[i] for i in tr], "val_clips": [names[i] for i in va],
-            "training": stats, "config": {k: str(v) for k, v in vars(args).items()}}
+            "training": stats, "config": config_dict(cfg),
+            "script_options": {k: str(v) for k, v in vars(args).items() if not hasattr(cfg, k)}}
     path = trainer.export(card, name="audio")
     log.info("wrote %s (%s)", path, stats)
     return 0

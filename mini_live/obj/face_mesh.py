@@ -10,6 +10,7 @@ result is the ``face_mesh.npz`` asset written by ``mini_live/obj/make_assets.py`
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections import defaultdict, deque
 from typing import Iterable, Tuple
 
@@ -20,9 +21,8 @@ NUM_MESH_VERTICES = 468
 
 def tessellation_edges() -> set:
     """MediaPipe's face-mesh tessellation as a set of undirected edges (a, b) with a < b."""
-    import warnings
-
     warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype")
+    # Lazy: mediapipe takes seconds to import; most users of this module never run it.
     import mediapipe as mp
 
     return {(min(a, b), max(a, b)) for a, b in mp.solutions.face_mesh_connections.FACEMESH_TESSELATION}

@@ -8,7 +8,7 @@ Everything is derived from MediaPipe's face-mesh tessellation, the project's can
 """
 from __future__ import annotations
 
-import argparse
+import hashlib
 import logging
 from pathlib import Path
 from typing import Optional, Sequence
@@ -20,9 +20,9 @@ from mini_live.obj.obj_io import ObjMesh, write_obj, write_text_atomic
 from mini_live.obj.utils import (BS_TABLE_PATH, DATA_DIR, FACE_MESH_PATH, WRAP_TEMPLATE_PATH, bs_table_from_basis,
                                  neutral_face_from_basis)
 from mini_live.obj.wrap_utils import TEETH_COLUMNS, WrapConfig, WrapMesh, generate_wrap_obj, make_teeth
-from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, setup_logging
-from talkingface.util.files import atomic_write
+from talkingface.mouth_basis import BlendshapeBasis
+from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import atomic_write, check_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,6 @@ def write_mesh_assets(mean_face: np.ndarray, out_dir: Path = DATA_DIR, cfg: Wrap
 def write_bs_table(basis_path: Path, template: WrapMesh, mean_face: np.ndarray, out_path: Path = BS_TABLE_PATH
                    ) -> np.ndarray:
     """Build the blendshape table of ``template`` from a basis ``.npz``; save table, coef_std, neutral_face."""
-    from talkingface.mouth_basis import BlendshapeBasis
-
-    import hashlib
-
     basis = BlendshapeBasis.load(basis_path)
     table = bs_table_from_basis(basis, template)
     digest = hashlib.sha256(Path(basis_path).read_bytes()).hexdigest()
@@ -78,20 +74,21 @@ def write_bs_table(basis_path: Path, template: WrapMesh, mean_face: np.ndarray, 
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = script_parser(__doc__)
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="output folder (default: the package's data/)")
     parser.add_argument("--basis", type=Path, default=None, help="BlendshapeBasis .npz for bs_table.npz")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.run_utils import load_mean_face
 
-    if args.basis is not None and not args.basis.is_file():
-        raise UserInputError(f"basis file not found: {args.basis}")
+    check_output_dir(args.out)
+    # Read the basis before anything is written, so a bad one leaves the output folder as it was.
+    basis = BlendshapeBasis.load(args.basis) if args.basis is not None else None
     mean_face = load_mean_face()
     template = write_mesh_assets(mean_face, args.out)
-    if args.basis is not None:
+    if basis is not None:
         write_bs_table(args.basis, template, mean_face, args.out / BS_TABLE_PATH.name)
     return 0
 

@@ -182,6 +182,7 @@ def nearest_vertex(query: np.ndarray, reference: np.ndarray, return_distance: bo
     ``return_distance``. This is how a mesh made of a subset of another mesh's vertices is mapped
     back onto the full mesh (the original's ``wrap_index.py``).
     """
+    # Lazy: scipy.spatial takes seconds to import and only mesh building needs nearest vertices.
     from scipy.spatial import cKDTree
 
     query = np.asarray(query, np.float64)

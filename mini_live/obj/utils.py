@@ -18,12 +18,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+import cv2
 import numpy as np
 
 from mini_live.obj.wrap_utils import (LABEL_ANCHOR, LABEL_LOWER_TEETH, LABEL_UPPER_TEETH, TEETH_COLUMNS, WrapMesh,
-                                     inner_lip_ids, newWrapModel, normalizeLips, teeth_row_weights)
+                                      inner_lip_ids, newWrapModel, normalizeLips, teeth_row_weights)
 from talkingface.config.paths import MESH_DIR
 from talkingface.errors import UserInputError
+from talkingface.run_utils import calc_face_mat, load_mean_face
 
 DATA_DIR = MESH_DIR
 FACE_MESH_PATH = DATA_DIR / "face_mesh.npz"
@@ -111,12 +113,10 @@ def bs_table_from_basis(basis, mesh: WrapMesh) -> np.ndarray:
 def read_original_bs_png(path: Path, rows: int = 6, columns: int = 209) -> np.ndarray:
     """The original's ``bs_texture_halfFace.png`` (256x16) as a table (rows, columns, 3) float32.
 
-    Texel RGB v encodes d = 2 v / 255 - 1 model units per unit weight (reference §5.1); only the first
+    Texel RGB v encodes d = 2 v / 255 - 1 model units per unit weight (docs/REFERENCE.md §5.1); only the first
     ``rows`` rows are blendshapes and only the first ``columns`` (its 209 wrap vertices) are filled -
     the rest of the image is 0 and belongs to no blendshape (the renderer pads missing columns with 0).
     """
-    import cv2
-
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise UserInputError(f"cannot read blendshape texture {path}")
@@ -133,8 +133,6 @@ def fit_avatar(std_points: np.ndarray, template: Optional[WrapMesh] = None, neut
     to the rest shape (``normalizeLips``) and fits the wrap template to it (``newWrapModel``).
     Returns ``(mesh, mats (N, 4, 4) canonical -> standard crop)``.
     """
-    from talkingface.run_utils import calc_face_mat, load_mean_face
-
     mean_face = load_mean_face() if mean_face is None else mean_face
     template = load_wrap_template() if template is None else template
     neutral_face = load_neutral_face() if neutral_face is None else neutral_face

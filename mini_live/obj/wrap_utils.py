@@ -1,6 +1,6 @@
 """The wrap mesh: lower face, lips, cheeks and an outer anchor ring, plus procedural teeth.
 
-The mini renderer draws this mesh (reference §5.1). Vertex order is fixed:
+The mini renderer draws this mesh (docs/REFERENCE.md §5.1). Vertex order is fixed:
 
 1. ``num_targets`` face-mesh vertices (a subset of MediaPipe's 478, ids in ``mp_ids``) whose per-frame
    positions in the source video are known; the renderer's warp field is measured against them;
@@ -13,12 +13,13 @@ Faces: the face-mesh triangles inside the subset, a 40-triangle strip between th
 lower teeth's upper row (its interpolated label lies strictly between 3 and 4, which the fragment
 shader paints black).
 
-Labels (reference §5.1): -1 anchor (no warp), 0 skin, 2.00 upper lip, 2.01 lower lip, 3 upper teeth,
+Labels (docs/REFERENCE.md §5.1): -1 anchor (no warp), 0 skin, 2.00 upper lip, 2.01 lower lip, 3 upper teeth,
 4 lower teeth. Coordinates are in the canonical mean-face space of
 :func:`talkingface.run_utils.load_mean_face` (x right, y down, z toward the viewer negative).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, replace
 from typing import Iterable, List, Optional
 
@@ -27,8 +28,8 @@ import numpy as np
 from mini_live.obj.face_mesh import mesh_edges
 from mini_live.obj.obj_io import PathLike, nearest_vertex, parse_obj_lines
 from talkingface.errors import UserInputError
-from talkingface.utils import MP_FACE_OVAL_LOWER, MP_LIPS_RINGS, MP_NOSE_EDGE
 from talkingface.util.files import atomic_write
+from talkingface.utils import MP_FACE_OVAL_LOWER, MP_LIPS_RINGS, MP_NOSE_EDGE
 
 LABEL_ANCHOR = -1.0
 LABEL_SKIN = 0.0
@@ -131,8 +132,6 @@ class WrapMesh:
 
     def save(self, path: PathLike) -> None:
         """Store as ``.npz`` (written to a temporary name, then renamed)."""
-        import dataclasses
-
         with atomic_write(path) as tmp:
             np.savez(tmp, vertices=self.vertices, labels=self.labels, faces=self.faces, mp_ids=self.mp_ids,
                      ring_source=self.ring_source, num_targets=self.num_targets,
@@ -140,8 +139,6 @@ class WrapMesh:
 
     @classmethod
     def load(cls, path: PathLike) -> "WrapMesh":
-        import dataclasses
-
         with np.load(path, allow_pickle=False) as d:
             fields = dataclasses.fields(WrapConfig)
             cfg = WrapConfig(**{f.name: (int(round(v)) if f.type == "int" else float(v))
@@ -376,7 +373,7 @@ def newWrapModel(template: WrapMesh, personal_mean: np.ndarray) -> WrapMesh:  # 
 
 
 def normalizeLips(personal: np.ndarray, mean: np.ndarray, upper_share: float = 0.5) -> np.ndarray:  # noqa: N802
-    """Close (or open) a personal mean face's lips to a reference face's lip gap (reference §4).
+    """Close (or open) a personal mean face's lips to a reference face's lip gap (docs/REFERENCE.md §4).
 
     personal, mean: (478, 3) in the same canonical space; ``mean`` is the reference whose inner-lip gaps
     are copied - use :func:`mini_live.obj.utils.load_neutral_face` (the blendshape basis's rest mouth),

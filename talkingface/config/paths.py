@@ -81,6 +81,11 @@ MINI_LIVE_DIR = PACKAGE_ROOT / "mini_live"
 MESH_DIR = MINI_LIVE_DIR / "obj" / "data"
 SHADER_DIR = MINI_LIVE_DIR / "shader"
 
+#: The browser player's static files (package data of talkingface.web).
+WEB_STATIC_DIR = PACKAGE_DIR / "web" / "static"
+#: onnxruntime-web's runtime files when installed with npm beside a clone.
+ORT_WEB_DIR = PACKAGE_ROOT / "node_modules" / "onnxruntime-web" / "dist"
+
 #: The built-in sample (committed; licences in ``SAMPLE_DIR / "NOTICE.md"``).
 SAMPLE_DIR = ASSETS_DIR / "sample"
 #: 720x1080, 25 fps, 7.16 s, silent: one person facing the camera (the sample avatar's source).

@@ -1,12 +1,12 @@
 """DH_live_mini training data: prepared mouth clips and the (source, ref, target) sample recipe.
 
 Preparation (:func:`prepare_video`, once per video) runs the face mesh on every frame, cuts the
-mouth crop of reference §1.4 (resized so the box is 128 px), keeps the central 72x72 window plus
+mouth crop of docs/REFERENCE.md §1.4 (resized so the box is 128 px), keeps the central 72x72 window plus
 an 8 px margin for the vertical jitter (an 88x88 *canvas*), and labels lips, mouth cavity and
 upper/lower teeth with :mod:`talkingface.data.teeth_labels`. Frames without a face are dropped.
 The result is one compressed ``.npz`` per video (:func:`save_prepared` / :func:`load_prepared`).
 
-Sampling (:class:`DHLiveMiniDataset`, reference §3.3) returns float tensors in [0, 1], RGB:
+Sampling (:class:`DHLiveMiniDataset`, docs/REFERENCE.md §3.3) returns float tensors in [0, 1], RGB:
 
 - ``source`` 3x72x72: the target mouth with lips/teeth/cavity painted in the GL label colours;
 - ``ref`` 12x72x72: three references of RGB + lip map: a random frame of the same video, and two
@@ -18,7 +18,7 @@ Sampling (:class:`DHLiveMiniDataset`, reference §3.3) returns float tensors in 
 Augmentation shared by target and references: contrast gain U(0.8, 1.2) and a hue shift
 randint(-15, 15) (OpenCV's 0..180 hue scale); vertical crop jitter U(-4 %, 4 %) of the box side.
 Optionally (``channel_gain``, off by default) per-channel gains that simulate colour casts.
-Unlike the original, teeth labels apply only inside the mouth opening (reference §9.30).
+Unlike the original, teeth labels apply only inside the mouth opening (docs/REFERENCE.md §9.30).
 """
 from __future__ import annotations
 
@@ -35,9 +35,11 @@ from torch.utils.data import Dataset
 from talkingface.data.mouth_crop import box_to_crop_matrix, crop_mouth
 from talkingface.data.teeth_labels import (CAVITY, inner_mouth, lip_map, mouth_labels, paint_labels,
                                            procedural_teeth_reference, renderer_teeth_labels)
+from talkingface.mediapipe_utils import landmarks_for_video
 from talkingface.models.DINet_mini import INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y
+from talkingface.util.files import atomic_write, reading
+from talkingface.util.media import read_video
 from talkingface.utils import mouth_opening
-from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +98,6 @@ def cut_canvas(frame_bgr: np.ndarray, lm: np.ndarray) -> Tuple[np.ndarray, np.nd
 
 def prepare_video(path: Union[str, Path], max_frames: Optional[int] = None, progress: bool = False) -> PreparedVideo:
     """Face mesh + mouth canvases + label maps of every frame of a video (25 fps)."""
-    from talkingface.mediapipe_utils import landmarks_for_video
-    from talkingface.util.media import read_video
-
     frames = read_video(path, max_frames=max_frames)
     lms = landmarks_for_video(frames, progress=progress, allow_missing=True)
     keep = [i for i in range(len(frames)) if np.isfinite(lms[i]).all()]
@@ -124,7 +123,8 @@ def save_prepared(video: PreparedVideo, path: Union[str, Path]) -> Path:
 
 
 def load_prepared(path: Union[str, Path]) -> PreparedVideo:
-    with np.load(path, allow_pickle=False) as data:
+    """Read a prepared video (``save_prepared``); a clear error for a truncated or foreign file."""
+    with reading(path, "prepared training video"), np.load(path, allow_pickle=False) as data:
         return PreparedVideo(images=data["images"], labels=data["labels"], landmarks=data["landmarks"],
                              opening=data["opening"], frame_index=data["frame_index"], name=str(data["name"]))
 
@@ -132,7 +132,7 @@ def load_prepared(path: Union[str, Path]) -> PreparedVideo:
 # ----------------------------------------------------------------------------------------- sampling
 @dataclass
 class MiniDatasetConfig:
-    """Sampling recipe (reference §3.3 defaults)."""
+    """Sampling recipe (docs/REFERENCE.md §3.3 defaults)."""
 
     n_ref: int = 3
     jitter: float = 0.04  # vertical crop jitter, fraction of the box side

@@ -15,7 +15,10 @@ from typing import Optional, Union
 import numpy as np
 
 from talkingface.errors import MediaError, UserInputError
+from talkingface.mediapipe_utils import landmarks_for_video
+from talkingface.mouth_basis import cut_mouth_crops, mouth_box, neutral_shape, normalize_landmarks, process_crops
 from talkingface.util.files import atomic_write
+from talkingface.util.media import load_audio, probe_video, read_video, save_wav
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +66,15 @@ def _fill_missing(lm: np.ndarray, name: str) -> np.ndarray:
 
 
 def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Optional[str] = None,
-                 progress: bool = False, require_audio: bool = True) -> ClipData:
+                 progress: bool = False, require_audio: bool = True,
+                 audio_file: Optional[Union[str, Path]] = None) -> ClipData:
     """Decode, mesh, pose-normalise and crop one video (cached in ``cache_dir``).
 
-    A video without an audio track raises MediaError, or with ``require_audio=False`` gives a clip
-    with empty audio (usable for fitting bases, not for training targets).
+    ``audio_file``: the clip's sound track when it is a separate file (e.g. a video without audio
+    and a same-named ``.m4a``); by default the video's own track. A clip without sound raises
+    MediaError, or with ``require_audio=False`` gives a clip with empty audio (usable for fitting
+    bases, not for training targets). Any frame rate is resampled to 25 fps.
     """
-    from talkingface.mediapipe_utils import landmarks_for_video
-    from talkingface.mouth_basis import cut_mouth_crops, mouth_box, normalize_landmarks
-    from talkingface.util.media import load_audio, probe_video, read_video, save_wav
-
     video = Path(video)
     name = name or video.stem
     cache_dir = Path(cache_dir)
@@ -84,10 +86,10 @@ def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Opt
             if require_audio and audio.size == 0:
                 raise MediaError(f"{video.name} has no audio track")
             return ClipData(name, audio, d["landmarks"], d["mats"], d["normalized"], d["raw_crops"])
-    has_audio = probe_video(video).has_audio
+    has_audio = audio_file is not None or probe_video(video).has_audio
     if require_audio and not has_audio:
         raise MediaError(f"{video.name} has no audio track")
-    audio = load_audio(video) if has_audio else np.zeros(0, np.float32)
+    audio = load_audio(audio_file or video) if has_audio else np.zeros(0, np.float32)
     frames = read_video(video)
     n = min(len(frames), int(np.ceil(audio.size / 640))) if has_audio else len(frames)
     if n < 10:
@@ -107,16 +109,12 @@ def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Opt
 
 def blendshape_coefficients(clip: ClipData, basis) -> np.ndarray:
     """Per-frame blendshape coefficients of a clip against its own neutral shape: (N, 6)."""
-    from talkingface.mouth_basis import neutral_shape
-
     norm = np.asarray(clip.normalized, np.float64)
     return basis.project(norm, neutral_shape(norm))
 
 
 def pixel_coefficients(clip: ClipData, basis) -> np.ndarray:
     """Per-frame pixel-basis coefficients of the clip's processed mouth crops: (N, 6)."""
-    from talkingface.mouth_basis import process_crops
-
     return basis.project(process_crops(clip.raw_crops))
 
 

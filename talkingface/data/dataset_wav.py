@@ -1,6 +1,6 @@
 """AudioVisualDataset: windows of speech as fbank, with per-frame mouth-coefficient targets.
 
-Reference §3.4, with its bugs fixed:
+docs/REFERENCE.md §3.4, with its bugs fixed:
 - the audio is float in [-1, 1] from the start, so the Gaussian-noise augmentation works at the
   intended amplitude (0.001-0.015 of full scale; the original added it to int16 samples, far below
   one step);
@@ -23,6 +23,8 @@ from torch.utils.data import Dataset
 
 from talkingface.audio_features import FBANK_PER_FRAME, SAMPLES_PER_FRAME, compute_fbank
 from talkingface.errors import UserInputError
+from talkingface.util.files import reading
+from talkingface.util.media import list_audio, load_audio
 
 
 
@@ -43,6 +45,7 @@ class WaveAugment:
     """Float-audio augmentation with audiomentations: noise, polarity inversion, pitch shift."""
 
     def __init__(self, cfg: Optional[AugmentConfig] = None):
+        # Lazy: heavy; only augmented training windows need it.
         import audiomentations as am
 
         self.cfg = cfg = cfg or AugmentConfig()
@@ -131,8 +134,6 @@ def find_clips(folder: Union[str, Path], target: Optional[str]) -> List[Tuple[Pa
     ``<name>.pixel.txt``, or any other; the original's ``<name>.txt`` with ``""``); None lists audio
     only. Audio without its coefficient file is skipped.
     """
-    from talkingface.util.media import list_audio
-
     out = []
     for audio in list_audio(folder):
         if target is None:
@@ -146,12 +147,19 @@ def find_clips(folder: Union[str, Path], target: Optional[str]) -> List[Tuple[Pa
 
 def load_clips(pairs: Sequence[Tuple[Path, Optional[Path]]]) -> Tuple[List[np.ndarray], Optional[List[np.ndarray]]]:
     """Load audio (16 kHz mono float) and coefficient files of :func:`find_clips` pairs."""
-    from talkingface.util.media import load_audio
-
     audio = [load_audio(a) for a, _ in pairs]
     if not pairs or pairs[0][1] is None:
         return audio, None
-    return audio, [np.atleast_2d(np.loadtxt(c, dtype=np.float32)) for _, c in pairs]
+    return audio, [_read_coefficients(c) for _, c in pairs]
+
+
+def _read_coefficients(path: Path) -> np.ndarray:
+    """A ``<name>.<target>.txt`` coefficient file: (T, K) float32, one row per 40 ms frame."""
+    with reading(path, "coefficient file"):
+        coefs = np.atleast_2d(np.loadtxt(path, dtype=np.float32))
+    if coefs.size == 0 or not np.isfinite(coefs).all():
+        raise UserInputError(f"coefficient file {path} is empty or holds NaN / infinite values")
+    return coefs
 
 
 class FbankWindowDataset(Dataset):
@@ -162,10 +170,13 @@ class FbankWindowDataset(Dataset):
     ``fbank[2f : 2f + 2 seq_len]`` (same frames as inference sees, no edge reflection) and, when
     ``coef_list`` is given, ``coefs[f : f + seq_len]``. A clip's coefficients are one array, or a
     list with one array per variant (e.g. a teacher's outputs on each augmented copy).
+    Clips are drawn in proportion to their number of windows times ``weights`` (per clip; default 1),
+    e.g. to give two data sources fixed shares of the batches.
     """
 
     def __init__(self, fbank_list: Sequence[Sequence[np.ndarray]], seq_len: int = 26,
-                 coef_list: Optional[Sequence[np.ndarray]] = None, samples_per_epoch: int = 1000):
+                 coef_list: Optional[Sequence[np.ndarray]] = None, samples_per_epoch: int = 1000,
+                 weights: Optional[Sequence[float]] = None):
         self.fbank = [[np.asarray(v, np.float32) for v in variants] for variants in fbank_list]
         self.coefs = None
         if coef_list is not None:
@@ -180,7 +191,7 @@ class FbankWindowDataset(Dataset):
             if self.coefs is not None:
                 frames = min([frames] + [len(v) for v in self.coefs[i]])
             self.n_windows.append(max(frames - seq_len + 1, 0))
-        weights = np.asarray(self.n_windows, np.float64)
+        weights = np.asarray(self.n_windows, np.float64) * (1.0 if weights is None else np.asarray(weights, np.float64))
         if weights.sum() == 0:
             raise UserInputError(f"no clip is long enough for a window of {seq_len} frames")
         self.p = weights / weights.sum()  # clips sampled in proportion to their length

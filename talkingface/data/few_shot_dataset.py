@@ -1,10 +1,11 @@
-"""DH_live few-shot render data: references, masked source, mouth prompt, target (reference §3.2).
+"""DH_live few-shot render data: references, masked source, mouth prompt, target (docs/REFERENCE.md §3.2).
 
 One place builds the DINet_five_Ref inputs for **both** training (:class:`Few_Shot_Dataset`) and
 inference (:class:`talkingface.render_model.RenderModel`), so they cannot drift apart as they did in
-the original (§9.17: mask oval[2:-2] vs [3:-3], nose-anchored vs 3-D-grid prompt). Everything is in
+the original (docs/REFERENCE.md §9.17: mask oval[2:-2] vs [3:-3], nose-anchored vs 3-D-grid prompt). Everything is in
 OpenCV **BGR** order, like the original's training data and its published weights; tensors are
-CxHxW float in [0, 1].
+CxHxW float in [0, 1]. (Slightly over 450 lines: training and inference geometry stay in one file on
+purpose, see above.)
 
 Per output frame (all in the 256x256 face crop of :func:`talkingface.utils.crop_face`):
 
@@ -37,11 +38,11 @@ import torch
 from torch.utils.data import Dataset
 
 from talkingface.errors import UserInputError
-from talkingface.preparation import load_keypoints
+from talkingface.mediapipe_utils import load_keypoints
+from talkingface.mouth_basis import mouth_box, symmetrize
 from talkingface.run_utils import apply_pose, calc_face_mat, jaw_mask_contour, load_mean_face_main
-from talkingface.utils import (INDEX_FACE_OVAL, INDEX_LIPS_INNER, INDEX_LIPS_OUTER,
-                               INDEX_NOSE_EDGE, ROTATE_REF_INDEX, crop_face,
-                               draw_face_feature_map, main_keypoints, safe_crop)
+from talkingface.utils import (INDEX_FACE_OVAL, INDEX_LIPS_INNER, INDEX_LIPS_OUTER, INDEX_NOSE_EDGE, ROTATE_REF_INDEX,
+                               crop_face, draw_face_feature_map, main_keypoints, safe_crop)
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def lip_gap(main: np.ndarray) -> np.ndarray:
 
 def select_ref_index(main: np.ndarray, n_ref: int, drop_fraction: float, rng: np.random.Generator) -> List[int]:
     """Pick ``n_ref`` reference frames among those whose lip gap is not in the lowest
-    ``drop_fraction`` (reference §3.2). main: (N, 141, >=2). Repeats frames when N is small."""
+    ``drop_fraction`` (docs/REFERENCE.md §3.2). main: (N, 141, >=2). Repeats frames when N is small."""
     order = np.argsort(lip_gap(main), kind="stable")
     keep = order[int(len(order) * drop_fraction):]
     if len(keep) == 0:
@@ -103,12 +104,10 @@ class VideoGeometry:
 def video_geometry(kps: np.ndarray, face_mat_mask: Optional[os.PathLike] = None) -> VideoGeometry:
     """Poses, jaw-mask contours and the mouth box of a sequence of (N, 478, 3) keypoints.
 
-    Poses are solved against the project's mean face on the non-lip main keypoints (reference §3.1),
+    Poses are solved against the project's mean face on the non-lip main keypoints (docs/REFERENCE.md §3.1),
     or read from a ``face_mat_mask.pkl`` (``[mats (N,4,4), mask face (141,3)]``, the mask face holding
     the jaw contour in its oval rows) written by ``train/data_preparation_face.py``.
     """
-    from talkingface.mouth_basis import mouth_box
-
     kps = np.asarray(kps, dtype=np.float64)
     if kps.ndim != 3 or kps.shape[1] != 478 or kps.shape[2] != 3:
         raise UserInputError(f"expected (N, 478, 3) face-mesh keypoints, got {kps.shape}")
@@ -251,8 +250,6 @@ def target_mouth_grey(crop: np.ndarray, box: CropBox, mat: np.ndarray, mouth_box
                       w: int, h: int) -> np.ndarray:
     """The target's mouth as the prompt shows it: the canonical mouth box carried by the frame's pose
     ``mat``, warped out of the face ``crop`` to h x w, grey and left-right symmetrised (float32)."""
-    from talkingface.mouth_basis import symmetrize
-
     src = box.to_crop(apply_pose(mat, mouth_box)).astype(np.float32)
     dst = np.float32([[0, 0], [w, 0], [0, h]])
     warped = cv2.warpAffine(crop, cv2.getAffineTransform(src, dst), (w, h), flags=cv2.INTER_LINEAR,
@@ -329,7 +326,7 @@ class VideoRecord:
 
 
 def load_video_record(video_dir: os.PathLike, size: int = FACE_SIZE) -> VideoRecord:
-    """Read one ``train/data_preparation_face.py`` output folder (reference §3.2)."""
+    """Read one ``train/data_preparation_face.py`` output folder (docs/REFERENCE.md §3.2)."""
     video_dir = Path(video_dir)
     frames = sorted(glob.glob(str(video_dir / "image" / "*.png")))
     kp_path = video_dir / "keypoint_rotate.pkl"
@@ -362,7 +359,7 @@ class Few_Shot_Dataset(Dataset):
     """DINet_five_Ref training / evaluation samples.
 
     Train mode: each item picks a random video and frame (``len`` = number of videos x
-    ``samples_per_video``; the original used one per video, reference §9.29), crop jitter, reference
+    ``samples_per_video``; the original used one per video, docs/REFERENCE.md §9.29), crop jitter, reference
     colour augmentation and a randomly degraded prompt. Eval mode: items walk every frame of every
     video in order with references and prompt contrast fixed per video (seeded), no augmentation.
 

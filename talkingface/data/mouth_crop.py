@@ -1,4 +1,4 @@
-"""The DH_live_mini mouth crop (reference_system.md §1.4 step 1, §3.1).
+"""The DH_live_mini mouth crop (docs/REFERENCE.md §1.4 step 1, docs/REFERENCE.md §3.1).
 
 The crop is a square around the mouth whose side follows the size of the lower face:
 
@@ -7,14 +7,19 @@ The crop is a square around the mouth whose side follows the size of the lower f
 - x from c_x - h to c_x + h; y from c_y - 0.89 h to c_y + 1.11 h (a little more chin than nose).
 
 It is resized to the 128x128 model crop (``MODEL_SIZE``), whose central 72x72 window is the
-network's mouth patch. Coordinates here are pixels of the video frame.
+network's mouth patch. Coordinates here are pixels of the video frame. The *standard crop*: the asset
+pack stores every frame's landmarks in a ``model_size`` (128) square cut at the frame's rectangle
+(:func:`standard_points`, :func:`standard_image`).
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Sequence, Tuple
 
+import cv2
 import numpy as np
 
+from talkingface.errors import UserInputError
+from talkingface.models.DINet_mini import MODEL_SIZE
 from talkingface.run_utils import smooth_sequence
 from talkingface.utils import INDEX_FACE_OVAL, INDEX_LIPS_OUTER, main_keypoints
 
@@ -79,3 +84,31 @@ def box_to_crop_matrix(box: Tuple[float, float, float, float], out_size: int) ->
     sx = out_size / (x1 - x0)
     sy = out_size / (y1 - y0)
     return np.array([[sx, 0.0, -x0 * sx + 0.5 * sx - 0.5], [0.0, sy, -y0 * sy + 0.5 * sy - 0.5]])
+
+
+def standard_points(landmarks: np.ndarray, rects: np.ndarray, model_size: int = MODEL_SIZE) -> np.ndarray:
+    """Landmarks in the standard crop: (N, 478, 3) frame pixels, rects (N, 4) -> (N, 478, 3).
+
+    x, y are shifted to each rectangle and scaled by model_size / side; z is shifted so its per-frame
+    maximum is 0, then scaled the same way (docs/REFERENCE.md §1.4 step 1).
+    """
+    lm = np.asarray(landmarks, np.float64)
+    rects = np.asarray(rects, np.float64).reshape(-1, 4)
+    if lm.ndim != 3 or lm.shape[-1] != 3 or len(rects) != len(lm):
+        raise UserInputError(f"standard_points: landmarks {lm.shape} and rects {rects.shape} do not match")
+    side = rects[:, 2] - rects[:, 0]
+    out = lm.copy()
+    out[..., :2] -= rects[:, None, :2]
+    out[..., 2] -= out[..., 2].max(axis=1, keepdims=True)
+    return out * (model_size / side)[:, None, None]
+
+
+def standard_image(frame: np.ndarray, rect: Sequence[int], size: int = MODEL_SIZE) -> np.ndarray:
+    """Cut ``rect`` (x0, y0, x1, y1), which must lie inside ``frame``, and resize it to size x size."""
+    x0, y0, x1, y1 = (int(v) for v in rect)
+    h, w = frame.shape[:2]
+    if x0 < 0 or y0 < 0 or x1 > w or y1 > h or x1 <= x0 or y1 <= y0:
+        raise UserInputError(f"crop {[x0, y0, x1, y1]} is not inside the {w}x{h} frame")
+    crop = frame[y0:y1, x0:x1]
+    interp = cv2.INTER_AREA if (x1 - x0) > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)

@@ -1,7 +1,7 @@
 """Mouth label maps for DH_live_mini training, teeth included, generated from the video itself.
 
 The original trained DINet_mini on an external per-frame teeth segmentation (``teeth_seg/*.png``)
-that no script produced (reference_system.md §3.3, §9.27). Here every label is derived from the
+that no script produced (docs/REFERENCE.md §3.3, docs/REFERENCE.md §9.27). Here every label is derived from the
 face-mesh landmarks and the pixels of the frame:
 
 1. Lip polygons from the landmarks: upper lip (inner[10:] + corners + outer[10:] reversed), lower
@@ -18,7 +18,7 @@ face-mesh landmarks and the pixels of the frame:
 Label codes (uint8): 0 skin/background, 1 upper lip, 2 lower lip, 3 cavity, 4 upper teeth,
 5 lower teeth. :func:`label_colours` turns them into the OpenGL renderer's colours (upper lip
 (1,0,0), lower lip (127/255,0,0), upper teeth (0,1,0), lower teeth (0,0,1), cavity (0,0,0)), so a
-training source carries exactly the 8-bit values of the GL-labelled inference input (reference §5.3).
+training source carries exactly the 8-bit values of the GL-labelled inference input (docs/REFERENCE.md §5.3).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from typing import Tuple
 import cv2
 import numpy as np
 
+from mini_live.obj.wrap_utils import make_teeth
 from talkingface.utils import MP_LIPS_INNER, MP_LIPS_LOWER, MP_LIPS_UPPER
 
 SKIN, UPPER_LIP, LOWER_LIP, CAVITY, UPPER_TEETH, LOWER_TEETH = 0, 1, 2, 3, 4, 5
@@ -135,8 +136,6 @@ def renderer_teeth_labels(labels: np.ndarray, lm: np.ndarray) -> np.ndarray:
     :func:`mini_live.obj.wrap_utils.make_teeth` fitted to these landmarks become UPPER_TEETH / LOWER_TEETH
     (lower drawn over upper) and the rest CAVITY; lips and skin are kept. Returns a new label map.
     """
-    from mini_live.obj.wrap_utils import make_teeth
-
     face = np.zeros((len(lm), 3))
     face[:, :2] = np.asarray(lm, np.float64)[:, :2]
     out = labels.copy()
@@ -181,6 +180,10 @@ def inner_mouth(image_rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Teeth reference image: the pixels of the mouth opening (teeth and cavity), black elsewhere."""
     keep = np.isin(labels, (CAVITY, UPPER_TEETH, LOWER_TEETH))
     return np.where(keep[..., None], image_rgb, 0).astype(np.uint8)
+
+
+#: Seed of the procedural teeth references of an avatar whose video never shows its teeth (recorded in packs).
+DEFAULT_TEETH_SEED = 1009
 
 
 def procedural_teeth_reference(seed: int, size: Tuple[int, int] = (72, 72)) -> np.ndarray:

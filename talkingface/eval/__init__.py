@@ -1,4 +1,4 @@
-"""Lip-sync evaluation (DESIGN.md §6, docs/EVALUATION.md): ``python -m talkingface.eval``.
+"""Lip-sync evaluation (docs/EVALUATION.md §1, docs/EVALUATION.md): ``python -m talkingface.eval``.
 
 Modules:
 - :mod:`.tracking` — face-mesh tracks of whole videos (cached per file);

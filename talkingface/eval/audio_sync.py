@@ -13,7 +13,10 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 
-from talkingface.eval.metrics import MAX_LAG, best_offset, pearson
+from talkingface.audio_model import AudioModel
+from talkingface.data.av_clips import blendshape_coefficients
+from talkingface.eval.baselines import frame_log_energy
+from talkingface.eval.metrics import MAX_LAG, best_offset, lagged_r, pearson
 
 Predictor = Callable[[np.ndarray], np.ndarray]  # 16 kHz audio -> (N,) per-frame value
 
@@ -37,23 +40,17 @@ def score_series(clip: str, method: str, pred: np.ndarray, truth: np.ndarray, ma
 
 def energy_predictor(audio: np.ndarray) -> np.ndarray:
     """Log energy of each 40 ms frame (the trivial baseline)."""
-    from talkingface.eval.baselines import frame_log_energy
-
     return frame_log_energy(audio, int(np.ceil(len(audio) / 640)))
 
 
 def model_predictor(checkpoint, coef: int = 0, sign: float = 1.0, device: str = "cpu") -> Predictor:
     """Coefficient ``coef`` (times ``sign``) of an audio model's offline output."""
-    from talkingface.audio_model import AudioModel
-
     model = AudioModel(checkpoint, device=device)
     return lambda audio: sign * model.interface_wav(audio)[:, coef]
 
 
 def evaluate_clips(clips: Sequence, basis, predictors: Dict[str, Predictor]) -> List[SyncScore]:
     """Score every predictor on every clip (:class:`talkingface.data.av_clips.ClipData` with audio)."""
-    from talkingface.data.av_clips import blendshape_coefficients
-
     rows = []
     for clip in clips:
         truth = blendshape_coefficients(clip, basis)[:, 0]
@@ -77,9 +74,6 @@ def summarize(rows: Sequence[SyncScore]) -> Dict[str, Dict[str, float]]:
 def common_lag_scores(clips: Sequence, basis, predictors: Dict[str, Predictor], max_lag: int = MAX_LAG
                       ) -> Dict[str, Dict[str, float]]:
     """Per method: the one lag (shared by all clips) maximising the mean r, and that mean r."""
-    from talkingface.data.av_clips import blendshape_coefficients
-    from talkingface.eval.metrics import lagged_r
-
     truths = [blendshape_coefficients(c, basis)[:, 0] for c in clips]
     out = {}
     for name, fn in predictors.items():

@@ -1,4 +1,4 @@
-"""Trivial baselines scored beside every model (DESIGN.md §6).
+"""Trivial baselines scored beside every model (docs/EVALUATION.md §1).
 
 - **static mouth**: the avatar's neutral mouth on every frame. We build it as a video: the clip's
   most-closed-mouth frame is aligned to each frame (similarity transform on eyes, brows and nose)
@@ -171,6 +171,7 @@ def audio_model_row(ref: Reference, audio: np.ndarray, checkpoint: PathLike, dev
 
     audio: the clip's 16 kHz mono float audio; checkpoint: an Audio2Feature state dict.
     """
+    # Lazy: torch loads only when this row is scored (`python -m talkingface.eval --help` imports this module).
     from talkingface.audio_model import AudioModel
 
     coef = AudioModel(checkpoint, device=device).interface_wav(audio).astype(np.float64)

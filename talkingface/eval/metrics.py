@@ -1,4 +1,4 @@
-"""Lip-sync and mouth-image metrics of DESIGN.md §6, on face-mesh tracks and frames.
+"""Lip-sync and mouth-image metrics of docs/EVALUATION.md §1, on face-mesh tracks and frames.
 
 All landmark metrics are computed on 25 fps tracks (:mod:`talkingface.eval.tracking`):
 

@@ -32,6 +32,22 @@ import cv2
 import numpy as np
 import torch
 
+from mini_live.generate_fusion_mask import load_fusion_masks
+from mini_live.obj.utils import fit_avatar, load_wrap_template
+from mini_live.obj.wrap_utils import newWrapModel
+from mini_live.render import MouthRenderer
+from talkingface.data.mouth_crop import standard_image, standard_points, video_mouth_rects
+from talkingface.data.teeth_labels import label_colours, mouth_labels
+from talkingface.mediapipe_utils import landmarks_for_video
+from talkingface.mini_reference import build_reference, reference_tensor, teeth_references
+from talkingface.models.common.VGG19 import ssim
+from talkingface.models.DINet_mini import (DINet_mini_pipeline, INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y,
+                                           load_dinet_mini_state)
+from talkingface.render_model_mini import warp_only_mesh
+from talkingface.run_utils import apply_pose
+from talkingface.util.media import read_video
+from talkingface.utils import MP_LIPS_OUTER, mouth_opening
+
 log = logging.getLogger(__name__)
 
 #: Evaluated outputs: GL labels (the product) or true labels, original or interior blend; the baseline.
@@ -48,16 +64,12 @@ def _rgba(bgr: np.ndarray) -> np.ndarray:
 
 def region_metrics(pred: torch.Tensor, target: torch.Tensor) -> Tuple[float, float]:
     """PSNR (dB) and SSIM of two 1x3xHxW images in [0, 1]."""
-    from talkingface.models.common.VGG19 import ssim
-
     mse = float(((pred - target) ** 2).mean())
     return 10.0 * np.log10(1.0 / max(mse, 1e-10)), float(ssim(pred, target))
 
 
 def mouth_box(lm_crop: np.ndarray, size: int, margin: int = 4) -> Tuple[slice, slice]:
     """Rows/cols of the outer-lip bounding box (+ margin) of (478, >=2) crop-pixel landmarks."""
-    from talkingface.utils import MP_LIPS_OUTER
-
     pts = np.asarray(lm_crop)[MP_LIPS_OUTER, :2]
     x0, y0 = np.floor(pts.min(axis=0)).astype(int) - margin
     x1, y1 = np.ceil(pts.max(axis=0)).astype(int) + margin + 1
@@ -70,21 +82,6 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
     """Evaluate one clip; returns {"name", "frames", "source_frames", "model", "model_true_labels",
     "warp_only", ... (each {psnr, ssim, window_psnr, window_ssim}), "mosaic" (RGB rows: source | GL |
     warp-only | model | model, interior blend | true labels | model on true labels | real)}."""
-    from mini_live.generate_fusion_mask import load_fusion_masks
-    from mini_live.obj.image_utils import standard_image, standard_points
-    from mini_live.obj.utils import fit_avatar, load_wrap_template
-    from mini_live.obj.wrap_utils import newWrapModel
-    from mini_live.render import MouthRenderer
-    from talkingface.data.mouth_crop import video_mouth_rects
-    from talkingface.mediapipe_utils import landmarks_for_video
-    from talkingface.models.DINet_mini import (DINet_mini_pipeline, INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X,
-                                               PAD_Y, load_dinet_mini_state)
-    from talkingface.mini_reference import build_reference, reference_tensor, teeth_references
-    from talkingface.render_model_mini import warp_only_mesh
-    from talkingface.run_utils import apply_pose
-    from talkingface.util.media import read_video
-    from talkingface.utils import mouth_opening
-
     frames = read_video(video)
     lm = landmarks_for_video(frames, progress=False)
     n = len(frames)
@@ -109,7 +106,6 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
 
     template = load_wrap_template()
     win = (slice(None), slice(None), slice(PAD_Y, PAD_Y + INPUT_HEIGHT), slice(PAD_X, PAD_X + INPUT_WIDTH))
-    from talkingface.data.teeth_labels import label_colours, mouth_labels
 
     scores: Dict[str, List[Tuple[float, float, float, float]]] = {m: [] for m in METHODS}
     rows = []

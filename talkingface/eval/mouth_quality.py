@@ -40,8 +40,10 @@ import cv2
 import numpy as np
 
 from talkingface.errors import UserInputError
+from talkingface.eval.tracking import track_video
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 from talkingface.util.files import write_image, write_text
+from talkingface.util.media import read_video
 from talkingface.utils import MP_LEFT_EYE_OUTER, MP_LIPS_INNER, MP_LIPS_OUTER, MP_RIGHT_EYE_OUTER, mouth_opening
 
 log = logging.getLogger(__name__)
@@ -244,9 +246,6 @@ def contact_sheet(crops: List, opening: np.ndarray, cfg: MouthQualityConfig = DE
 
 def measure_video(path: Path, cfg: MouthQualityConfig = DEFAULT, keep_crops: Optional[List] = None) -> MouthFrames:
     """Decode a video at 25 fps, run the face mesh (cached per process) and measure every frame."""
-    from talkingface.eval.tracking import track_video
-    from talkingface.util.media import read_video
-
     track = track_video(path, progress=False)
     return measure_frames(read_video(path), track.points, cfg, keep_crops)
 

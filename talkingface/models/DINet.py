@@ -1,4 +1,4 @@
-"""DINet_five_Ref: the DH_live 256x256 render network (reference_system.md §2.1).
+"""DINet_five_Ref: the DH_live 256x256 render network (docs/REFERENCE.md §2.1).
 
 Five reference frames (each 3 image channels + a 3-channel line map) are encoded once per character; every output frame then runs the per-frame path: encode the masked source face and
 its mouth prompt, predict a 128-d code, use it to warp the reference features channel by channel
@@ -18,11 +18,13 @@ import logging
 import math
 import os
 from functools import lru_cache
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from talkingface.errors import UserInputError
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ def coordinate_grid_3d(depth: int, height: int, width: int, device: torch.device
     so cached: AdaAT calls this on every frame). The returned tensors are shared: do not modify.
 
     Uses the align_corners=True convention (index i -> 2i/(n-1) - 1) that the original builds,
-    although its ``grid_sample`` call runs with align_corners=False (reference §2.1 quirk).
+    although its ``grid_sample`` call runs with align_corners=False (docs/REFERENCE.md §2.1 quirk).
     Returns xy: DxHxWx2 (x first), z: DxHxW.
     """
     def axis(n: int) -> torch.Tensor:
@@ -129,7 +131,7 @@ def depth_mix_matrix(depth: int, device: torch.device, dtype: torch.dtype) -> to
 
 class AdaAT(nn.Module):
     """Adaptive affine transformation: warps each feature channel by its own rotation, scale and
-    translation predicted from a parameter code (DINet, reference §2.1).
+    translation predicted from a parameter code (DINet, docs/REFERENCE.md §2.1).
 
     feature_map: BxCxHxW; para_code: BxP. Returns BxCxHxW.
 
@@ -184,7 +186,7 @@ class AdaAT(nn.Module):
 
 
 class DINet_five_Ref(nn.Module):
-    """DH_live render network (reference §2.1).
+    """DH_live render network (docs/REFERENCE.md §2.1).
 
     Inputs (all float in [0, 1], BGR order as the original was trained):
       - source_img: Bx3x256x256, the face crop with the lower face filled black;
@@ -299,7 +301,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 def extract_generator_state(obj: Any) -> Mapping[str, torch.Tensor]:
     """The DINet state dict inside a loaded checkpoint object.
 
-    Accepts the original's two layouts (checkpoint_keys.md §2): a plain state dict (``render.pth``)
+    Accepts the original's two layouts (docs/CHECKPOINTS.md §2): a plain state dict (``render.pth``)
     or the training checkpoint ``{"state_dict": {"net_g": ..., "net_d": ...}, "optimizer": ...}``.
     A ``module.`` prefix (DataParallel) is stripped.
     """
@@ -321,8 +323,6 @@ def load_dinet_state_dict(model: DINet_five_Ref, source: Union[str, os.PathLike,
 
     ``map_location`` defaults to CPU so checkpoints saved on a GPU load anywhere.
     """
-    from talkingface.errors import UserInputError
-
     obj: Any = source
     if isinstance(source, (str, os.PathLike)):
         if not os.path.isfile(source):
@@ -336,15 +336,3 @@ def load_dinet_state_dict(model: DINet_five_Ref, source: Union[str, os.PathLike,
         model.load_state_dict(state, strict=True)
     except (ValueError, RuntimeError) as exc:
         raise UserInputError(f"not a DINet_five_Ref(6, 30) checkpoint: {str(exc).splitlines()[0]}") from exc
-
-
-def training_checkpoint(net_g: nn.Module, net_d: nn.Module, opt_g: torch.optim.Optimizer,
-                        opt_d: torch.optim.Optimizer, epoch: int, **extra: Any) -> Dict[str, Any]:
-    """The original's training-checkpoint layout (checkpoint_keys.md §2), plus optional extras."""
-    ckpt: Dict[str, Any] = {
-        "epoch": epoch,
-        "state_dict": {"net_g": net_g.state_dict(), "net_d": net_d.state_dict()},
-        "optimizer": {"net_g": opt_g.state_dict(), "net_d": opt_d.state_dict()},
-    }
-    ckpt.update(extra)
-    return ckpt

@@ -1,6 +1,6 @@
 """DINet_mini: the DH_live_mini mouth renderer (about 50 k parameters, about 32 M MACs per frame).
 
-Two modules, as in the original (reference_system.md §2.2, checkpoint_keys.md §4):
+Two modules, as in the original (docs/REFERENCE.md §2.2, docs/CHECKPOINTS.md §4):
 
 - :class:`DINet_mini` maps a 72x72 mouth patch whose lips/teeth were replaced by label colours
   (the *source*) plus three 4-channel references (the *ref*, 12 channels) to a photo-real 72x72
@@ -17,14 +17,18 @@ is kept exactly, because the original's weights were trained with it.
 """
 from __future__ import annotations
 
+import copy
 from typing import Dict, Optional, Tuple
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from talkingface.errors import UserInputError
 from talkingface.models.DINet import AdaAT, DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d, fold_batchnorm
+from talkingface.util.files import reading
 
 INPUT_WIDTH = 72
 """Width of the mouth patch the network sees (pixels of the 128 crop)."""
@@ -114,7 +118,7 @@ class DINet_mini_pipeline(nn.Module):
     identity grid are non-persistent buffers.
 
     ``blend``: how the 72x72 network output goes back into the warped crop. "original" (default,
-    reference §2.2): everywhere, weighted by the mouth fusion mask. "interior": only inside the
+    docs/REFERENCE.md §2.2): everywhere, weighted by the mouth fusion mask. "interior": only inside the
     mouth opening (GL teeth and cavity labels, grown by 2 px and feathered), so skin and lips keep
     the warped source pixels and the network paints only what the warp cannot (teeth, cavity).
     "interior" needs a label-free warp field of the same frame (``gl_warp`` in :meth:`interface`),
@@ -208,8 +212,6 @@ class DINet_mini_pipeline(nn.Module):
 
 def _mask_tensor(mask: np.ndarray, size: Tuple[int, int]) -> torch.Tensor:
     """HxW (or HxWxC: channel 0 is used) mask, uint8 0..255 or float 0..1, -> 1x1xHxW float in [0,1]."""
-    import cv2
-
     arr = np.asarray(mask)
     if arr.ndim == 3:
         arr = arr[..., 0]
@@ -221,6 +223,18 @@ def _mask_tensor(mask: np.ndarray, size: Tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr)).view(1, 1, *size)
 
 
+def load_dinet_mini(path, map_location="cpu") -> Tuple["DINet_mini", Dict[str, torch.Tensor]]:
+    """A DINet_mini(3, 12) with the weights of ``path`` (strict; any layout of
+    :func:`load_dinet_mini_state`) and that state dict; a clear error for a file of another model."""
+    state = load_dinet_mini_state(path, map_location=map_location)
+    net = DINet_mini(3, 12).to(map_location)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise UserInputError(f"{path} does not hold DINet_mini(3, 12) weights: {str(exc).splitlines()[0]}") from exc
+    return net, state
+
+
 def load_dinet_mini_state(path, map_location="cpu") -> Dict[str, torch.Tensor]:
     """Read DINet_mini weights from any of the layouts in use.
 
@@ -228,11 +242,12 @@ def load_dinet_mini_state(path, map_location="cpu") -> Dict[str, torch.Tensor]:
     a plain DINet_mini state dict, or a pipeline state dict (``infer_model.`` prefix). Returns a
     plain DINet_mini state dict (no prefix). Tensors only: loaded with ``weights_only=True``.
     """
-    ckpt = torch.load(str(path), map_location=map_location, weights_only=True)
+    with reading(path, "DINet_mini checkpoint"):
+        ckpt = torch.load(str(path), map_location=map_location, weights_only=True)
     if isinstance(ckpt, dict) and "state_dict" in ckpt and isinstance(ckpt["state_dict"], dict):
         ckpt = ckpt["state_dict"].get("net_g", ckpt["state_dict"])
     if not isinstance(ckpt, dict):
-        raise ValueError(f"{path}: not a DINet_mini checkpoint")
+        raise UserInputError(f"{path}: not a DINet_mini checkpoint")
     prefix = "infer_model."
     if any(k.startswith(prefix) for k in ckpt):
         ckpt = {k[len(prefix):]: v for k, v in ckpt.items() if k.startswith(prefix)}

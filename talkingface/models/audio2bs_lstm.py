@@ -1,7 +1,7 @@
 """Audio2Feature: fbank frames -> 6 mouth-motion coefficients per 40 ms video frame.
 
-The layer layout (and so the state-dict keys) is the original's (reference_system.md §2.3,
-checkpoint_keys.md §6), so its published ``audio.pkl`` loads with strict key matching:
+The layer layout (and so the state-dict keys) is the original's (docs/REFERENCE.md §2.3,
+docs/CHECKPOINTS.md §6), so its published ``audio.pkl`` loads with strict key matching:
 
 1. two consecutive 80-bin fbank frames (20 ms hop) are concatenated into one 160-vector per
    video frame (40 ms);
@@ -21,6 +21,8 @@ from typing import Optional, Tuple, Union
 
 import torch
 from torch import nn
+
+from talkingface.errors import UserInputError
 
 
 @dataclass
@@ -91,8 +93,6 @@ def load_audio2feature(path: Union[str, Path], device: Union[str, torch.device] 
     Accepts the original's published ``audio.pkl`` / ``lstm_model_epoch_*.pkl`` and ours; the
     result is in eval mode on ``device``. Raises UserInputError for missing or foreign files.
     """
-    from talkingface.errors import UserInputError
-
     p = Path(path)
     if not p.is_file():
         raise UserInputError(f"audio model checkpoint not found: {p}")

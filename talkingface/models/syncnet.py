@@ -1,7 +1,8 @@
 """SyncNet_color (Wav2Lip's lip-sync expert), built to the original's checkpoint layout.
 
-Defined but unused by the original (checkpoint_keys.md §7): 217 state-dict keys, 16,435,072
-parameters. Here it scores teacher videos made by ``preparation_step0.py`` when weights are supplied.
+Defined but unused by the original (docs/CHECKPOINTS.md §7): 217 state-dict keys, 16,435,072
+parameters. No code of this project runs it either; it is kept so the original's SyncNet weights
+load (strict key match, ``tests/test_audio_train.py``) for anyone who wants to score teacher videos.
 
 forward(mel B x 1 x 80 x 16, faces B x 15 x 48 x 96) -> (audio embedding B x 512, face embedding
 B x 512), both L2-normalised; faces are 5 consecutive lower-half crops (RGB stacked) in [0, 1].

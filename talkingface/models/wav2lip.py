@@ -1,8 +1,8 @@
-"""Wav2Lip generator (the teacher of reference §6.2 step 1), built to the original's checkpoint layout.
+"""Wav2Lip generator (the teacher of docs/REFERENCE.md §6.2 step 1), built to the original's checkpoint layout.
 
 Only used by ``train_audio/preparation_step0.py`` to render 96x96 teacher mouths for many voices on
 one fixed face; its weights (``wav2lip.pth``) come from the Wav2Lip project and are not shipped.
-Layout (checkpoint_keys.md §7): 352 state-dict keys, 36,298,035 parameters.
+Layout (docs/CHECKPOINTS.md §7): 352 state-dict keys, 36,298,035 parameters.
 
 Inputs: mel chunks ``B x 1 x 80 x 16`` (80 mels x 16 frames = 0.2 s, values in [-4, 4]) and faces
 ``B x 6 x 96 x 96`` float in [0, 1] (BGR; channels 0-2: the target face with its lower half
@@ -13,8 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Union
 
+import numpy as np
 import torch
+from scipy.signal import lfilter
 from torch import nn
+
+from talkingface.errors import UserInputError
 
 
 class ConvBlock(nn.Module):
@@ -100,8 +104,6 @@ class Wav2Lip(nn.Module):
 
 def load_wav2lip(path: Union[str, Path], device: Union[str, torch.device] = "cpu") -> Wav2Lip:
     """Load a Wav2Lip checkpoint (``{"state_dict": ...}``, ``module.`` prefixes stripped) strictly."""
-    from talkingface.errors import UserInputError
-
     p = Path(path)
     if not p.is_file():
         raise UserInputError(
@@ -130,15 +132,14 @@ MEL_FPS = 80.0  # mel frames per second (hop 200 at 16 kHz)
 
 
 def wav2lip_mel(audio, sample_rate: int = 16000):
-    """Wav2Lip's mel spectrogram (reference §6.2 step 1): (80, T) float32 in [-4, 4], 80 frames/s.
+    """Wav2Lip's mel spectrogram (docs/REFERENCE.md §6.2 step 1): (80, T) float32 in [-4, 4], 80 frames/s.
 
     Pre-emphasis 0.97; STFT n_fft 800, hop 200, window 800; 80 mel bands 55-7600 Hz on the
     magnitude; dB with ref level 20 and floor -100; symmetric normalisation to [-4, 4].
     audio: (S,) float in [-1, 1] at 16 kHz.
     """
+    # Lazy: librosa is heavy and only the Wav2Lip teacher's mel front end needs it.
     import librosa
-    import numpy as np
-    from scipy.signal import lfilter
 
     y = lfilter([1.0, -0.97], [1.0], np.asarray(audio, np.float64))
     spec = np.abs(librosa.stft(y=y, n_fft=800, hop_length=200, win_length=800))
@@ -153,8 +154,6 @@ def mel_chunks(mel, n_frames: int, fps: float = 25.0):
     Returns (n_frames, 80, 16) float32; the last chunks are padded by repeating the final mel
     frame, so every 40 ms of audio gets a frame (the original dropped up to 7 tail frames).
     """
-    import numpy as np
-
     n = int(n_frames)
     padded = np.concatenate([mel, np.repeat(mel[:, -1:], MEL_STEP, axis=1)], axis=1)
     starts = [int(MEL_FPS * i / fps) for i in range(n)]
@@ -168,8 +167,6 @@ def render_teacher_frames(net: Wav2Lip, face96, audio, batch_size: int = 8, devi
     face96: 96x96x3 uint8 BGR. Input per frame: the face with its lower half blanked, plus the
     face itself as the reference (6 channels, [0, 1]).
     """
-    import numpy as np
-
     chunks = mel_chunks(wav2lip_mel(audio), int(np.ceil(len(audio) / 640)))
     ref = torch.from_numpy(face96.astype(np.float32) / 255.0).permute(2, 0, 1)
     masked = ref.clone()

@@ -1,1 +1,3 @@
-"""Small shared helpers: command-line plumbing, media I/O, sample-data location, smoothing."""
+"""Infrastructure only: command-line plumbing (cli), atomic files and model cards (files), media I/O and
+ffmpeg (media), sample-data location (sample_data). Face geometry lives in named modules
+(docs/ARCHITECTURE.md §8)."""

@@ -1,16 +1,23 @@
-"""Command-line plumbing shared by every script: logging set-up, device choice, error handling.
+"""Command-line plumbing shared by every script: logging set-up, device choice, progress bars,
+error handling.
 
 Every script's ``main(argv)`` is wrapped by :func:`run_cli`, which turns a
 :class:`~talkingface.errors.UserInputError` into one line on stderr and exit status 2, and makes
-sure a KeyboardInterrupt stops quietly with status 130.
+sure Ctrl-C (SIGINT) or SIGTERM stops quietly with status 130 / 143 after every ``finally`` and
+context manager has run, so atomic writers remove their temporary files. Progress bars come from
+:func:`progress`: drawn only when stderr is a terminal, and closed before an error line is printed,
+so the error always starts its own line.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
+
+from tqdm import tqdm
 
 from talkingface.errors import UserInputError
 
@@ -25,6 +32,7 @@ def setup_logging(verbose: bool = False) -> None:
     """
     level = logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(level=level, format=LOG_FORMAT, datefmt="%H:%M:%S", stream=sys.stdout)
+    logging.captureWarnings(True)  # library warnings join the log instead of stderr
     # MediaPipe / TFLite write C++ log lines; keep them quiet unless asked for.
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -32,6 +40,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 def resolve_device(name: str = "auto") -> str:
     """Map ``auto|cpu|cuda`` to a torch device string, falling back to CPU when CUDA is absent."""
+    # Lazy: scripts import this module before parsing; torch loads only when a device is resolved.
     import torch
 
     name = (name or "auto").lower()
@@ -45,23 +54,78 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
+def stderr_is_terminal() -> bool:
+    """True when stderr is an interactive terminal (progress bars are drawn only then)."""
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # closed or replaced stream
+        return False
+
+
+def progress(iterable: Optional[Iterable] = None, **kwargs) -> tqdm:
+    """A tqdm progress bar on stderr that is drawn only when stderr is a terminal (never in logs,
+    pipes or tests); ``show=False`` hides it anyway (e.g. a ``--quiet`` flag). Other keyword
+    arguments go to tqdm (``total``, ``desc``, ``unit``, ``initial``, ``leave``)."""
+    show = kwargs.pop("show", True)
+    return tqdm(iterable, file=sys.stderr, disable=not (show and stderr_is_terminal()), dynamic_ncols=True, **kwargs)
+
+
+def _close_progress_bars() -> None:
+    """Finish every open progress bar's line, so what follows on stderr starts a line of its own."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # a bar half torn down by the error itself; nothing more to draw
+            pass
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM (SIGINT raises KeyboardInterrupt), so that cleanup runs."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame) -> None:
+    raise Interrupted(signum)
+
+
+def error_line(message: object) -> str:
+    """The one stderr line of a failed run: ``error: `` and the message with its whitespace folded."""
+    return "error: " + (" ".join(str(message).split()) or message.__class__.__name__)
+
+
 def run_cli(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Optional[Sequence[str]] = None) -> None:
-    """Run a script's ``main`` and exit with its status; user errors become one line and status 2."""
+    """Run a script's ``main`` and exit with its status: user errors become one line and status 2,
+    SIGINT / SIGTERM status 130 / 143 (after cleanup). Anything else is a bug and keeps its traceback."""
+    try:
+        signal.signal(signal.SIGTERM, _raise_interrupted)
+    except ValueError:  # not the main thread (e.g. called from a test runner's worker thread)
+        pass
     try:
         rc = main(argv)
     except UserInputError as exc:
-        msg = " ".join(str(exc).split()) or exc.__class__.__name__
-        print(f"error: {msg}", file=sys.stderr)
+        _close_progress_bars()
+        sys.stderr.write(error_line(exc) + "\n")
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _close_progress_bars()
+        sys.stderr.write("interrupted\n")
+        sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
     sys.exit(int(rc or 0))
+
+
+class ScriptParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are :class:`UserInputError` (one ``error:`` line, exit 2
+    through :func:`run_cli`) instead of argparse's usage block."""
+
+    def error(self, message: str):
+        raise UserInputError(f"{message} (see {self.prog} --help)")
 
 
 def script_parser(doc: str) -> argparse.ArgumentParser:
     """Argument parser of a script whose module docstring is its help: the first paragraph is the
     description, the rest (usage examples, outputs) is shown after the options, formatting kept."""
     head, _, rest = (doc or "").strip().partition("\n\n")
-    return argparse.ArgumentParser(description=head, epilog=rest or None,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return ScriptParser(description=head, epilog=rest or None, formatter_class=argparse.RawDescriptionHelpFormatter)

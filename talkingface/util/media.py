@@ -24,10 +24,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence, Union
 
+import cv2
 import numpy as np
+import soundfile as sf
 
 from talkingface.errors import MediaError, UserInputError
-from talkingface.util.files import publish
+from talkingface.util.files import atomic_write, check_input_file, check_output_file, publish
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ def ffmpeg_exe() -> str:
     if exe:
         return exe
     try:
+        # Lazy: optional fallback when ffmpeg is not on PATH.
         import imageio_ffmpeg
 
         return imageio_ffmpeg.get_ffmpeg_exe()
@@ -68,11 +71,7 @@ def _last_line(stderr: bytes) -> str:
 
 
 def _check_input(path: PathLike) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise UserInputError(f"file not found: {p}")
-    if not p.is_file():
-        raise UserInputError(f"not a file: {p}")
+    p = check_input_file(path, "media file")
     if p.stat().st_size == 0:
         raise MediaError(f"empty file: {p}")
     return p
@@ -141,7 +140,6 @@ def probe_video(path: PathLike) -> VideoInfo:
         if "does not contain any stream" in header or "matches no streams" in header:
             raise MediaError(f"no video stream in {p}")
         raise MediaError(f"cannot read video {p}: {_last_line(proc.stderr)}")
-    import cv2
 
     first = cv2.imdecode(np.frombuffer(proc.stdout, np.uint8), cv2.IMREAD_COLOR)
     if first is None:
@@ -179,22 +177,37 @@ def iter_video_frames(path: PathLike, fps: float = DEFAULT_FPS, max_frames: Opti
     args.append("-")
     shape = (h, w, 3) if pix_fmt == "bgr24" else (h * 3 // 2, w)
     frame_bytes = int(np.prod(shape))
+    for buf in ffmpeg_chunks(args, frame_bytes, f"decoding {p}"):
+        if len(buf) < frame_bytes:
+            break
+        yield np.frombuffer(buf, np.uint8).reshape(shape).copy()
+
+
+def ffmpeg_chunks(args: Sequence[str], chunk: int, what: str) -> Iterator[bytes]:
+    """Run the ffmpeg command ``args`` (writing raw data to stdout) and yield its output in chunks of
+    ``chunk`` bytes (the last one may be shorter). ffmpeg runs in its own session (a Ctrl-C reaches
+    only Python); stopping the iteration early kills it; a failure is a :class:`MediaError` with
+    ``what`` and ffmpeg's last line."""
+    finished = False
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(list(map(str, args)), stdout=subprocess.PIPE, stderr=err, start_new_session=True)
         try:
             assert proc.stdout is not None
             while True:
-                buf = proc.stdout.read(frame_bytes)
-                if len(buf) < frame_bytes:
+                buf = proc.stdout.read(chunk)
+                if not buf:
+                    finished = True
                     break
-                yield np.frombuffer(buf, np.uint8).reshape(shape).copy()
+                yield buf
         finally:
+            if not finished:
+                proc.kill()  # stopped early (an error, or the caller stopped iterating)
             if proc.stdout:
                 proc.stdout.close()
             rc = proc.wait()
         if rc != 0:
             err.seek(0)
-            raise MediaError(f"decoding {p} failed: {_last_line(err.read())}")
+            raise MediaError(f"{what} failed: {_last_line(err.read())}")
 
 
 def read_video(path: PathLike, fps: float = DEFAULT_FPS, max_frames: Optional[int] = None) -> List[np.ndarray]:
@@ -228,6 +241,7 @@ class VideoWriter:
         self.frames_written = 0
         self._proc: Optional[subprocess.Popen] = None
         self._err = None
+        check_output_file(self.path, "output video")
         parent = self.path.parent if str(self.path.parent) else Path(".")
         if not parent.is_dir():
             raise UserInputError(f"output folder does not exist: {parent}")
@@ -249,7 +263,9 @@ class VideoWriter:
             args += ["-shortest"]
         args += ["-f", "mp4", str(self._tmp)]
         self._err = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=self._err)
+        # Its own session: a Ctrl-C on the terminal reaches only Python, which then aborts the
+        # encoder and removes the partial file (instead of ffmpeg dying first mid-write).
+        self._proc = subprocess.Popen(args, stdin=subprocess.PIPE, stderr=self._err, start_new_session=True)
 
     def write(self, frame: np.ndarray) -> None:
         """Append one ``HxWx3 uint8 BGR`` frame (all frames must share one size)."""
@@ -300,8 +316,12 @@ class VideoWriter:
             self._fail()
         if self._err is not None:
             self._err.close()
-        publish(self._tmp, self.path)
+            self._err = None
         self._proc = None
+        try:
+            publish(self._tmp, self.path)
+        finally:
+            self._tmp.unlink(missing_ok=True)
         return self.path
 
     def abort(self) -> None:
@@ -341,7 +361,7 @@ def write_video(path: PathLike, frames: Sequence[np.ndarray], fps: float = DEFAU
 
 def mux_audio(video: PathLike, audio: PathLike, out: PathLike) -> Path:
     """Copy ``video``'s stream and add ``audio`` (AAC) into ``out``; written atomically."""
-    v, a, out = _check_input(video), _check_input(audio), Path(out)
+    v, a, out = _check_input(video), _check_input(audio), check_output_file(out, "output video")
     fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".mp4", dir=out.parent if str(out.parent) else ".")
     os.close(fd)
     try:
@@ -367,32 +387,56 @@ def count_frames(path: PathLike) -> int:
 # --------------------------------------------------------------------------------------------- audio
 
 
+#: Samples per block of :func:`iter_audio` (10 s at 16 kHz: 640 kB of float32).
+AUDIO_BLOCK = 250 * SAMPLES_PER_FRAME
+
+
+def iter_audio(path: PathLike, sample_rate: int = AUDIO_RATE, block: int = AUDIO_BLOCK) -> Iterator[np.ndarray]:
+    """Decode any audio (or the audio track of a video) to mono float32 at ``sample_rate``, streamed
+    in blocks of ``block`` samples (the last one shorter), so memory does not grow with the length.
+
+    Raises :class:`MediaError` for unreadable files and files without audio, :class:`UserInputError`
+    for NaN / infinite samples and when there is no sample at all.
+    """
+    p = _check_input(path)
+    args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(p), "-map", "0:a:0", "-vn",
+            "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+    total = 0
+    for buf in ffmpeg_chunks(args, block * 4, f"reading audio {p.name}"):
+        audio = np.frombuffer(buf[: len(buf) // 4 * 4], dtype="<f4").astype(np.float32)
+        if not np.isfinite(audio).all():
+            raise UserInputError(f"audio {p} contains NaN or infinite samples")
+        total += audio.size
+        yield audio
+    if total == 0:
+        raise UserInputError(f"no audio samples in {p}")
+
+
+def check_audio(path: PathLike, sample_rate: int = AUDIO_RATE) -> int:
+    """Decode ``path`` once without keeping it (memory stays at one block) and return its number of
+    samples at ``sample_rate``; the errors of :func:`iter_audio`. Lets a long job fail before its
+    heavy set-up when the audio is bad."""
+    return sum(block.size for block in iter_audio(path, sample_rate))
+
+
 def load_audio(path: PathLike, sample_rate: int = AUDIO_RATE, min_seconds: float = 0.0) -> np.ndarray:
     """Decode any audio (or the audio track of a video) to mono float32 at ``sample_rate``.
 
     Raises a clear :class:`MediaError` for unreadable files and files without audio, and
-    :class:`UserInputError` when the result is empty or shorter than ``min_seconds``.
+    :class:`UserInputError` when the result is empty, holds NaN / infinite samples or is shorter
+    than ``min_seconds``.
     """
-    p = _check_input(path)
-    raw = run_ffmpeg(["-i", p, "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sample_rate),
-                      "-f", "f32le", "-acodec", "pcm_f32le", "-"], what=f"reading audio {p.name}")
-    audio = np.frombuffer(raw, dtype="<f4").astype(np.float32)
-    if audio.size == 0:
-        raise UserInputError(f"no audio samples in {p}")
+    audio = np.concatenate(list(iter_audio(path, sample_rate)))
     if audio.size < min_seconds * sample_rate:
-        raise UserInputError(f"audio too short: {audio.size / sample_rate:.2f} s < {min_seconds:.2f} s in {p}")
+        raise UserInputError(f"audio too short: {audio.size / sample_rate:.2f} s < {min_seconds:.2f} s in {path}")
     return audio
 
 
 def save_wav(path: PathLike, audio: np.ndarray, sample_rate: int = AUDIO_RATE) -> Path:
     """Write float audio in [-1, 1] as 16-bit PCM wav (atomically)."""
-    import soundfile as sf
-
-    out = Path(path)
-    tmp = out.with_name(f".tmp_{out.name}")
-    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
-    publish(tmp, out)
-    return out
+    with atomic_write(path) as tmp:
+        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="WAV")
+    return Path(path)
 
 
 def extract_audio(video: PathLike, out_wav: PathLike, sample_rate: int = AUDIO_RATE) -> Path:

@@ -15,6 +15,10 @@ from talkingface.config.paths import shared_data_default
 from talkingface.errors import UserInputError
 
 
+#: The original's published audio model inside the sample data (the distillation teacher), as path parts.
+ORIGINAL_AUDIO_MODEL = ("dh_live", "checkpoint", "audio.pkl")
+
+
 def find_sample_data() -> Optional[Path]:
     """Return the sample-data folder, or None when neither location exists."""
     env = os.environ.get(ENV_VAR)

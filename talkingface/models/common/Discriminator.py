@@ -1,4 +1,4 @@
-"""Patch discriminator shared by the DH_live and mini trainers (reference_system.md §2.4).
+"""Patch discriminator shared by the DH_live and mini trainers (docs/REFERENCE.md §2.4).
 
 Layout and parameter names follow the original ``Discriminator(num_channels, block_expansion,
 num_blocks, max_features)``: ``down_blocks.i.conv`` (4x4, no padding) then a 1x1 ``conv`` to one

@@ -1,4 +1,4 @@
-"""VGG19 perceptual loss shared by the DH_live and mini trainers (reference_system.md §2.5).
+"""VGG19 perceptual loss shared by the DH_live and mini trainers (docs/REFERENCE.md §2.5).
 
 The original builds ``torchvision.models.vgg19(pretrained=True).features[0:30]`` and downloads the
 ImageNet weights at run time. torchvision is not a dependency here, so :class:`Vgg19` builds the same
@@ -26,6 +26,9 @@ from typing import List, Mapping, Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from talkingface.errors import UserInputError
+from talkingface.util.files import reading
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,8 @@ class Vgg19(nn.Module):
 
     def load_imagenet(self, path: Union[str, os.PathLike]) -> None:
         """Load torchvision-layout (``features.N.*``) or wrapper-layout weights, strictly."""
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with reading(path, "VGG19 weights"):
+            state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, Mapping) and "state_dict" in state:
             state = state["state_dict"]
         if any(k.startswith("features.") for k in state):
@@ -108,8 +112,6 @@ def find_vgg19_weights(explicit: Optional[Union[str, os.PathLike]] = None) -> Op
 
     An explicitly given path (argument or environment variable) that does not exist is an error.
     """
-    from talkingface.errors import UserInputError
-
     for candidate, source in ((explicit, "--vgg_weights"), (os.environ.get(VGG19_ENV), f"${VGG19_ENV}")):
         if candidate:
             path = Path(candidate).expanduser()
@@ -164,7 +166,7 @@ class PerceptualLoss(nn.Module):
     """Two-scale perceptual loss (unweighted; trainers multiply by ``lamb_perception``).
 
     fake, real: Bx3xHxW in [0, 1], channel order given by ``channel_order`` ("rgb" or "bgr"; BGR
-    inputs are flipped before VGG, fixing the original's BGR-into-VGG mismatch, reference §9.17).
+    inputs are flipped before VGG, fixing the original's BGR-into-VGG mismatch, docs/REFERENCE.md §9.17).
     ``mode`` is "vgg19" when ImageNet weights were found, else "l1_ssim" (see module doc).
     """
 

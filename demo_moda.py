@@ -1,0 +1,83 @@
+"""MODA demo: speech -> lips, eyes and head motion of a person (MODA-lite + FaCo-Net) -> video.
+
+Usage: python demo_moda.py SUBJECT_DIR AUDIO OUT.mp4 [--seed N] [--n_samples K] [--debug]
+
+SUBJECT_DIR is a person folder of `python data_preparation_moda.py --avatar VIDEO SUBJECT_DIR`. The
+video has 25 frames per second of audio (ceil(samples / 640) frames) and the audio muxed in. With a
+per-person renderer (--renderer, default SUBJECT_DIR/renderer.pth when present; train one with
+train_moda/train_renderer.py) the frames are rendered faces; without one they are the drawn
+landmark condition images. --debug writes [render | condition | reference] side by side.
+--n_samples K writes K motion samples (seeds N..N+K-1): OUT.mp4, OUT_s1.mp4, ...
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from talkingface.config.moda import FACO_CHECKPOINT, MODA_CHECKPOINT
+from talkingface.errors import UserInputError
+from talkingface.moda_pipeline import (FaCoPredictor, MODAPredictor, RendererPredictor, Subject, draw_condition,
+                                       frame_landmarks, paste_dense)
+from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.media import VideoWriter, load_audio
+
+log = logging.getLogger("demo_moda")
+
+
+def main(argv=None) -> int:
+    ap = script_parser(__doc__)
+    ap.add_argument("subject", type=Path, help="person folder (data_preparation_moda.py --avatar)")
+    ap.add_argument("audio", type=Path, help="speech audio (any format ffmpeg reads)")
+    ap.add_argument("out", type=Path, help="output mp4")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n_samples", type=int, default=1)
+    ap.add_argument("--debug", action="store_true", help="side by side: render | condition | reference")
+    ap.add_argument("--moda", type=Path, default=MODA_CHECKPOINT)
+    ap.add_argument("--faco", type=Path, default=FACO_CHECKPOINT, help="'none': paste lips and eyes into the mean")
+    ap.add_argument("--renderer", type=Path, default=None)
+    ap.add_argument("--size", type=int, default=256, help="condition image size without a renderer")
+    args = ap.parse_args(argv)
+    setup_logging()
+    if args.n_samples < 1:
+        raise UserInputError("--n_samples must be >= 1")
+    if args.out.suffix.lower() != ".mp4":
+        raise UserInputError(f"output must be an .mp4 file: {args.out}")
+    subject = Subject.load(args.subject)
+    audio = load_audio(args.audio)
+    if audio.size == 0:
+        raise UserInputError(f"no audio in {args.audio}")
+    moda = MODAPredictor(args.moda)
+    faco = None if str(args.faco) == "none" else FaCoPredictor(args.faco)
+    renderer_path = args.renderer or (args.subject / "renderer.pth")
+    renderer = None
+    if args.renderer is not None or renderer_path.is_file():
+        if subject.reference is None:
+            raise UserInputError(f"{args.subject} has no reference.png for the renderer")
+        renderer = RendererPredictor(renderer_path, subject.reference)
+    size = renderer.cfg.resolution if renderer else args.size
+    n = int(np.ceil(audio.size / 640))
+    for k in range(args.n_samples):
+        t0 = time.time()
+        motion = moda.predict(audio, subject, seed=args.seed + k, n_frames=n)
+        dense = (faco.dense(motion["lip"], motion["eye"], subject) if faco
+                 else paste_dense(motion["lip"], motion["eye"], subject))
+        points = frame_landmarks(dense, motion["head"], subject)
+        out = args.out if k == 0 else args.out.with_name(f"{args.out.stem}_s{k}.mp4")
+        ref = cv2.resize(subject.reference, (size, size)) if subject.reference is not None else None
+        with VideoWriter(out, audio=args.audio) as writer:
+            for i in range(n):
+                cond = draw_condition(points[i], subject.frame_size, size)
+                frame = renderer.render(cond, i) if renderer else cond
+                if args.debug:
+                    frame = np.hstack([frame, cond] + ([ref] if ref is not None else []))
+                writer.write(frame)
+        log.info("wrote %s: %d frames (%.1f s of audio) in %.1f s", out, n, audio.size / 16000, time.time() - t0)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,134 @@
+"""Typed configurations of the MODA networks (``talkingface.models.moda``, ``faco``, ``moda_renderer``).
+
+Defaults follow the released MODA code where the paper and the code disagree (docs/MODA.md lists
+both); every deviation is a flag with the code's behaviour as its default, except the things this
+project changes on purpose (25 fps, the fbank audio front end, 100-frame training windows).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Tuple
+
+from talkingface.config.paths import BLENDSHAPE_BASIS, CHECKPOINT_DIR, MINI_AUDIO_CHECKPOINT
+
+FPS = 25  # the project's video rate; MODA's code runs at 30
+
+#: Shipped MODA-lite and FaCo-Net checkpoints; the lip teacher and its basis (speech pseudo-labels).
+MODA_CHECKPOINT = CHECKPOINT_DIR / "moda" / "moda_lite.pth"
+FACO_CHECKPOINT = CHECKPOINT_DIR / "moda" / "faco.pth"
+TEACHER_CHECKPOINT = MINI_AUDIO_CHECKPOINT
+BASIS_PATH = BLENDSHAPE_BASIS
+
+
+@dataclass
+class MODAConfig:
+    """MODA body ("MODA-lite").
+
+    audio_head: ``conv`` (default: non-causal Conv1d front end over 4 fbank frames per video frame,
+    +-120 ms context) or ``mel`` (the code's dormant 320->128 head, +-20 ms).
+    prob_mode: ``moda`` (the code: the ProbAttn encoder never sees the targets) or ``cvae`` (the
+    posterior also reads the target eye/head/torso deltas in training; z ~ N(0, I) at inference).
+    vae_pe_fix: position encoding of ProbAttn on the time axis (the code adds it on the batch axis).
+    vae_causal: ProbAttn decoder self-attention causal (-inf on the future); the code adds +1 to
+    future logits instead (not causal).
+    lip_from_spec_only: the lip head reads SpecAttn only (ProbAttn half zeroed), so lips do not
+    depend on the sample; the code feeds both branches to every head.
+    no_audio_token: a learned 128-d vector replaces the audio features of silent clips.
+    """
+
+    fps: int = FPS
+    n_mels: int = 80
+    fbank_per_frame: int = 4  # 25 ms window, 10 ms hop at 25 fps
+    audio_head: str = "conv"
+    hidden: int = 128
+    n_head: int = 4
+    ffn: int = 128
+    n_layers: int = 3
+    dropout: float = 0.1
+    period: int = FPS  # periodic position encoding / ALiBi period (1 s)
+    alibi_slope: float = 2.0 ** -8
+    n_vertices: int = 478
+    lip_dim: int = 120  # 40 points x 3
+    eye_dim: int = 180  # 60 points x 3
+    head_dim: int = 7  # yaw, pitch, roll (deg), anchor x, y, z (px), scale
+    torso_dim: int = 54  # 18 points x 3
+    prob_mode: str = "moda"
+    vae_pe_fix: bool = False
+    vae_causal: bool = False
+    lip_from_spec_only: bool = False
+    no_audio_token: bool = False
+    max_len: int = 5000
+
+
+@dataclass
+class FaCoConfig:
+    """FaCo-Net: sparse (40 lip + 60 eye points) -> dense 478 points, frame-wise, deltas from the mean."""
+
+    lip_dim: int = 120
+    eye_dim: int = 180
+    dense_dim: int = 1434
+    hidden: int = 256
+    code: int = 128
+    dec_hidden: int = 512
+    slope: float = 0.2
+
+
+@dataclass
+class RendererConfig:
+    """TPE U-Net renderer. The paper: resolution 512, n_downs 8, ngf 64 (76,207,296 parameters).
+    The CPU default: 256, 7, 16. Input = condition 3 + reference 3 + TPE 13 channels."""
+
+    resolution: int = 256
+    n_downs: int = 7
+    ngf: int = 16
+    max_mult: int = 8
+    tpe: bool = True
+    tpe_channels: int = 13  # t, sin(2^k t), cos(2^k t) for k = 0..5
+    d_scales: int = 2
+    d_layers: int = 3
+    ndf: int = 32
+
+    @property
+    def in_channels(self) -> int:
+        return 6 + (self.tpe_channels if self.tpe else 0)
+
+
+@dataclass
+class MODATrainConfig:
+    """MODA training (losses and optimiser of the code unless stated)."""
+
+    stage: str = "all"  # "lips": only lip losses; "all": every head
+    window: int = 100  # frames per training window (4 s), padded with a frame mask
+    batch_size: int = 16
+    lr: float = 1e-3
+    betas: Tuple[float, float] = (0.9, 0.99)
+    weight_decay: float = 0.01
+    max_steps: int = 3000
+    kl_weight: float = 0.0  # 0 = code; > 0 = paper's t-VAE
+    kl_anneal_steps: int = 1000
+    lip_weight: float = 5.0
+    vel_weights: Tuple[float, float, float, float] = (5.0, 1.0, 1.0, 0.5)
+    speech_fraction: float = 0.5  # share of windows drawn from pseudo-labelled speech
+    audio_dropout: float = 0.1  # AV windows whose audio is replaced by the no-audio token
+    subject_jitter_px: float = 0.5
+    save_every: int = 200
+    log_every: int = 20
+    seed: int = 777
+    model: MODAConfig = field(default_factory=MODAConfig)
+
+
+@dataclass
+class FaCoTrainConfig:
+    """FaCo-Net training: LSGAN + lambda_l1 * L1 (the code: 100; the paper: 10)."""
+
+    batch_size: int = 256  # frames
+    lr: float = 1e-3
+    betas: Tuple[float, float] = (0.5, 0.999)
+    lambda_l1: float = 100.0
+    gan_all_samples: bool = False  # the code scores only the last sample of a batch
+    max_steps: int = 2000
+    subject_jitter_px: float = 0.5
+    save_every: int = 200
+    log_every: int = 20
+    seed: int = 777
+    model: FaCoConfig = field(default_factory=FaCoConfig)

@@ -1,0 +1,55 @@
+"""Cross-half protocol: first half (silent) as the avatar, second half's speech drives it."""
+
+import math
+
+import numpy as np
+import pytest
+
+from talkingface.errors import UserInputError
+from talkingface.util.media import count_frames, load_audio, probe_video
+
+CLIP = "av_more/KwaiVGI__LivePortrait/d11.mp4"  # 9 s, 512x512, Mandarin (a held-out person)
+
+
+@pytest.fixture(scope="module")
+def clip(sample_data):
+    path = sample_data / CLIP
+    if not path.is_file():
+        pytest.skip("av_more not in the sample data")
+    return path
+
+
+def test_split_halves(clip, tmp_path):
+    from talkingface.eval.crosshalf import split_clip
+
+    split = split_clip(clip, tmp_path)
+    n_total = math.ceil(load_audio(clip).size / 640)
+    assert split.n_first == n_total // 2 and split.n_first + split.n_second == min(n_total, count_frames(clip))
+    assert not probe_video(split.avatar).has_audio  # the avatar never carries the test half's sound
+    assert count_frames(split.avatar) == split.n_first and count_frames(split.real) == split.n_second
+    assert abs(load_audio(split.wav).size / 640 - split.n_second) < 1
+    again = split_clip(clip, tmp_path)  # reused, not rewritten
+    assert (again.n_first, again.n_second) == (split.n_first, split.n_second)
+
+
+def test_short_clip_refused(sample_data, tmp_path):
+    from talkingface.eval.crosshalf import split_clip
+
+    with pytest.raises(UserInputError, match="8 s"):
+        split_clip(sample_data / "av" / "grid" / "sbia1a.mpg", tmp_path)
+
+
+def test_reference_rows_without_rendering(clip, sample_data, repo_root, tmp_path):
+    from talkingface.eval.crosshalf import crosshalf
+    from talkingface.mouth_basis import BlendshapeBasis
+
+    res = crosshalf(clip, "static", tmp_path, audio_ours=repo_root / "checkpoint" / "lstm" / "lstm_blendshape.pkl",
+                    basis=BlendshapeBasis.load(repo_root / "checkpoint" / "mouth_basis" / "blendshape_basis.npz"),
+                    original=sample_data / "dh_live" / "checkpoint" / "audio.pkl")
+    rows = {r.method: r for r in res.rows}
+    assert set(rows) == {"audio-ours", "audio-original", "energy"} and res.kind == "crosshalf"
+    ours = rows["audio-ours"]
+    assert ours.n_frames == count_frames(tmp_path / "real_second_half.mp4")
+    assert -1 <= ours.r <= 1 and abs(ours.offset) <= 5 and ours.amp > 0
+    assert np.isnan(rows["audio-original"].amp)  # another basis: no amplitude in our units
+    assert (tmp_path / "real_second_half.track.npz").is_file()  # the real track is cached for the next run

@@ -1,0 +1,1 @@
+"""MODA training recipes (see docs/MODA.md)."""
