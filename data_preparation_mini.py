@@ -1,16 +1,22 @@
-"""Prepare a mini (DH_live_mini) avatar from a silent video of one person, mouth mostly closed.
+"""Prepare a mini (DH_live_mini) avatar from a video of one person (best: silent, mouth mostly closed).
 
 Usage: python data_preparation_mini.py VIDEO OUT_DIR [--resize]
 
 Writes OUT_DIR/data/processed.mp4 (25 fps, no audio) and OUT_DIR/data/processed.pkl (float64 array
 (N, 478, 3): face-mesh points in pixels, tracked on every frame). Then run
-`python data_preparation_web.py OUT_DIR` to build the asset pack. Bad input (unreadable video, no face,
-several faces, profile, too short) exits with status 2 and one line, leaving no OUT_DIR.
+`python data_preparation_web.py OUT_DIR` to build the asset pack. Tight crops (chin at the edge) are
+padded; 3/4 views are accepted up to 45 deg yaw (measured, logged); a jump cut keeps the longest
+cut-free stretch (logged); a talking video is detected and logged, and its asset pack takes its
+reference from a closed-mouth frame (the output mouth follows the audio). Bad input (unreadable video,
+no face, several faces, face turned further, mouth outside the picture, too short) exits with status
+2 and one line, leaving no OUT_DIR.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+from talkingface.errors import UserInputError
+from talkingface.mediapipe_utils import FaceRules, MAX_AVATAR_YAW
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 
 
@@ -20,12 +26,17 @@ def main(argv=None) -> int:
     ap.add_argument("out_dir", type=Path, help="output folder (created)")
     ap.add_argument("--resize", action="store_true", help="scale down to fit 720x1280 first")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--max_yaw", type=float, default=MAX_AVATAR_YAW,
+                    help="largest head turn in degrees accepted (default %(default)s: measured for the renderer)")
     args = ap.parse_args(argv)
+    if not 0 < args.max_yaw <= 90:
+        raise UserInputError(f"--max_yaw must be in (0, 90] degrees, not {args.max_yaw}")
     setup_logging()
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
 
-    prepare_mini_avatar(args.video, args.out_dir, PrepConfig(progress=not args.quiet), resize=args.resize)
+    cfg = PrepConfig(progress=not args.quiet, rules=FaceRules(max_yaw=args.max_yaw))
+    prepare_mini_avatar(args.video, args.out_dir, cfg, resize=args.resize)
     return 0
 
 

@@ -32,7 +32,7 @@ from talkingface.eval.heldout import never_train_on
 from talkingface.moda_geometry import from_canonical
 from talkingface.mouth_basis import BlendshapeBasis
 from talkingface.util.cli import run_cli, script_parser, setup_logging
-from talkingface.util.files import atomic_write, write_image
+from talkingface.util.files import atomic_write, check_output_dir, write_image
 from talkingface.util.media import list_audio, list_videos, read_video, write_video
 from talkingface.util.sample_data import find_sample_data
 from talkingface.utils import mouth_opening
@@ -106,6 +106,9 @@ def main(argv=None) -> int:
     setup_logging()
     progress = not args.quiet and sys.stderr.isatty()
     cache = args.cache or args.out / "cache"
+    check_output_dir(args.out)
+    if args.cache is not None:
+        check_output_dir(cache, "--cache folder")
     if args.avatar:
         _write_avatar(_inputs(args.inputs, list_videos, args.exclude), args.out, cache, progress)
         return 0

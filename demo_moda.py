@@ -12,6 +12,7 @@ landmark condition images. --debug writes [render | condition | reference] side 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from talkingface.errors import UserInputError
 from talkingface.moda_pipeline import (FaCoPredictor, MODAPredictor, RendererPredictor, Subject, draw_condition,
                                        frame_landmarks, paste_dense)
 from talkingface.util.cli import run_cli, script_parser, setup_logging
-from talkingface.util.media import VideoWriter, load_audio
+from talkingface.util.files import check_input_file, check_output_file
+from talkingface.util.media import VideoWriter, check_audio, load_audio, save_wav
 
 log = logging.getLogger("demo_moda")
 
@@ -44,8 +46,10 @@ def main(argv=None) -> int:
     setup_logging()
     if args.n_samples < 1:
         raise UserInputError("--n_samples must be >= 1")
+    check_output_file(args.out, "output video")
     if args.out.suffix.lower() != ".mp4":
         raise UserInputError(f"output must be an .mp4 file: {args.out}")
+    check_audio(check_input_file(args.audio, "audio file"))  # bad audio fails before the models load
     subject = Subject.load(args.subject)
     audio = load_audio(args.audio)
     if audio.size == 0:
@@ -60,6 +64,9 @@ def main(argv=None) -> int:
         renderer = RendererPredictor(renderer_path, subject.reference)
     size = renderer.cfg.resolution if renderer else args.size
     n = int(np.ceil(audio.size / 640))
+    # the muxed sound is padded with silence to exactly n frames, so the video keeps all n frames
+    tmp = tempfile.TemporaryDirectory(prefix="demo_moda_")
+    wav = save_wav(Path(tmp.name) / "audio.wav", np.pad(audio, (0, n * 640 - audio.size)))
     for k in range(args.n_samples):
         t0 = time.time()
         motion = moda.predict(audio, subject, seed=args.seed + k, n_frames=n)
@@ -68,7 +75,7 @@ def main(argv=None) -> int:
         points = frame_landmarks(dense, motion["head"], subject)
         out = args.out if k == 0 else args.out.with_name(f"{args.out.stem}_s{k}.mp4")
         ref = cv2.resize(subject.reference, (size, size)) if subject.reference is not None else None
-        with VideoWriter(out, audio=args.audio) as writer:
+        with VideoWriter(out, audio=wav) as writer:
             for i in range(n):
                 cond = draw_condition(points[i], subject.frame_size, size)
                 frame = renderer.render(cond, i) if renderer else cond
@@ -76,6 +83,7 @@ def main(argv=None) -> int:
                     frame = np.hstack([frame, cond] + ([ref] if ref is not None else []))
                 writer.write(frame)
         log.info("wrote %s: %d frames (%.1f s of audio) in %.1f s", out, n, audio.size / 16000, time.time() - t0)
+    tmp.cleanup()
     return 0
 
 

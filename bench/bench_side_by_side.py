@@ -75,8 +75,10 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
 
 def build_pairs(threads: int, quick: bool):
     """(pairs, quality): the callables of every pair at ``threads`` and the fast-vs-eager figures."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.export import graphs
     from talkingface.export.onnx_export import audio_module, mini_modules
     from talkingface.export.runtime import session_for
@@ -165,6 +167,7 @@ def build_pairs(threads: int, quick: bool):
 # ------------------------------------------------------------------------------------ demo_mini
 def speech_wav(seconds: float, out: Path) -> Path:
     """``seconds`` of real speech: the sample speech recordings concatenated (repeated if short)."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.util.media import load_audio, save_wav
     from talkingface.util.sample_data import sample_data_dir
 
@@ -176,8 +179,10 @@ def speech_wav(seconds: float, out: Path) -> Path:
 
 def demo_child(pack: str, wav: str, out: str, engine: str, threads: int) -> int:
     """Run synthesize once in this (fresh) process and print one JSON line of its figures."""
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import resource
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.render_model_mini import synthesize
 
     stats = synthesize(pack, wav, out, progress=False, threads=threads, engine=engine)
@@ -213,6 +218,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-demo", action="store_true", help="only the side-by-side pairs")
     args = parser.parse_args(argv)
     report = BenchReport("side_by_side", args)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.errors import UserInputError
     from talkingface.export.runtime import ort_available
 
@@ -238,6 +244,7 @@ def main(argv=None) -> int:
             print(f"psnr {name} {value:.2f} dB" if not name.endswith("max_abs") else f"{name} {value:.2e}")
             report.note(f"quality_{name}_t{n}", round(value, 6))
     if not args.skip_demo:
+        # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
         from talkingface.sample_avatar import ensure_sample_mini_avatar
 
         args.cache.mkdir(parents=True, exist_ok=True)

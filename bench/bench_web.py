@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     report = BenchReport("web", args)
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.web.cdp import Browser
     from talkingface.web.harness import Server, export_models, missing
     from talkingface.web.packs import PACK_FILES, pack_folder
@@ -52,6 +53,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench_web_"))
     try:
         if args.avatar is None:
+            # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
             from talkingface.sample_avatar import ensure_sample_mini_avatar
 
             args.avatar = ensure_sample_mini_avatar()

@@ -6,9 +6,10 @@ coordinates (the original floors x and y; we keep sub-pixel precision). The mesh
 the previous frame's landmarks to place the next region of interest and only re-detects when tracking
 is lost, so the face is followed every frame.
 
-Frame-level quality rules for avatar sources (docs/REFERENCE.md §1.1) live in :func:`check_frame_face`;
-the landmark files the preparation scripts write (``keypoint_rotate.pkl``, ``processed.pkl``) are read
-by :func:`load_keypoints`.
+Avatar-source quality rules (docs/REFERENCE.md §1.1, relaxed; docs/PREPARATION.md) live in
+:func:`check_frame_face` (per detection) and :func:`track_avatar_face` (face mesh, head turn, jump cuts:
+the longest usable stretch is kept); the landmark files the preparation scripts write
+(``keypoint_rotate.pkl``, ``processed.pkl``) are read by :func:`load_keypoints`.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -27,8 +28,10 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from talkingface.errors import NoFaceError, UserInputError  # noqa: E402
-from talkingface.util.cli import progress
-from talkingface.util.files import read_pickle
+from talkingface.run_utils import head_yaw  # noqa: E402
+from talkingface.util.cli import progress  # noqa: E402
+from talkingface.util.files import read_pickle  # noqa: E402
+from talkingface.utils import MP_LEFT_EYE_OUTER, MP_LIPS_OUTER, MP_RIGHT_EYE_OUTER  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -208,13 +211,27 @@ def landmarks_for_video(frames: Sequence[np.ndarray], progress: bool = True,
 
 
 # ----------------------------------------------------------------------------- avatar quality rules
+#: Largest head turn (|yaw| in degrees, measured from the face mesh) accepted in a mini/DH_live avatar
+#: video; chosen by measurement (bench/bench_yaw.py, docs/PREPARATION.md). Training targets take any turn.
+MAX_AVATAR_YAW = 45.0
+
+
 @dataclass(frozen=True)
 class FaceRules:
-    """Quality rules for avatar-source frames (docs/REFERENCE.md §1.1, with the original's thresholds)."""
+    """Quality rules for avatar-source frames (docs/REFERENCE.md §1.1: the original's thresholds, with
+    3/4 views and tight crops allowed; docs/PREPARATION.md).
+
+    ``max_yaw``: frames turned further than this (degrees, :func:`talkingface.run_utils.head_yaw`) are
+    not used; None accepts any turn (training targets). ``min_inside``: share of the detected face box
+    that must lie inside the frame (a tight crop cuts the box's edge; the mouth and eyes must be in
+    the picture in any case).
+    """
 
     min_confidence: float = 0.5
     min_box_px: float = 100.0
-    min_overlap: float = 0.6  # IoU of the face box with the previous frame's
+    min_overlap: float = 0.6  # IoU of the face box with the previous frame's; lower = a jump cut
+    min_inside: float = 0.6
+    max_yaw: Optional[float] = MAX_AVATAR_YAW
 
 
 def _iou(a: tuple, b: tuple) -> float:
@@ -225,13 +242,18 @@ def _iou(a: tuple, b: tuple) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def check_frame_face(faces: List[FaceBox], frame_shape: tuple, index: int, previous: Optional[FaceBox],
-                     rules: FaceRules = FaceRules()) -> FaceBox:
-    """Apply the avatar-source rules to one frame's detections; return the face or raise.
+def _inside_share(box: tuple, w: int, h: int) -> float:
+    x0, y0, x1, y1 = box
+    area = max(x1 - x0, 1e-6) * max(y1 - y0, 1e-6)
+    return max(0.0, min(x1, w) - max(x0, 0)) * max(0.0, min(y1, h) - max(y0, 0)) / area
 
-    Rules: exactly one face; frontal enough (the nose tip lies between the eyes); box inside the
-    frame; box at least ``min_box_px``; no sudden jump (IoU with the previous frame's box >= min_overlap).
-    The error names the frame.
+
+def check_frame_face(faces: List[FaceBox], frame_shape: tuple, index: int, rules: FaceRules = FaceRules()) -> FaceBox:
+    """Apply the per-frame detection rules; return the face or raise naming the frame.
+
+    Rules: exactly one face; at least ``rules.min_inside`` of its box inside the frame; box at least
+    ``min_box_px``. Head turn, the mouth being in the picture and jump cuts are judged on the face
+    mesh and across frames by :func:`track_avatar_face`.
     """
     h, w = frame_shape[:2]
     if not faces:
@@ -239,33 +261,170 @@ def check_frame_face(faces: List[FaceBox], frame_shape: tuple, index: int, previ
     if len(faces) > 1:
         raise UserInputError(f"frame {index}: {len(faces)} faces detected; the avatar video must show one person")
     face = faces[0]
-    eye_r, eye_l, nose = face.keypoints[0, 0], face.keypoints[1, 0], face.keypoints[2, 0]
-    if not (min(eye_r, eye_l) < nose < max(eye_r, eye_l)):
-        raise UserInputError(f"frame {index}: face in profile (nose not between the eyes); use a frontal video")
-    x0, y0, x1, y1 = face.box
-    if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
-        raise UserInputError(f"frame {index}: face partly outside the frame")
+    if _inside_share(face.box, w, h) < rules.min_inside:
+        raise UserInputError(f"frame {index}: face mostly outside the frame")
     if max(face.w, face.h) < rules.min_box_px:
-        raise UserInputError(f"frame {index}: face too small ({max(face.w, face.h):.0f} px < {rules.min_box_px:.0f} px)")
-    if previous is not None and _iou(face.box, previous.box) < rules.min_overlap:
-        raise UserInputError(f"frame {index}: sudden jump of the face box (overlap with frame {index - 1} "
-                             f"below {rules.min_overlap})")
+        raise UserInputError(f"frame {index}: face too small "
+                             f"({max(face.w, face.h):.0f} px < {rules.min_box_px:.0f} px)")
     return face
+
+
+def _features_outside(lm: np.ndarray, w: int, h: int) -> Optional[str]:
+    """Which of the mouth / eyes lies outside the frame (None when both are in the picture)."""
+    for name, ids in (("mouth", list(MP_LIPS_OUTER)), ("eyes", [MP_RIGHT_EYE_OUTER, MP_LEFT_EYE_OUTER])):
+        xy = lm[ids, :2]
+        if (xy < 0).any() or (xy[:, 0] >= w).any() or (xy[:, 1] >= h).any():
+            return name
+    return None
+
+
+@dataclass
+class FaceTrack:
+    """The usable stretch of an avatar video: ``landmarks`` (stop - start, 478, 3) pixels of
+    ``frames[start:stop]``, their yaw (degrees), the jump cuts found (first frame of each new shot)
+    and the frames left out with their reasons."""
+
+    landmarks: np.ndarray
+    start: int
+    stop: int
+    yaw: np.ndarray
+    cuts: List[int]
+    dropped: Dict[int, str]
+
+
+#: Per-frame yaw is noisy (+-3 deg); the limit is applied to its running median over this many frames.
+YAW_SMOOTH_FRAMES = 13
+
+
+def _running_median(x: np.ndarray, width: int) -> np.ndarray:
+    """Running median of a 1-D series over ``width`` frames (NaN entries ignored; all-NaN stays NaN)."""
+    r = width // 2
+    padded = np.concatenate([np.full(r, np.nan), x, np.full(r, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width)
+    out = np.full(len(x), np.nan)
+    valid = ~np.isnan(windows).all(axis=1)
+    out[valid] = np.nanmedian(windows[valid], axis=1)
+    return out
+
+
+def _mesh_box(lm: np.ndarray) -> tuple:
+    """(x0, y0, x1, y1) pixel bounds of one frame's face-mesh landmarks."""
+    return (*lm[:, :2].min(axis=0), *lm[:, :2].max(axis=0))
+
+
+def _reason_kind(reason: str) -> str:
+    """A frame's reason without its numbers in brackets, to group frames by cause."""
+    return reason.split(" (")[0]
+
+
+def _longest_run(ok: np.ndarray, cuts: Sequence[int]) -> tuple:
+    """(start, stop) of the longest run of True in ``ok`` that no cut index splits (first on ties)."""
+    best = (0, 0)
+    start = None
+    cut_set = set(cuts)
+    for i in range(len(ok) + 1):
+        boundary = i == len(ok) or not ok[i] or i in cut_set
+        if boundary and start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+        if i < len(ok) and ok[i] and start is None:
+            start = i
+    return best
+
+
+def _refusal(dropped: Dict[int, str], cuts: List[int], longest: int, yaw: np.ndarray, rules: FaceRules, n: int,
+             min_frames: int) -> str:
+    """The one-line reason an avatar video has no usable stretch of ``min_frames`` frames."""
+    reasons = [_reason_kind(r) for r in dropped.values()]
+    if not reasons:
+        return (f"frame {cuts[0]}: sudden jump of the face box (a jump cut; {len(cuts)} in {n} frames); the "
+                f"longest stretch without one has {longest} frames, {min_frames} needed")
+    common = max(set(reasons), key=reasons.count)
+    frames_common = [i for i, r in dropped.items() if _reason_kind(r) == common]
+    first = min(frames_common)
+    if common.startswith("turned more"):
+        turned = np.abs(yaw[frames_common])
+        return (f"face turned too far: measured yaw {np.nanmedian(turned):.0f} deg (median of {len(turned)} "
+                f"frames, from frame {first}); avatars are accepted up to {rules.max_yaw:.0f} deg")
+    return f"frame {first}: {dropped[first]} ({reasons.count(common)} of {n} frames)"
+
+
+def track_avatar_face(frames: Sequence[np.ndarray], rules: FaceRules = FaceRules(), min_frames: int = 1,
+                      progress: bool = True) -> FaceTrack:
+    """Face mesh of an avatar video and the longest stretch of frames fit to use.
+
+    Every frame is checked (:func:`check_frame_face`, the mouth and eyes inside the picture, yaw
+    within ``rules.max_yaw``); a jump of the face box between two frames (IoU below
+    ``rules.min_overlap``: an edited interview's cut) starts a new stretch, and the face mesh's
+    tracking restarts there. The longest stretch of good frames that no cut splits is kept; a video
+    whose longest stretch is shorter than ``min_frames`` raises one clear error. What was left out
+    is logged.
+    """
+    n = len(frames)
+    out = np.full((n, NUM_LANDMARKS, 3), np.nan, dtype=np.float64)
+    yaw = np.full(n, np.nan)
+    dropped: Dict[int, str] = {}
+    cuts: List[int] = []
+    previous: Optional[FaceBox] = None
+    with FaceDetector(rules.min_confidence) as det, FaceLandmarker(static_image_mode=False) as mesh:
+        for i, frame in enumerate(_progress(frames, n, "face mesh", progress)):
+            h, w = frame.shape[:2]
+            try:
+                face = check_frame_face(det(frame), frame.shape, i, rules)
+            except UserInputError as exc:
+                dropped[i] = str(exc).split(": ", 1)[-1]
+                previous = None
+                continue
+            # A cut needs both boxes to jump: the detector's (whose two models' boxes differ in size,
+            # so it alone jitters on close-ups) and then the re-started face mesh's.
+            maybe_cut = previous is not None and _iou(face.box, previous.box) < rules.min_overlap
+            if maybe_cut:
+                mesh.reset()
+            previous = face
+            lm = mesh(frame)
+            if lm is None:
+                dropped[i] = "the face mesh found no face"
+                continue
+            if maybe_cut and i > 0 and not np.isnan(out[i - 1, 0, 0]) \
+                    and _iou(_mesh_box(lm), _mesh_box(out[i - 1])) < rules.min_overlap:
+                cuts.append(i)
+            out[i] = lm
+            yaw[i] = float(head_yaw(lm))
+            outside = _features_outside(lm, w, h)
+            if outside is not None:
+                dropped[i] = f"the {outside} outside the frame"
+    if rules.max_yaw is not None:
+        turned = np.abs(_running_median(yaw, YAW_SMOOTH_FRAMES)) > rules.max_yaw
+        for i in np.flatnonzero(turned):
+            dropped.setdefault(int(i), f"turned more than {rules.max_yaw:.0f} deg")
+    ok = np.ones(n, bool)
+    ok[list(dropped)] = False
+    start, stop = _longest_run(ok, cuts)
+    if stop - start < max(min_frames, 1):
+        raise UserInputError(_refusal(dropped, cuts, stop - start, yaw, rules, n, min_frames))
+    if start > 0 or stop < n:
+        why = []
+        if cuts:
+            why.append(f"jump cuts at frames {', '.join(map(str, cuts[:8]))}{' ...' if len(cuts) > 8 else ''}")
+        if dropped:
+            all_kinds = [_reason_kind(r) for r in dropped.values()]
+            kinds = sorted(set(all_kinds), key=all_kinds.count, reverse=True)
+            why.append(f"{len(dropped)} frames unusable ({'; '.join(kinds[:3])})")
+        log.info("using frames %d-%d of %d (the longest usable stretch): %s", start, stop - 1, n, ", ".join(why))
+    kept = yaw[start:stop]
+    log.info("face yaw over the kept frames: median %.0f deg, max %.0f deg (avatar limit %s)",
+             np.median(np.abs(kept)), np.abs(kept).max(),
+             "none" if rules.max_yaw is None else f"{rules.max_yaw:.0f} deg")
+    return FaceTrack(out[start:stop], start, stop, yaw[start:stop], cuts, dropped)
 
 
 def checked_landmarks_for_video(frames: Sequence[np.ndarray], rules: FaceRules = FaceRules(),
                                 progress: bool = True) -> np.ndarray:
-    """Avatar-source landmarks: every frame must pass :func:`check_frame_face`; (N, 478, 3) pixels."""
-    out = np.empty((len(frames), NUM_LANDMARKS, 3), dtype=np.float64)
-    previous: Optional[FaceBox] = None
-    with FaceDetector(rules.min_confidence) as det, FaceLandmarker(static_image_mode=False) as mesh:
-        for i, frame in enumerate(_progress(frames, len(frames), "face mesh", progress)):
-            previous = check_frame_face(det(frame), frame.shape, i, previous, rules)
-            lm = mesh(frame)
-            if lm is None:
-                raise NoFaceError(f"frame {i}: the face mesh found no face")
-            out[i] = lm
-    return out
+    """Landmarks (N, 478, 3) pixels of a video every frame of which must pass the avatar rules (no cut,
+    no unusable frame); raises naming the first problem otherwise. See :func:`track_avatar_face`."""
+    track = track_avatar_face(frames, rules, min_frames=len(frames), progress=progress)
+    return track.landmarks
 
 
 # ------------------------------------------------------------------------------ keypoint files

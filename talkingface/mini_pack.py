@@ -47,6 +47,7 @@ from talkingface.mediapipe_utils import FaceLandmarker, load_keypoints
 from talkingface.data.teeth_labels import DEFAULT_TEETH_SEED
 from talkingface.mini_reference import build_reference, crop_landmarks, reference_tensor, teeth_references
 from talkingface.models.DINet_mini import MODEL_SIZE, load_dinet_mini
+from talkingface.preparation import mouth_activity
 from talkingface.run_utils import KEYPOINT_SMOOTH_KERNEL, smooth_sequence
 from talkingface.util.files import BAD_FILE_ERRORS, check_input_file, check_output_dir, read_json
 from talkingface.util.media import probe_video, read_video
@@ -84,6 +85,7 @@ class AssetPack:
     ref_data: Optional[np.ndarray] = None
     ref_checkpoint: Optional[str] = None
     teeth_seed: int = DEFAULT_TEETH_SEED
+    ref_frame: int = 0  # the frame the reference is cut from (a closed-mouth frame of a talking video)
     frame0_landmarks: Optional[np.ndarray] = None  # (478, 3) in 128-crop pixels
     reference: Optional[np.ndarray] = None
     meta: Dict = field(default_factory=dict)
@@ -117,11 +119,13 @@ def _parse_points(json_data: list, model_size: int) -> Tuple[np.ndarray, np.ndar
 
 
 def _check_rects(rects: np.ndarray, frame_shape: Tuple[int, int]) -> None:
+    """Refuse empty rects and rects that miss the video; one crossing a border (a tight crop) is fine:
+    its crop is padded and its result pasted back clipped."""
     h, w = frame_shape[:2]
-    bad = np.nonzero((rects[:, 0] < 0) | (rects[:, 1] < 0) | (rects[:, 2] > w) | (rects[:, 3] > h)
+    bad = np.nonzero((rects[:, 2] <= 0) | (rects[:, 3] <= 0) | (rects[:, 0] >= w) | (rects[:, 1] >= h)
                      | (rects[:, 2] <= rects[:, 0]) | (rects[:, 3] <= rects[:, 1]))[0]
     if len(bad):
-        raise UserInputError(f"asset pack frame {int(bad[0])}: rect {rects[bad[0]].tolist()} is not inside the "
+        raise UserInputError(f"asset pack frame {int(bad[0])}: rect {rects[bad[0]].tolist()} does not overlap the "
                              f"{w}x{h} video")
 
 
@@ -156,6 +160,7 @@ def load_asset_pack(pack_dir: PathLike, frame_store: str = "bgr") -> AssetPack:
         frame0 = (np.asarray(ours["frame0_landmarks"], np.float64).reshape(-1, 3)
                   if ours.get("frame0_landmarks") is not None else None)
         teeth_seed = int(ours.get("teeth_seed", DEFAULT_TEETH_SEED))
+        ref_frame = int(ours.get("ref_frame", 0))
     except BAD_FILE_ERRORS as exc:
         raise UserInputError(f"asset pack data {data_path} is of another format or version "
                              f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
@@ -179,6 +184,7 @@ def load_asset_pack(pack_dir: PathLike, frame_store: str = "bgr") -> AssetPack:
     if ours:
         mesh.mp_ids = mp_ids
         pack.frame0_landmarks = frame0
+        pack.ref_frame = min(max(ref_frame, 0), n - 1)
     else:
         _recover_landmark_ids(pack)
     log.info("asset pack %s: %s format, %d frames, mesh %d vertices (%d driven)", pack_dir, variant, n,
@@ -213,14 +219,16 @@ def _recover_landmark_ids(pack: AssetPack, n_probe: int = 3) -> None:
 
 
 def pack_reference(pack: AssetPack) -> np.ndarray:
-    """The pack's 72x72x12 reference (frame 0 + teeth references), cached on the pack."""
+    """The pack's 72x72x12 reference (its reference frame, 0 unless the pack says otherwise, + teeth
+    references), cached on the pack."""
     if pack.reference is None:
+        k = pack.ref_frame
         if pack.frame0_landmarks is None:
-            pack.frame0_landmarks = crop_landmarks(pack.frames[0], pack.rects[0])
+            pack.frame0_landmarks = crop_landmarks(pack.frames[k], pack.rects[k])
             if pack.frame0_landmarks is None:
-                raise UserInputError("no face found in frame 0 of the asset pack")
+                raise UserInputError(f"no face found in frame {k} of the asset pack")
         teeth = teeth_references(pack.frames, pack.rects, None, seed=pack.teeth_seed)
-        pack.reference = build_reference(pack.frames[0], pack.rects[0], pack.frame0_landmarks, teeth)
+        pack.reference = build_reference(pack.frames[k], pack.rects[k], pack.frame0_landmarks, teeth)
     return pack.reference
 
 
@@ -231,9 +239,10 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
     """Build ``out_dir/assets`` from a processed video and its (N, 478, 3) landmarks (docs/REFERENCE.md §1.4).
 
     Steps: smooth the landmarks over time (first/last 2 frames raw); per-frame mouth rects of one
-    size with smoothed centres (every border checked); landmarks in the 128 crop; poses and the
-    avatar's wrap mesh (``mini_live.obj.utils.fit_avatar``); ``ref_data`` from frame 0 and two
-    teeth references with ``checkpoint``. Deterministic: the uid is derived from the inputs.
+    size with smoothed centres (a rect may cross the frame's border: its crops are padded); landmarks
+    in the 128 crop; poses and the avatar's wrap mesh (``mini_live.obj.utils.fit_avatar``);
+    ``ref_data`` from frame 0 (from the most closed-mouth frame when the video is a talking one,
+    :func:`talkingface.preparation.mouth_activity`) and two teeth references with ``checkpoint``. Deterministic: the uid is derived from the inputs.
     Written to a temporary folder and moved into place.
     """
     out_dir = Path(out_dir)
@@ -257,9 +266,13 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
     std = standard_points(lm, rects, MODEL_SIZE)
     mesh, mats = fit_avatar(std)
     points = std[:, mesh.target_ids, :2]
+    activity = mouth_activity(lm)
+    ref = activity.reference_frame
+    if activity.talking:
+        log.info("%s: reference from frame %d (closed mouth) instead of frame 0", activity.describe(), ref)
 
     teeth = teeth_references(frames, rects, std, seed=teeth_seed)
-    reference = build_reference(frames[0], rects[0], std[0], teeth)
+    reference = build_reference(frames[ref], rects[ref], std[ref], teeth)
     with torch.no_grad():
         ref_feature = net.ref_input(reference_tensor(reference).to(device)).cpu().numpy().ravel()
 
@@ -282,7 +295,9 @@ def write_asset_pack(out_dir: PathLike, video: PathLike, landmarks: np.ndarray, 
             "num_targets": int(mesh.num_targets),
             "ref_checkpoint": weights_id(state),
             "teeth_seed": int(teeth_seed),
-            "frame0_landmarks": [round(float(v), 3) for v in std[0].ravel()],
+            # the reference frame's landmarks (the key keeps its first name; frame 0 unless "ref_frame")
+            "frame0_landmarks": [round(float(v), 3) for v in std[ref].ravel()],
+            "ref_frame": int(ref),
         },
     }
     # what the browser player needs (lazy import: talkingface.web.pack_web imports the renderer, which imports this module)

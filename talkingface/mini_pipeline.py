@@ -29,6 +29,7 @@ from talkingface.sample_avatar import ensure_sample_mini_avatar
 from talkingface.util.cli import progress as progress_bar
 from talkingface.util.files import check_input_file, check_output_file, write_image
 from talkingface.util.media import AUDIO_RATE, SAMPLES_PER_FRAME, VideoWriter, check_audio, iter_audio
+from talkingface.utils import safe_crop
 
 
 #: x264 preset of demo_mini's output (see :func:`synthesize`).
@@ -176,8 +177,7 @@ def _timed(rows: Iterator[np.ndarray], stats: SynthesisStats) -> Iterator[np.nda
 
 def _mosaic_tile(frame: np.ndarray, rect: Sequence[int], index: int, weight: float, size: int = 192) -> np.ndarray:
     """The mouth rect of an output frame, enlarged, captioned with its frame index and bs[0]."""
-    x0, y0, x1, y1 = (int(v) for v in rect)
-    tile = cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_LINEAR)
+    tile = cv2.resize(safe_crop(frame, rect, border="replicate"), (size, size), interpolation=cv2.INTER_LINEAR)
     cv2.putText(tile, f"#{index} bs0={weight:.0f}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
                 cv2.LINE_AA)
     return tile

@@ -100,6 +100,7 @@ class MODATrainer:
         weights = ({"speech": f, "av": 1 - f} if cfg.stage == "lips"
                    else {"speech": f, "av": 0.65 * (1 - f), "silent": 0.35 * (1 - f)})
         self.sampler = WindowSampler(train, cfg.window, weights, self.stats, cfg.model, cfg.audio_dropout)
+        # Lazy: TensorBoard loads only when a training run starts.
         from torch.utils.tensorboard import SummaryWriter
 
         self.tb = SummaryWriter(str(self.out / "log"))
@@ -235,6 +236,7 @@ class GANTrainer:
             self.rng.bit_generator.state = ck["numpy_rng"]
             torch.set_rng_state(ck["torch_rng"])
             log.info("resumed from %s at step %d", self.out / "last.pth", self.step)
+        # Lazy: TensorBoard loads only when a training run starts.
         from torch.utils.tensorboard import SummaryWriter
 
         self.tb = SummaryWriter(str(self.out / "log"))

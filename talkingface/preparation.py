@@ -22,16 +22,16 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import cv2
 import numpy as np
 
 from talkingface.errors import UserInputError
-from talkingface.mediapipe_utils import FaceRules, checked_landmarks_for_video
+from talkingface.mediapipe_utils import FaceRules, track_avatar_face
 from talkingface.run_utils import calc_face_mat, jaw_mask_contour, load_mean_face_main, smooth_sequence
 from talkingface.util.files import check_output_dir, publish
-from talkingface.utils import INDEX_FACE_OVAL, ROTATE_REF_INDEX, main_keypoints, safe_crop
+from talkingface.utils import INDEX_FACE_OVAL, ROTATE_REF_INDEX, main_keypoints, mouth_opening, safe_crop
 from talkingface.util.media import DEFAULT_FPS, probe_video, read_video, write_video
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,21 @@ class PrepConfig:
     max_seconds: float = 120.0  # longer sources are cut (the original's app limit)
     rules: FaceRules = FaceRules()
     progress: bool = True
+
+    @property
+    def min_frames(self) -> int:
+        return max(1, int(round(self.min_seconds * self.fps)))
+
+
+#: Training targets take any head turn (the renderer's yaw limit is for avatars only).
+TRAINING_RULES = FaceRules(max_yaw=None)
+
+
+def usable_stretch(frames: List[np.ndarray], cfg: PrepConfig, rules: Optional[FaceRules] = None):
+    """(frames, landmarks (M, 478, 3)) of the longest usable stretch of ``frames`` (see
+    :func:`talkingface.mediapipe_utils.track_avatar_face`); a clear error when it is too short."""
+    track = track_avatar_face(frames, rules or cfg.rules, min_frames=cfg.min_frames, progress=cfg.progress)
+    return frames[track.start:track.stop], track.landmarks
 
 
 @contextmanager
@@ -100,8 +115,7 @@ def _dump_pickle(path: Path, obj) -> None:
 def prepare_dhlive_avatar(video: Path, out_dir: Path, cfg: PrepConfig = PrepConfig()) -> Path:
     """DH_live avatar: ``circle.mp4`` (forward + reversed frames) and ``keypoint_rotate.pkl`` (2N,478,3)."""
     check_output_dir(out_dir)
-    frames = load_source_frames(video, cfg)
-    lm = checked_landmarks_for_video(frames, cfg.rules, progress=cfg.progress)
+    frames, lm = usable_stretch(load_source_frames(video, cfg), cfg)
     with staged_output(out_dir) as stage:
         write_video(stage / "circle.mp4", frames + frames[::-1], fps=cfg.fps)
         _dump_pickle(stage / "keypoint_rotate.pkl", np.concatenate([lm, lm[::-1]], axis=0))
@@ -125,13 +139,60 @@ def prepare_mini_avatar(video: Path, out_dir: Path, cfg: PrepConfig = PrepConfig
     frames = load_source_frames(video, cfg)
     if resize:
         frames = fit_within(frames)
-    lm = checked_landmarks_for_video(frames, cfg.rules, progress=cfg.progress)
+    frames, lm = usable_stretch(frames, cfg)
+    activity = mouth_activity(lm)
+    log.info("%s%s", activity.describe(), "; the asset pack takes its reference from that frame, the output "
+             "mouth follows the audio" if activity.talking else "")
     with staged_output(out_dir) as stage:
         (stage / "data").mkdir()
         write_video(stage / "data" / "processed.mp4", frames, fps=cfg.fps)
         _dump_pickle(stage / "data" / "processed.pkl", lm)
     log.info("wrote %s (%d frames)", out_dir, len(frames))
     return Path(out_dir)
+
+
+# ----------------------------------------------------------------------------- talking source videos
+#: A frame "articulates" when its mouth opening (inner-lip gap / eye distance) differs by more than this
+#: between its two neighbours (80 ms apart): speech moves the lips that fast, a resting face does not.
+ARTICULATION_STEP = 0.02
+#: A source video whose mouth articulates in more than this share of frames is a talking video.
+TALKING_SHARE = 0.15
+
+
+@dataclass
+class MouthActivity:
+    """Mouth-opening statistics of an avatar video.
+
+    opening: (N,) inner-lip gap / inter-ocular distance per frame; moving_share: share of frames that
+    articulate (see ``ARTICULATION_STEP``); closed_frame: the frame with the most closed mouth.
+    """
+
+    opening: np.ndarray
+    moving_share: float
+    closed_frame: int
+
+    @property
+    def talking(self) -> bool:
+        return self.moving_share > TALKING_SHARE
+
+    @property
+    def reference_frame(self) -> int:
+        """The frame a mini pack takes its appearance reference from: 0, or for a talking video
+        the most closed-mouth frame (so the reference shows a resting mouth)."""
+        return self.closed_frame if self.talking else 0
+
+    def describe(self) -> str:
+        kind = "talking source video" if self.talking else "resting mouth"
+        return (f"{kind}: the mouth moves in {100 * self.moving_share:.0f} % of frames (talking above "
+                f"{100 * TALKING_SHARE:.0f} %); most closed frame {self.closed_frame}")
+
+
+def mouth_activity(landmarks: np.ndarray) -> MouthActivity:
+    """Mouth-opening statistics of a video's landmarks (N, 478, >=2) in any consistent units."""
+    opening = mouth_opening(landmarks)
+    step = np.abs(opening[2:] - opening[:-2]) if len(opening) > 2 else np.zeros(0)
+    share = float((step > ARTICULATION_STEP).mean()) if len(step) else 0.0
+    return MouthActivity(opening=opening, moving_share=share, closed_frame=int(np.argmin(opening)))
 
 
 # ----------------------------------------------------------------------------- DH_live training data
@@ -158,8 +219,7 @@ def prepare_training_face(video: Path, out_dir: Path, cfg: PrepConfig = PrepConf
     keypoints, mapped with the same box and scale, stay aligned with the crops.
     """
     check_output_dir(out_dir)
-    frames = load_source_frames(video, cfg)
-    lm = checked_landmarks_for_video(frames, cfg.rules, progress=cfg.progress)
+    frames, lm = usable_stretch(load_source_frames(video, cfg), cfg, TRAINING_RULES)
     x0, y0, x1, y1 = training_crop_box(lm)
     scale = TRAIN_CROP / (x1 - x0)
     lm_crop = lm.copy()
@@ -174,7 +234,7 @@ def prepare_training_face(video: Path, out_dir: Path, cfg: PrepConfig = PrepConf
     with staged_output(out_dir) as stage:
         (stage / "image").mkdir()
         for i, frame in enumerate(frames):
-            crop = cv2.resize(safe_crop(frame, (x0, y0, x1, y1)), (TRAIN_CROP, TRAIN_CROP),
+            crop = cv2.resize(safe_crop(frame, (x0, y0, x1, y1), border="replicate"), (TRAIN_CROP, TRAIN_CROP),
                               interpolation=cv2.INTER_AREA)
             cv2.imwrite(str(stage / "image" / f"{i + 1:06d}.png"), crop)
         _dump_pickle(stage / "keypoint_rotate.pkl", lm_crop)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -261,12 +260,18 @@ def paste_change(frame: np.ndarray, rect: Sequence[int], delta_bgr: np.ndarray) 
     """A new BGR frame: ``frame`` + the 128-crop change ``delta_bgr`` (float32 BGR) resized onto ``rect``.
 
     Where the pipeline left the crop unchanged the frame keeps its full-resolution pixels (the
-    original resized the whole 128 crop back, blurring it).
+    original resized the whole 128 crop back, blurring it); only the part of ``rect`` inside the frame
+    is written. src_rgb: 128x128x3 uint8; out_rgb: 128x128x3 float in [0, 1]. Returns a new BGR frame.
     """
     x0, y0, x1, y1 = (int(v) for v in rect)
     delta = cv2.resize(delta_bgr, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     result = frame.copy()
-    region = result[y0:y1, x0:x1].astype(np.float32) + delta
-    result[y0:y1, x0:x1] = np.clip(np.round(region), 0, 255).astype(np.uint8)
+    h, w = frame.shape[:2]
+    # a rect crossing the frame's border (tight crop, padded when cut): paste the part inside the frame
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if sx1 <= sx0 or sy1 <= sy0:
+        return result
+    region = result[sy0:sy1, sx0:sx1].astype(np.float32) + delta[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
+    result[sy0:sy1, sx0:sx1] = np.clip(np.round(region), 0, 255).astype(np.uint8)
     return result
 

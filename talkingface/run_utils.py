@@ -17,7 +17,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from talkingface.config.paths import MEAN_FACE as MEAN_FACE_PATH
-from talkingface.utils import INDEX_FACE_OVAL, MAIN_KEYPOINTS
+from talkingface.utils import INDEX_FACE_OVAL, MAIN_KEYPOINTS, ROTATE_REF_INDEX, main_keypoints
 
 
 #: Temporal kernel the original applies to the 16 pose-matrix entries.
@@ -118,6 +118,24 @@ def calc_face_mat(pts: np.ndarray, mean: np.ndarray, ref_index: Optional[Sequenc
         mats = smooth_sequence(mats.reshape(n, 16), POSE_SMOOTH_KERNEL).reshape(n, 4, 4)
     normalized = apply_pose(np.linalg.inv(mats), pts)
     return mats, normalized, personal_mean
+
+
+def head_yaw(landmarks: np.ndarray) -> np.ndarray:
+    """Head yaw in degrees of face-mesh landmarks, from the rigid pose against the canonical mean face.
+
+    landmarks: (..., 478, 3) or (..., 141, 3) in pixels (x, y, z*width). The pose is solved on the
+    main keypoints that do not move with the mouth (``ROTATE_REF_INDEX``); yaw is the rotation about
+    the vertical axis: 0 frontal, about +-90 a profile (the sign says which way). Returns (...,).
+    """
+    pts = main_keypoints(landmarks)
+    flat = pts.reshape(-1, *pts.shape[-2:])
+    mean = load_mean_face_main()[ROTATE_REF_INDEX]
+    out = np.empty(len(flat))
+    for i, p in enumerate(flat):
+        rot = solve_pose(mean, p[ROTATE_REF_INDEX])[:3, :3]
+        rot = rot / np.cbrt(np.linalg.det(rot))
+        out[i] = np.degrees(np.arcsin(np.clip(-rot[2, 0], -1.0, 1.0)))
+    return out.reshape(pts.shape[:-2])
 
 
 # ------------------------------------------------------------------------------------------ mean face

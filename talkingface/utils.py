@@ -141,17 +141,34 @@ def crop_face(kps: np.ndarray, jitter: int = 0, rng: np.random.Generator | None 
     return x0, y0, x0 + side, y0 + side
 
 
-def safe_crop(image: np.ndarray, box: Tuple[int, int, int, int], border_value=0) -> np.ndarray:
-    """Crop ``box = (x0, y0, x1, y1)`` from ``image``, padding with ``border_value`` where the box
-    leaves the image, so the crop always has the box's size and keypoints stay aligned with it."""
-    x0, y0, x1, y1 = box
+def safe_crop(image: np.ndarray, box: Tuple[int, int, int, int], border_value=0,
+              border: str = "constant") -> np.ndarray:
+    """Crop ``box = (x0, y0, x1, y1)`` from ``image``, padding where the box leaves the image, so the
+    crop always has the box's size and keypoints stay aligned with it.
+
+    ``border``: "constant" fills with ``border_value``; "replicate" repeats the nearest edge pixel
+    (tight face crops: the padded band then continues the chin/neck instead of a black bar).
+    """
+    x0, y0, x1, y1 = (int(v) for v in box)
     h, w = image.shape[:2]
+    if border == "replicate":
+        rows = np.clip(np.arange(y0, y1), 0, h - 1)
+        cols = np.clip(np.arange(x0, x1), 0, w - 1)
+        return image[rows[:, None], cols[None, :]]
+    if border != "constant":
+        raise ValueError(f"border must be 'constant' or 'replicate', not {border!r}")
     out_shape = (y1 - y0, x1 - x0) + image.shape[2:]
     out = np.full(out_shape, border_value, dtype=image.dtype)
     sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
     if sx1 > sx0 and sy1 > sy0:
         out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
     return out
+
+
+def box_outside(box: Tuple[float, float, float, float], width: int, height: int) -> bool:
+    """True when ``box = (x0, y0, x1, y1)`` crosses any border of a ``width`` x ``height`` frame."""
+    x0, y0, x1, y1 = box
+    return x0 < 0 or y0 < 0 or x1 > width or y1 > height
 
 
 # ----------------------------------------------------------------------------------- feature maps

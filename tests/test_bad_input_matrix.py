@@ -165,6 +165,9 @@ def _make_inputs(root: Path) -> Dict[str, str]:
     f["good_audio_ckpt"] = AUDIO_CHECKPOINT
     f["good_dinet_mini"] = DINET_MINI_CHECKPOINT
     f["good_basis"] = BLENDSHAPE_BASIS
+    f["moda_trunc"] = root / "moda_records"
+    f["moda_trunc"].mkdir()
+    (f["moda_trunc"] / "clip.moda.npz").write_bytes(b"PK\x03\x04" + b"\0" * 64)
     f["noface_video"] = write_video(root / "no_face.mp4", [np.full((256, 256, 3), 80, np.uint8)] * 40)
     f["videos_text"] = root / "videos_text"  # two "videos" that are text: each skipped, then one error
     f["videos_text"].mkdir()
@@ -182,7 +185,7 @@ def _make_inputs(root: Path) -> Dict[str, str]:
 #: What the error line must say, by the kind of bad input named in the case id (last match wins).
 EXPECT = (
     ("missing", r"not found|missing|no such|no folder|not a folder|no prepared|not a mini avatar|not an asset pack"
-                r"|no \S+index\.tsv"),
+                r"|no \S+index\.tsv|no \*\.moda\.npz clip records|not a person folder|not a MODA avatar"),
     ("is-file", r"not a folder|exists and is not|not an asset pack|not a mini avatar"),
     ("empty", r"empty|no audio samples|truncated|corrupt|cannot read"),
     ("text", r"cannot read|invalid data|truncated|corrupt|another format|not a|no usable|could be prepared"),
@@ -339,6 +342,13 @@ def _cases() -> List[Case]:
     add("-m talkingface.export", "mini-ckpt-truncated", "onnx", "--what", "mini", "--mini_ckpt", "{trunc_dinet_mini}",
         "--out", "{out}/onnx")
     add("-m talkingface.export", "out-is-file", "onnx", "--what", "audio_step", "--out", "{text_file}")
+    # train_moda/
+    add("train_moda/train_faco.py", "data-missing", "{missing_dir}", "{out}/run")
+    add("train_moda/train_faco.py", "out-is-file", "{dir}", "{text_file}")
+    add("train_moda/train_moda.py", "data-missing", "{missing_dir}", "{out}/run")
+    add("train_moda/train_moda.py", "data-truncated", "{moda_trunc}", "{out}/run")
+    add("train_moda/train_renderer.py", "person-missing", "{missing_dir}", "{out}/run")
+    add("train_moda/train_renderer.py", "out-is-file", "{dir}", "{text_file}")
     # mini_live/
     add("mini_live/evaluate.py", "video-missing", "{missing}", "--ckpt", "{trunc_dinet_mini}")
     add("mini_live/evaluate.py", "ckpt-truncated", "{good_video}", "--ckpt", "{trunc_dinet_mini}")
@@ -367,6 +377,18 @@ def _cases() -> List[Case]:
     add("scripts/make_demo.py", "out-is-file", "--out", "{text_file}")
     add("scripts/make_demo.py", "avatar-truncated-pack", "--avatar", "{avatar_pack_trunc}", "--out", "{out}/demo")
     add("scripts/make_demo.py", "avatar-missing", "--avatar", "{missing_dir}", "--out", "{out}/demo")
+    # MODA: data_preparation_moda.py INPUTS OUT, demo_moda.py SUBJECT AUDIO OUT
+    add("data_preparation_moda.py", "video-missing", "{missing}", "{out}/moda")
+    add("data_preparation_moda.py", "out-is-file", "{good_video}", "{text_file}")
+    add("data_preparation_moda.py", "video-text", "{text_mp4}", "{out}/moda", "--avatar")
+    add("demo_moda.py", "subject-missing", "{missing_dir}", "{good_wav}", "{out}/o.mp4")
+    add("demo_moda.py", "audio-nan", "{dir}", "{nan_wav}", "{out}/o.mp4")
+    add("demo_moda.py", "out-is-dir", "{dir}", "{good_wav}", "{out}")
+    # serve_web.py (checked before any folder is made or the port is opened)
+    add("serve_web.py", "packs-is-file", "--packs", "{text_file}", "--work", "{out}/work", "--models", "{out}/models",
+        "--no_prepare", "--port", "0")
+    add("serve_web.py", "work-unwritable", "--packs", "{out}/packs", "--work", "{unwritable_dir}", "--models",
+        "{out}/models", "--no_prepare", "--port", "0")
     # python -m talkingface.eval
     add("-m talkingface.eval", "summary-truncated-json", "summary", "{eval_trunc}")
     add("-m talkingface.eval", "compare-missing", "compare", "--pred", "{missing}", "--gt", "{good_video}")
@@ -422,7 +444,8 @@ def test_matrix_leaves_the_writable_home_alone(matrix_results):
 
 def test_every_script_is_in_the_matrix():
     """A new user-facing script must get its rows in this table."""
-    scripts = {str(p.relative_to(REPO)) for pattern in ("*.py", "train/*.py", "train_audio/*.py", "mini_live/*.py",
+    scripts = {str(p.relative_to(REPO)) for pattern in ("*.py", "train/*.py", "train_audio/*.py", "train_moda/*.py",
+                                                         "mini_live/*.py",
                                                          "mini_live/obj/make_assets.py", "scripts/*.py")
                for p in REPO.glob(pattern)
                if p.name != "__init__.py" and p.name != "setup.py" and "__main__" in p.read_text(encoding="utf-8")}

@@ -1,7 +1,8 @@
 """The script wrapper (talkingface.util.cli.run_cli) on signals and terminals, with real processes.
 
-- Ctrl-C (SIGINT) or SIGTERM sent to a real ``demo_mini.py`` run while it is encoding: exit 130 / 143,
-  the one stderr line ``interrupted``, and no temporary file or partial output left.
+- Ctrl-C (SIGINT) sent to a real ``demo_mini.py`` run while it is encoding, SIGTERM to a script
+  writing a video and an atomic file: exit 130 / 143, the one stderr line ``interrupted``, and no
+  temporary file or partial output left.
 - A progress bar on a real terminal (a pty) is finished before the error line, so ``error:`` starts
   a line of its own (issue 11: ``demo_mini:   0%| … |error: output folder does not exist``); with
   stderr not a terminal no bar is drawn at all and stderr is exactly the error line.
@@ -40,6 +41,26 @@ def main(argv=None):
 run_cli(main)
 """
 
+# A script that keeps an atomic file and a video open and writes frames until it is stopped.
+WRITE_FOREVER = """
+import sys
+import numpy as np
+from pathlib import Path
+from talkingface.util.cli import run_cli
+from talkingface.util.files import atomic_write
+from talkingface.util.media import VideoWriter
+
+def main(argv=None):
+    out = Path(sys.argv[1])
+    with atomic_write(out / "table.txt") as tmp, VideoWriter(out / "video.mp4") as writer:
+        tmp.write_text("partial")
+        frame = np.zeros((64, 64, 3), np.uint8)
+        while True:
+            writer.write(frame)
+
+run_cli(main)
+"""
+
 
 @pytest.fixture(scope="module")
 def short_pack(tmp_path_factory) -> Path:
@@ -53,8 +74,36 @@ def short_pack(tmp_path_factory) -> Path:
     return avatar / "assets"
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
-def test_signal_mid_run_leaves_nothing(short_pack, tmp_path, sig, code):
+def test_ctrl_c_mid_run_leaves_nothing(short_pack, tmp_path):
+    """SIGINT (what Ctrl-C sends) to a real demo_mini.py run while it encodes."""
+    _signal_mid_run(short_pack, tmp_path, signal.SIGINT, 130)
+
+
+def test_sigterm_while_writing_leaves_nothing(tmp_path):
+    """SIGTERM to a script writing a video (the real encoder) and an atomic file: exit 143, no trace."""
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", WRITE_FOREVER, str(out)], env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len([p for p in out.iterdir() if p.name.startswith(".tmp_")]) < 2:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "the writers never started"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, stderr
+    assert [ln for ln in stderr.splitlines() if ln.strip()] == ["interrupted"]
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def _signal_mid_run(short_pack, tmp_path, sig, code):
     out = tmp_path / "out"
     out.mkdir()
     proc = subprocess.Popen([sys.executable, str(REPO / "demo_mini.py"), str(short_pack), str(SAMPLE_SPEECH_EN),

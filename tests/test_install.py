@@ -94,6 +94,19 @@ def test_wheel_carries_every_default_file(wheel, tmp_path):
         assert Path(value).exists(), (key, value)
 
 
+def test_wheel_carries_every_tracked_data_file(wheel):
+    """Every file git tracks in the packages (and in checkpoint/, installed as talkingface/checkpoint)
+    that is not Python source is package data of the wheel."""
+    proc = subprocess.run(["git", "ls-files", "talkingface", "mini_live", "train", "train_audio", "checkpoint"],
+                          cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip("not a git checkout")
+    expected = {("talkingface/" + f if f.startswith("checkpoint/") else f)
+                for f in proc.stdout.split() if not f.endswith(".py")}
+    missing = sorted(expected - set(zipfile.ZipFile(wheel).namelist()))
+    assert missing == [], f"add these to setup.py package_data: {missing}"
+
+
 def test_installed_script_runs_from_anywhere(wheel, tmp_path):
     """The console scripts point at functions that exist, the root scripts are importable modules, and
     ``talkingface-demo --help`` (its module) runs from the installed layout."""

@@ -242,13 +242,22 @@ def test_image_helpers():
     assert np.allclose(std[0, :, :2], (lm[0, :, :2] - rects[0, :2]) * 128 / side)
     frame = np.zeros((700, 700, 3), np.uint8)
     assert standard_image(frame, rects[0]).shape == (128, 128, 3)
+    frame[:, :50] = 200
+    padded = standard_image(frame, (-5, 0, 100, 105))  # crosses the left border: edge pixels repeated
+    assert padded.shape == (128, 128, 3) and padded[:, :5].min() == 200
     with pytest.raises(UserInputError):
-        standard_image(frame, (-5, 0, 100, 105))
+        standard_image(frame, (-205, 0, -100, 105))  # does not touch the frame at all
     centre = lm[0, MP_LIPS_RINGS[0], :2].mean(0)
-    for axis, target in ((0, 20), (1, 20), (0, 680), (1, 680)):  # mouth 20 px from each border in turn
+    lips = lm[0, MP_LIPS_RINGS[0], :2]
+    for axis, side in ((0, 0), (1, 0), (0, 1), (1, 1)):  # the lips 3 px from each border in turn
+        half = (lips[:, axis].max() - lips[:, axis].min()) / 2 + 3
+        target = half if side == 0 else 700 - half
         shift = np.zeros(3)
         shift[axis] = target - centre[axis]
-        with pytest.raises(ValueError):
+        r = video_mouth_rects(lm + shift, (700, 700))  # the crop leaves the frame: padded, not refused
+        assert (r[:, :2] < 0).any() or (r[:, 2:] > 700).any()
+        shift[axis] = (-40 if side == 0 else 740) - centre[axis]  # the mouth itself out of the frame
+        with pytest.raises(ValueError, match="mouth is outside"):
             video_mouth_rects(lm + shift, (700, 700))
 
     img = drawMouth(std[0], (128, 128))

@@ -106,3 +106,11 @@ def test_smooth_sequence_keeps_constants_and_edges():
     np.testing.assert_allclose(out[:2], ramp[:2])
     np.testing.assert_allclose(out[2:-2], ramp[2:-2])  # symmetric kernel keeps a ramp
     assert smooth_sequence(np.ones((1, 3))).shape == (1, 3)
+
+
+def test_safe_crop_replicate_repeats_edges():
+    img = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    crop = U.safe_crop(img, (-2, 2, 3, 6), border="replicate")
+    assert crop.shape == (4, 5)
+    assert (crop[:, 0] == crop[:, 2]).all() and (crop[-1] == crop[1]).all()
+    assert (crop[0, 2:] == img[2, :3]).all()

@@ -219,6 +219,34 @@ def test_stream_mode_plays_server_coefficients(web, speech_id):
     assert len(shown) > 0 and max(shown) < len(expected)
 
 
+def test_app_page_builds_an_avatar_and_an_mp4(web, tmp_path):
+    """The avatar app on the page: choose a silent video and a speech file, press Build avatar, then
+    Make mp4: the new avatar is listed, and a link to the mp4 and to the live player appear."""
+    from talkingface.config.paths import SAMPLE_AVATAR_VIDEO, SAMPLE_SPEECH_ZH
+    from talkingface.util.media import load_audio, run_ffmpeg, save_wav
+
+    _, page, _, _ = web
+    clip, speech = tmp_path / "clip.mp4", tmp_path / "speech.wav"
+    run_ffmpeg(["-i", str(SAMPLE_AVATAR_VIDEO), "-t", "1.2", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                "-threads", "1", str(clip)], what="cutting the sample")
+    save_wav(speech, load_audio(SAMPLE_SPEECH_ZH)[:16000])
+    page.set_files("#video-file", [clip])
+    page.evaluate("document.getElementById('avatar-name').value = 'uploaded'; document.getElementById('build').click()")
+    page.wait_for("document.getElementById('build-note').textContent.includes('is ready') || "
+                  "document.getElementById('build-note').classList.contains('error')", timeout_s=900)
+    note = page.evaluate("document.getElementById('build-note').textContent")
+    assert "uploaded is ready" in note, note
+    assert page.evaluate("[...document.getElementById('pack-select').options].map((o) => o.value)").count("uploaded") == 1
+    page.set_files("#audio-file", [speech])
+    page.evaluate("document.getElementById('pack-select').value = 'uploaded'; document.getElementById('synth').click()")
+    page.wait_for("!!document.querySelector('#synth-note a') || document.getElementById('synth-note').classList.contains('error')",
+                  timeout_s=900)
+    links = page.evaluate("[...document.querySelectorAll('#synth-note a')].map((a) => a.getAttribute('href'))")
+    assert len(links) == 2 and links[0].startswith("/outputs/") and links[1] == "/?pack=uploaded", links
+    size = page.evaluate(f"fetch('{links[0]}').then((r) => r.ok ? r.arrayBuffer() : null).then((b) => b && b.byteLength)")
+    assert size and size > 10_000
+
+
 def test_screenshot(web, tmp_path):
     from pathlib import Path
 

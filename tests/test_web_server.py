@@ -229,3 +229,45 @@ def test_frame_wire_format():
     data = pack_frame(7, 3, np.arange(6, dtype=np.float32), np.zeros(640, np.float32))
     assert data[:4] == b"TFAV" and struct.unpack_from("<IIHH", data, 4) == (7, 3, 6, 640)
     assert len(data) == 16 + 24 + 1280
+
+
+def _wait_job(client, job, timeout_s=600):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job['id']}").json()
+        if job["state"] in ("done", "error"):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job['id']} still {job['state']} after {timeout_s} s")
+
+
+def test_app_builds_an_avatar_and_renders_an_mp4(client, tmp_path):
+    """The UI app's flow over HTTP: upload a silent video -> avatar job -> upload speech -> mp4 job -> mp4
+    (1.2 s of the built-in sample video and 1 s of the sample speech: real preparation and synthesis)."""
+    from talkingface.config.paths import SAMPLE_AVATAR_VIDEO, SAMPLE_SPEECH_ZH
+    from talkingface.util.media import count_frames, load_audio, probe_video, run_ffmpeg, save_wav
+
+    clip = tmp_path / "clip.mp4"
+    run_ffmpeg(["-i", str(SAMPLE_AVATAR_VIDEO), "-t", "1.2", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                "-threads", "1", str(clip)], what="cutting the sample")
+    save_wav(tmp_path / "speech.wav", load_audio(SAMPLE_SPEECH_ZH)[:16000])
+    r = client.post("/api/avatars", files={"video": ("clip.mp4", clip.read_bytes(), "video/mp4")}, data={"name": "clip"})
+    assert r.status_code == 202, r.text
+    job = _wait_job(client, r.json())
+    assert job["state"] == "done", job
+    assert job["result"] == {"pack": "clip"}
+    packs = {p["name"]: p for p in client.get("/api/packs").json()["packs"]}
+    assert packs["clip"]["usable"] and packs["clip"]["frames"] == 30
+    assert client.post("/api/avatars", files={"video": ("clip.mp4", b"x", "video/mp4")},
+                       data={"name": "clip"}).status_code == 409
+    speech = client.post("/api/audio", files={"audio": ("s.wav", (tmp_path / "speech.wav").read_bytes(), "audio/wav")})
+    r = client.post("/api/synthesize", json={"pack": "clip", "audio": speech.json()["id"]})
+    assert r.status_code == 202, r.text
+    job = _wait_job(client, r.json())
+    assert job["state"] == "done", job
+    video = client.get(job["result"]["video"])
+    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+    (tmp_path / "out.mp4").write_bytes(video.content)
+    assert count_frames(tmp_path / "out.mp4") == 25 and probe_video(tmp_path / "out.mp4").has_audio

@@ -22,6 +22,7 @@ from talkingface.eval.motion import dense_error_table
 from talkingface.moda_recipes import add_run_args, select_records, set_threads, write_card
 from talkingface.moda_training import FaCoTrainer, faco_rows
 from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import check_output_dir
 
 log = logging.getLogger("train_faco")
 
@@ -42,6 +43,7 @@ def main(argv=None) -> int:
     set_threads(args.threads)
     if args.max_steps < 1 or args.batch_size < 2:
         raise UserInputError("--max_steps >= 1 and --batch_size >= 2 are required")
+    check_output_dir(args.out)
     train_recs, val_recs = select_records(args.data, args.exclude, args.val or ["W011"])
     train_recs = [r for r in train_recs if not r.lip_only]
     val_recs = [r for r in val_recs if not r.lip_only]

@@ -22,6 +22,7 @@ from talkingface.errors import UserInputError
 from talkingface.eval.heldout import never_train_on
 from talkingface.moda_training import MODATrainer
 from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import check_output_dir
 from talkingface.moda_recipes import add_run_args, select_records, set_threads, write_card
 
 log = logging.getLogger("train_moda")
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
                           max_steps=args.max_steps, kl_weight=args.kl_weight,
                           kl_anneal_steps=args.kl_anneal_steps, speech_fraction=frac,
                           save_every=args.save_every, seed=args.seed, model=model)
+    check_output_dir(args.out)
     train_recs, val_recs = select_records(args.data, args.exclude, args.val)
     log.info("%d training records (%d speech), %d validation", len(train_recs),
              sum(r.lip_only for r in train_recs), len(val_recs))

@@ -20,6 +20,7 @@ from talkingface.errors import UserInputError
 from talkingface.moda_recipes import add_run_args, set_threads, write_card
 from talkingface.moda_renderer_training import RendererTrainConfig, RendererTrainer, load_person
 from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.files import check_output_dir
 
 log = logging.getLogger("train_renderer")
 
@@ -41,6 +42,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     setup_logging()
     set_threads(args.threads)
+    check_output_dir(args.out)
     if not (args.person / "subject.npz").is_file():
         raise UserInputError(f"not a person folder (no subject.npz): {args.person}")
     model = RendererConfig(resolution=args.resolution, n_downs=args.n_downs, ngf=args.ngf, tpe=args.tpe == "on",

@@ -7,7 +7,6 @@ and evaluating all read the same numbers.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -17,7 +16,7 @@ import numpy as np
 from talkingface.errors import MediaError, UserInputError
 from talkingface.mediapipe_utils import landmarks_for_video
 from talkingface.mouth_basis import cut_mouth_crops, mouth_box, neutral_shape, normalize_landmarks, process_crops
-from talkingface.util.files import atomic_write
+from talkingface.util.files import atomic_write, reading
 from talkingface.util.media import load_audio, probe_video, read_video, save_wav
 
 log = logging.getLogger(__name__)
@@ -52,6 +51,25 @@ def clip_name(video: Path, root: Optional[Path] = None) -> str:
     return "__".join(rel.with_suffix("").parts)
 
 
+def cached_landmarks(video: Union[str, Path], data_root: Optional[Union[str, Path]],
+                     cache_dir: Optional[Union[str, Path]]) -> Optional[np.ndarray]:
+    """(N, 478, 3) float64 landmarks of ``video`` from a clip cache (``<cache>/<clip_name>.clip.npz``,
+    names relative to ``data_root``), or None when the video is not below ``data_root`` or not cached.
+    Frame i is frame i of the video decoded at 25 fps; N may be shorter than the video (clipped to its audio).
+    """
+    if cache_dir is None or data_root is None:
+        return None
+    try:
+        rel = Path(video).resolve().relative_to(Path(data_root).resolve())
+    except ValueError:
+        return None
+    npz = Path(cache_dir) / (clip_name(Path(data_root) / rel, Path(data_root)) + ".clip.npz")
+    if not npz.is_file():
+        return None
+    with np.load(npz) as data:
+        return data["landmarks"].astype(np.float64)
+
+
 def _fill_missing(lm: np.ndarray, name: str) -> np.ndarray:
     ok = np.isfinite(lm).all(axis=(1, 2))
     if ok.mean() < 1 - MAX_MISSING_FRACTION:
@@ -77,11 +95,10 @@ def prepare_clip(video: Union[str, Path], cache_dir: Union[str, Path], name: Opt
     """
     video = Path(video)
     name = name or video.stem
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir = Path(cache_dir)  # created by the first write, so a clip that fails leaves no folder
     npz, wav = cache_dir / f"{name}.clip.npz", cache_dir / f"{name}.wav"
     if npz.is_file():
-        with np.load(npz, allow_pickle=False) as d:
+        with reading(npz, "cached clip"), np.load(npz, allow_pickle=False) as d:
             audio = load_audio(wav) if wav.is_file() else np.zeros(0, np.float32)
             if require_audio and audio.size == 0:
                 raise MediaError(f"{video.name} has no audio track")
@@ -123,7 +140,5 @@ def write_targets(clip: ClipData, cache_dir: Union[str, Path], bs_basis, px_basi
     cache_dir = Path(cache_dir)
     for suffix, coefs in (("bs", blendshape_coefficients(clip, bs_basis)),
                           ("pixel", pixel_coefficients(clip, px_basis))):
-        out = cache_dir / f"{clip.name}.{suffix}.txt"
-        tmp = cache_dir / f".tmp_{clip.name}.{suffix}.txt"
-        np.savetxt(tmp, coefs, fmt="%.5f")
-        os.replace(tmp, out)
+        with atomic_write(cache_dir / f"{clip.name}.{suffix}.txt") as tmp:
+            np.savetxt(tmp, coefs, fmt="%.5f")

@@ -152,8 +152,8 @@ class CropBox:
         return (pts - np.array([self.x0, self.y0])) * self.scale
 
     def crop(self, image: np.ndarray, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
-        """HxWx3 uint8 frame -> size x size x 3 crop (zero padding outside the frame)."""
-        patch = safe_crop(image, self.box)
+        """HxWx3 uint8 frame -> size x size x 3 crop (edge pixels repeated outside the frame)."""
+        patch = safe_crop(image, self.box, border="replicate")
         return cv2.resize(patch, (self.size, self.size), interpolation=interpolation)
 
     def paste(self, frame: np.ndarray, face: np.ndarray, blend: Optional[np.ndarray] = None) -> np.ndarray:

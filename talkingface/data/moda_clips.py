@@ -26,7 +26,7 @@ import numpy as np
 from talkingface.data.av_clips import prepare_clip
 from talkingface.errors import UserInputError
 from talkingface.moda_geometry import LIPS, canonical_mean_face, canonicalize, mean_face_to_canonical
-from talkingface.util.files import atomic_write
+from talkingface.util.files import atomic_write, reading
 from talkingface.util.media import load_audio, save_wav
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class ClipRecord:
         path = Path(path)
         name = path.name[: -len(".moda.npz")]
         try:
-            with np.load(path, allow_pickle=False) as d:
+            with reading(path, "MODA clip record"), np.load(path, allow_pickle=False) as d:
                 has_audio = bool(d["has_audio"])
                 wav = path.with_name(f"{name}.wav")
                 audio = load_audio(wav) if has_audio else np.zeros(0, np.float32)

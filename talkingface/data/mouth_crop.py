@@ -13,6 +13,7 @@ pack stores every frame's landmarks in a ``model_size`` (128) square cut at the 
 """
 from __future__ import annotations
 
+import logging
 from typing import Sequence, Tuple
 
 import cv2
@@ -21,7 +22,9 @@ import numpy as np
 from talkingface.errors import UserInputError
 from talkingface.models.DINet_mini import MODEL_SIZE
 from talkingface.run_utils import smooth_sequence
-from talkingface.utils import INDEX_FACE_OVAL, INDEX_LIPS_OUTER, main_keypoints
+from talkingface.utils import INDEX_FACE_OVAL, INDEX_LIPS_OUTER, box_outside, main_keypoints, safe_crop
+
+log = logging.getLogger(__name__)
 
 HALF_SIZE_RATIO = 0.46
 ABOVE_RATIO = 0.89
@@ -58,23 +61,29 @@ def video_mouth_rects(lm_seq: np.ndarray, frame_size: Tuple[int, int], smooth: b
 
     lm_seq: (N, 478|141, >=2) pixels; frame_size: (width, height). One side for the whole video,
     (mean width + mean height) / 2 of the per-frame boxes made even; centres smoothed over time.
-    Returns (N, 4) int64 [x0, y0, x1, y1]. Raises ValueError naming the first frame whose box
-    leaves the frame on any side (the original checked only the right and bottom edges).
+    Returns (N, 4) int64 [x0, y0, x1, y1]. A rectangle may cross the frame's borders (a tight crop
+    whose chin touches the edge): the crops are then padded (:func:`standard_image`) and pasted back
+    clipped. Raises ValueError naming the first frame whose mouth itself (an outer-lip point) lies
+    outside the frame: that face is truly out of frame.
     """
+    w, h = frame_size
+    lips = main_keypoints(lm_seq)[..., INDEX_LIPS_OUTER, :2]
+    off = np.nonzero(((lips < 0) | (lips >= np.array([w, h]))).any(axis=(1, 2)))[0]
+    if len(off):
+        raise ValueError(f"frame {int(off[0])}: the mouth is outside the {w}x{h} frame; "
+                         "keep the mouth inside the picture")
     centre, half = mouth_centre_and_half(lm_seq)
     size = int(round(float(np.mean(2.0 * half))))
     size += size % 2
     if smooth and len(centre) > 1:
         centre = smooth_sequence(centre, CENTRE_SMOOTH_KERNEL)
-    w, h = frame_size
-    rects = np.zeros((len(centre), 4), np.int64)
-    for i, (cx, cy) in enumerate(centre):
-        x0 = int(round(cx - size / 2.0))
-        y0 = int(round(cy - ABOVE_RATIO * size / 2.0))
-        rects[i] = (x0, y0, x0 + size, y0 + size)
-        if x0 < 0 or y0 < 0 or x0 + size > w or y0 + size > h:
-            raise ValueError(f"frame {i}: mouth crop {rects[i].tolist()} leaves the {w}x{h} frame; "
-                             "keep the whole lower face inside the picture")
+    x0 = np.round(centre[:, 0] - size / 2.0).astype(np.int64)
+    y0 = np.round(centre[:, 1] - ABOVE_RATIO * size / 2.0).astype(np.int64)
+    rects = np.stack([x0, y0, x0 + size, y0 + size], axis=1)
+    padded = int(sum(box_outside(r, w, h) for r in rects))
+    if padded:
+        log.info("mouth crop crosses the %dx%d frame's border in %d of %d frames: padded (edge pixels "
+                 "repeated) and pasted back clipped", w, h, padded, len(rects))
     return rects
 
 
@@ -104,11 +113,13 @@ def standard_points(landmarks: np.ndarray, rects: np.ndarray, model_size: int = 
 
 
 def standard_image(frame: np.ndarray, rect: Sequence[int], size: int = MODEL_SIZE) -> np.ndarray:
-    """Cut ``rect`` (x0, y0, x1, y1), which must lie inside ``frame``, and resize it to size x size."""
+    """Cut ``rect`` (x0, y0, x1, y1) from ``frame`` and resize it to size x size. Where the rectangle
+    leaves the frame (a tight crop) the edge pixels are repeated; an empty rectangle or one that does
+    not touch the frame at all is an error."""
     x0, y0, x1, y1 = (int(v) for v in rect)
     h, w = frame.shape[:2]
-    if x0 < 0 or y0 < 0 or x1 > w or y1 > h or x1 <= x0 or y1 <= y0:
-        raise UserInputError(f"crop {[x0, y0, x1, y1]} is not inside the {w}x{h} frame")
-    crop = frame[y0:y1, x0:x1]
+    if x1 <= x0 or y1 <= y0 or x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
+        raise UserInputError(f"crop {[x0, y0, x1, y1]} does not overlap the {w}x{h} frame")
+    crop = safe_crop(frame, (x0, y0, x1, y1), border="replicate")
     interp = cv2.INTER_AREA if (x1 - x0) > size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp)

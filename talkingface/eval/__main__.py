@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from typing import List, Optional, Sequence
 
 from talkingface.errors import UserInputError
 from talkingface.util.cli import ScriptParser, resolve_device, run_cli, setup_logging
-from talkingface.util.files import check_input_file, check_output_file, write_text
+from talkingface.util.files import check_input_file, check_output_file, read_model_card, write_model_card, write_text
 
 log = logging.getLogger("talkingface.eval")
 
@@ -177,6 +178,7 @@ def _selfrecon(args) -> None:
 
 
 def _crosshalf(args) -> None:
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.crosshalf import acceptance_markdown, crosshalf
     from talkingface.eval.heldout import HELDOUT_AV_MORE, heldout_paths
     from talkingface.eval.report import HEADER, summary_markdown
@@ -240,8 +242,7 @@ def _summary(args) -> None:
 
 
 def _moda(args) -> None:
-    import json
-
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.config.moda import FACO_CHECKPOINT, MODA_CHECKPOINT
     from talkingface.data.moda_clips import load_records, record_from_video, relative_source
     from talkingface.eval.heldout import HELDOUT_AV_MORE, HELDOUT_CLIPS, heldout_paths
@@ -266,8 +267,6 @@ def _moda(args) -> None:
     write_text(args.out.with_suffix(".md"), text + "\n")
     print(text)
     if args.update_card:
-        from talkingface.util.files import read_model_card, write_model_card
-
         ckpt = Path(result["moda"])
         card = read_model_card(ckpt)
         card["heldout_eval"] = {"command": "python -m talkingface.eval moda " + " ".join(sys.argv[2:]),

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from talkingface.config.paths import onnx_cache_dir
+from talkingface.errors import UserInputError
 from talkingface.export.graphs import OPSET, onnx_bytes
 from talkingface.util.files import atomic_write
 
@@ -42,8 +43,6 @@ def ort_available() -> bool:
 
 def resolve_engine(engine: str = "auto") -> str:
     """``auto`` -> ``onnx`` when ONNX Runtime is installed, else ``torch``; ``onnx`` without it is an error."""
-    from talkingface.errors import UserInputError
-
     engine = (engine or "auto").lower()
     if engine not in ("auto", "onnx", "torch"):
         raise UserInputError(f"unknown inference engine {engine!r}: use auto, onnx or torch")

@@ -197,7 +197,7 @@ def create_app(cfg: WebConfig, registry: Optional[ModelRegistry] = None) -> Fast
         job = jobs.submit("avatar", [
             ("tracking the face (data_preparation_mini.py)", script("data_preparation_mini.py", str(video), str(avatar_dir))),
             ("building the pack (data_preparation_web.py)", script("data_preparation_web.py", str(avatar_dir))),
-        ], result={"pack": name})
+        ], result={"pack": name}, cleanup=[video])
         return job.public()
 
     # ----------------------------------------------------------------------------------------- audio

@@ -48,6 +48,7 @@ class Browser:
 
     def __init__(self, executable: Optional[str] = None, extra_flags: Optional[List[str]] = None,
                  timeout_s: float = 30.0):
+        # Lazy: websockets is needed only to drive a browser (tests, bench_web).
         from websockets.sync.client import connect
 
         exe = executable or find_browser()
@@ -139,6 +140,15 @@ class Browser:
             d = res["exceptionDetails"]
             raise BrowserError(str(d.get("exception", {}).get("description") or d.get("text")))
         return res.get("result", {}).get("value")
+
+    def set_files(self, selector: str, paths: List[Path]) -> None:
+        """Choose files in the page's ``<input type=file>`` matching ``selector`` (as a user would)."""
+        root = self.call("DOM.getDocument", {"depth": 0}, session=True)["root"]["nodeId"]
+        node = self.call("DOM.querySelector", {"nodeId": root, "selector": selector}, session=True)["nodeId"]
+        if not node:
+            raise BrowserError(f"no element matches {selector!r}")
+        self.call("DOM.setFileInputFiles", {"nodeId": node, "files": [str(Path(p).resolve()) for p in paths]},
+                  session=True)
 
     def screenshot(self, path: Path) -> Path:
         data = self.call("Page.captureScreenshot", {"format": "png"}, session=True)["data"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -26,6 +27,7 @@ ORT_DIR = ORT_WEB_DIR
 
 def missing() -> Optional[str]:
     """Why the browser tests cannot run here, or None."""
+    # Lazy: test-harness helpers load on use.
     from talkingface.web.cdp import find_browser
 
     if find_browser() is None:
@@ -102,7 +104,6 @@ STILL_JS = """(async () => {
 
 def render_still(page, index: int, coeffs) -> dict:
     """Compose video frame ``index`` with ``coeffs`` in the page: {rect, before, after (H, W, 4) uint8, ms}."""
-    import json
 
     res = page.evaluate(STILL_JS % (index, json.dumps([float(c) for c in coeffs])))
     x0, y0, x1, y1 = res["rect"]

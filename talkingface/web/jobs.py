@@ -33,6 +33,7 @@ class Job:
     kind: str
     steps: List[Tuple[str, List[str]]]  # (name, argv)
     result: Dict = field(default_factory=dict)
+    cleanup: List[Path] = field(default_factory=list)  # files removed when the job ends (uploads)
     state: str = "queued"
     done_steps: int = 0
     step: str = ""
@@ -65,8 +66,9 @@ class JobRunner:
         self._thread = threading.Thread(target=self._work, name="talkingface-web-jobs", daemon=True)
         self._thread.start()
 
-    def submit(self, kind: str, steps: Sequence[Tuple[str, List[str]]], result: Optional[Dict] = None) -> Job:
-        job = Job(uuid.uuid4().hex[:12], kind, list(steps), dict(result or {}))
+    def submit(self, kind: str, steps: Sequence[Tuple[str, List[str]]], result: Optional[Dict] = None,
+               cleanup: Sequence[Path] = ()) -> Job:
+        job = Job(uuid.uuid4().hex[:12], kind, list(steps), dict(result or {}), list(cleanup))
         with self._lock:
             self.jobs[job.id] = job
             if len(self.jobs) > MAX_KEPT_JOBS:
@@ -119,6 +121,8 @@ class JobRunner:
                 job.state = "error"
                 job.error = str(exc)
                 log.warning("job %s (%s) failed: %s", job.id, job.kind, exc)
+            for path in job.cleanup:
+                Path(path).unlink(missing_ok=True)
             job.finished = time.time()
 
     def close(self) -> None:

@@ -2,7 +2,6 @@
 server-side audio model of the stream mode.
 
 ``GET /api/models`` answers::
-
     {"models": {"dinet_mini": ID, "audio": ID},            # weights ids a pack must name (pack_web)
      "pipeline": {"url", "inputs": {"source", "gl", "gl_warp", "ref"}, "output"},
      "audio_step": {"url", "inputs": {"fbank", "h", "c"}, "outputs": {"coeffs", "h", "c"}, "state_shape"},
@@ -18,8 +17,10 @@ import threading
 from pathlib import Path
 from typing import Dict, Optional
 
+from talkingface.audio_loader import find_audio_checkpoint, load_audio_model
 from talkingface.audio_model import MODEL_LOOKAHEAD_STEPS
 from talkingface.errors import UserInputError
+from talkingface.util.files import read_model_card
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,6 @@ class ModelRegistry:
     @property
     def audio_checkpoint(self) -> Path:
         if self._audio_checkpoint is None:
-            from talkingface.audio_loader import find_audio_checkpoint
-
             self._audio_checkpoint = find_audio_checkpoint("blendshape")
         return Path(self._audio_checkpoint)
 
@@ -110,7 +109,6 @@ class ModelRegistry:
                                     f"{self.audio_checkpoint.name}: run `{self.export_command()}`")
         if not ort_ready:
             raise ModelsUnavailable("onnxruntime-web is not installed: run `npm ci` in the repository (see README)")
-        from talkingface.util.files import read_model_card
 
         lookahead = int(read_model_card(self.audio_checkpoint).get("lookahead_steps", MODEL_LOOKAHEAD_STEPS))
         return {
@@ -128,8 +126,6 @@ class ModelRegistry:
         """The shared blendshape AudioModel (loaded once)."""
         with self._lock:
             if self._audio is None:
-                from talkingface.audio_loader import load_audio_model
-
                 self._audio, _ = load_audio_model(self.audio_checkpoint, target="blendshape", basis_required=False)
             return self._audio
 

@@ -33,6 +33,7 @@ WEB_PACK_VERSION = 1
 
 def mesh_from_pack_data(data: dict):
     """The wrap mesh of a pack's JSON dict as :func:`load_asset_pack` reads it (ours: with MediaPipe ids)."""
+    # Lazy: the renderer stack loads only when a pack's web extension is built.
     from mini_live.obj.wrap_utils import WrapMesh
 
     ours = data.get("talkingface") or {}
@@ -49,6 +50,7 @@ def web_extension(data: dict, audio_model=None, basis=None) -> Dict:
     ``audio_model``/``basis``: the blendshape audio model that will drive the mouth and its basis
     (default: the shipped one, ``load_audio_model(target="blendshape")``).
     """
+    # Lazy: the renderer stack loads only when a pack's web extension is built.
     from mini_live.render import draw_order
     from talkingface.audio_loader import load_audio_model
     from talkingface.render_model_mini import mesh_bs_table, warp_only_mesh

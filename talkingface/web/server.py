@@ -24,6 +24,7 @@ from typing import Dict, Optional, Sequence
 from talkingface.config.paths import CLONE_ROOT, SAMPLE_SPEECH_EN, SAMPLE_SPEECH_ZH, data_home, mini_avatar_dir, video_data_dir
 from talkingface.errors import UserInputError
 from talkingface.util.cli import script_parser, setup_logging
+from talkingface.util.files import check_output_dir
 
 ORT_ENV = "TALKINGFACE_ORT_DIR"
 
@@ -50,6 +51,7 @@ def sample_audio() -> Dict[str, Path]:
 
 
 def build_config(args):
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.web.app import WebConfig
 
     ort_dir = Path(args.ort) if args.ort else default_ort_dir()
@@ -83,12 +85,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise UserInputError(f"--port {args.port} is not a port number")
     if args.max_video_mb <= 0 or args.max_audio_mb <= 0 or args.max_clients < 1:
         raise UserInputError("upload limits and --max_clients must be positive")
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import uvicorn
 
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.web.app import create_app
     from talkingface.web.startup import prepare_defaults
 
     cfg = build_config(args)
+    for folder, what in ((cfg.packs_dir, "--packs folder"), (cfg.work_dir, "--work folder"),
+                         (cfg.models_dir, "--models folder")):
+        check_output_dir(folder, what)  # before any folder is made or the server starts
     app = create_app(cfg)
     if not args.no_prepare:
         prepare_defaults(app)

@@ -36,6 +36,7 @@ def sample_pack_needs_work(app) -> bool:
 
 
 def models_need_export(app) -> bool:
+    # Lazy: the model registry loads only when start-up checks the exported models.
     from talkingface.web.models import ModelsUnavailable
 
     try:

@@ -136,6 +136,7 @@ class AudioStore:
             path = self.path(audio_id)
         except FileNotFoundError as exc:
             raise UserInputError(str(exc)) from exc
+        # Lazy: audio decoding loads on the first upload.
         import soundfile as sf
 
         data, rate = sf.read(str(path), dtype="int16")
@@ -146,6 +147,7 @@ class AudioStore:
         return samples
 
     def _convert(self, src: Path, dst: Path) -> float:
+        # Lazy: audio decoding loads on the first upload.
         from talkingface.util.media import load_audio, save_wav
 
         audio = load_audio(src, sample_rate=16000)
