@@ -261,7 +261,7 @@ def paste_change(frame: np.ndarray, rect: Sequence[int], delta_bgr: np.ndarray) 
 
     Where the pipeline left the crop unchanged the frame keeps its full-resolution pixels (the
     original resized the whole 128 crop back, blurring it); only the part of ``rect`` inside the frame
-    is written. src_rgb: 128x128x3 uint8; out_rgb: 128x128x3 float in [0, 1]. Returns a new BGR frame.
+    is written. delta_bgr: 128x128x3 float32 BGR change in 0..255 units. Returns a new BGR frame.
     """
     x0, y0, x1, y1 = (int(v) for v in rect)
     delta = cv2.resize(delta_bgr, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
