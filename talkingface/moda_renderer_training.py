@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import cv2
 import numpy as np
@@ -35,14 +35,14 @@ log = logging.getLogger(__name__)
 class RendererTrainConfig:
     batch_size: int = 4
     lr: float = 1e-4
-    betas: tuple = (0.5, 0.999)
+    betas: Tuple[float, float] = field(default=(0.5, 0.999), metadata={"nargs": 2})
     lambda_l1: float = 100.0
     lambda_fm: float = 10.0
-    max_steps: int = 2000
-    val_clip: int = -1  # index of the person's clip held out (-1: none)
+    max_steps: int = 1900
+    val_clip: int = field(default=-1, metadata={"help": "index of the person's clip held out (-1: none)"})
     save_every: int = 100
     seed: int = 777
-    model: RendererConfig = field(default_factory=RendererConfig)
+    model: RendererConfig = field(default_factory=RendererConfig, metadata={"flag": False})
 
 
 def load_person(folder: Path, size: int) -> Dict[str, np.ndarray]:

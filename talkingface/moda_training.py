@@ -9,7 +9,8 @@ decay of the learning rate over ``max_steps``.
 FaCo loss: ``LSGAN(D(fake) -> 1) + lambda_l1 * L1(dense)``; D: ``(2 MSE(D(real), 1) + MSE(D(fake), 0)) / 2``
 (the code's weighting); ``gan_all_samples=False`` scores only the last sample as the code does.
 
-Resume: ``<out>/last.pth`` holds model(s), optimiser(s), step, the numpy and torch RNG states,
+Resume: ``<out>/last.pth`` (the GAN trainers: the layout of :mod:`talkingface.gan_training`) holds
+model(s), optimiser(s), step, the numpy and torch RNG states,
 target statistics and the accumulated wall time, so ``--resume`` continues the same run exactly.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from talkingface.config.moda import FaCoTrainConfig, MODATrainConfig
 from talkingface.data.moda_clips import ClipRecord, subject_means
 from talkingface.data.moda_dataset import (HEADS, SUBJECT_SCALE, PreparedClip, TargetStats, WindowSampler,
                                            full_clip_batch, subject_vector)
+from talkingface.gan_training import adam_pair, restore_training_checkpoint, save_training_checkpoint
 from talkingface.models.faco import FaCoNet, PointDiscriminator, lsgan_loss
 from talkingface.models.moda import MODANet, kl_divergence
 from talkingface.moda_geometry import EYES, LIPS, canonical_mean_face
@@ -219,19 +221,18 @@ def faco_rows(records: Sequence[ClipRecord]) -> Dict[str, np.ndarray]:
 
 class GANTrainer:
     """Shared state of the two GAN trainers (FaCo-Net, the renderer): generator ``g``, discriminator
-    ``d``, their Adam optimisers, step, wall time, RNG states; ``last.pth`` save and exact resume."""
+    ``d``, their Adam optimisers, step, wall time, RNG states. ``last.pth`` has the GAN checkpoint
+    layout of :mod:`talkingface.gan_training` plus wall time, RNG states and config (exact resume)."""
 
     def setup(self, cfg, g: torch.nn.Module, d: torch.nn.Module, out_dir: Path, resume: bool) -> None:
         self.cfg, self.g, self.d, self.out = cfg, g, d, Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-        self.opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+        self.opt_g, self.opt_d = adam_pair(g, d, cfg.lr, cfg.lr, cfg.betas)
         self.rng = np.random.default_rng(cfg.seed)
         self.step, self.wall_s = 0, 0.0
         if resume and (self.out / "last.pth").is_file():
-            ck = torch.load(self.out / "last.pth", map_location="cpu", weights_only=False)
-            for name in ("g", "d", "opt_g", "opt_d"):
-                getattr(self, name).load_state_dict(ck[name])
+            ck = restore_training_checkpoint(self.out / "last.pth", g, d, self.opt_g, self.opt_d,
+                                             what=type(self).__name__)
             self.step, self.wall_s = int(ck["step"]), float(ck["wall_s"])
             self.rng.bit_generator.state = ck["numpy_rng"]
             torch.set_rng_state(ck["torch_rng"])
@@ -242,10 +243,9 @@ class GANTrainer:
         self.tb = SummaryWriter(str(self.out / "log"))
 
     def save(self) -> None:
-        save_atomic({"g": self.g.state_dict(), "d": self.d.state_dict(), "opt_g": self.opt_g.state_dict(),
-                     "opt_d": self.opt_d.state_dict(), "step": self.step, "wall_s": self.wall_s,
-                     "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                     "config": asdict(self.cfg)}, self.out / "last.pth")
+        save_training_checkpoint(self.out / "last.pth", self.g, self.d, self.opt_g, self.opt_d, None, self.step,
+                                 extra={"wall_s": self.wall_s, "numpy_rng": self.rng.bit_generator.state,
+                                        "torch_rng": torch.get_rng_state(), "config": asdict(self.cfg)})
 
 
 class FaCoTrainer(GANTrainer):
