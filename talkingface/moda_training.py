@@ -247,9 +247,49 @@ class GANTrainer:
                                  extra={"wall_s": self.wall_s, "numpy_rng": self.rng.bit_generator.state,
                                         "torch_rng": torch.get_rng_state(), "config": asdict(self.cfg)})
 
+    #: Name of :meth:`validate`'s number (TensorBoard ``val/<name>``, the key in :meth:`run`'s result).
+    val_metric = "val"
+
+    def train_step(self) -> Dict[str, float]:
+        """One D and one G update; the scalar losses to log."""
+        raise NotImplementedError
+
+    def validate(self) -> float:
+        raise NotImplementedError
+
+    def run(self) -> dict:
+        """Train to ``cfg.max_steps``: log every ``cfg.log_every`` steps; validate and save ``last.pth``
+        every ``cfg.save_every`` steps and at the end."""
+        cfg = self.cfg
+        t0, val = time.time(), float("nan")
+        while self.step < cfg.max_steps:
+            parts = self.train_step()
+            self.step += 1
+            if self.step % cfg.log_every == 0:
+                for k, v in parts.items():
+                    self.tb.add_scalar(f"train/{k}", v, self.step)
+            if self.step % cfg.save_every == 0 or self.step == cfg.max_steps:
+                self.wall_s += time.time() - t0
+                t0 = time.time()
+                val = self.validate()
+                self.tb.add_scalar(f"val/{self.val_metric}", val, self.step)
+                log.info("step %d train %s, %s %.3f", self.step, {k: round(v, 4) for k, v in parts.items()},
+                         self.val_metric, val)
+                self.save()
+        self.wall_s += time.time() - t0
+        self.tb.flush()
+        return {"steps": self.step, "wall_s": round(self.wall_s, 1), self.val_metric: val}
+
+    def export(self, path: Path) -> Path:
+        """The generator for inference: ``{"config": the model config, "state_dict"}``."""
+        save_atomic({"config": asdict(self.cfg.model), "state_dict": self.g.state_dict()}, path)
+        return path
+
 
 class FaCoTrainer(GANTrainer):
     """Frame-wise FaCo-Net training on (lip, eye, dense, subject) rows of video clips."""
+
+    val_metric = "val_l1_px"
 
     def __init__(self, cfg: FaCoTrainConfig, train: Dict[str, np.ndarray], val: Dict[str, np.ndarray],
                  out_dir: Path, resume: bool = False):
@@ -275,40 +315,21 @@ class FaCoTrainer(GANTrainer):
         self.g.train()
         return err
 
-    def run(self) -> dict:
+    def train_step(self) -> Dict[str, float]:
         cfg = self.cfg
-        t0, val = time.time(), float("nan")
-        while self.step < cfg.max_steps:
-            b = self._batch()
-            fake = self.g(b["lip"], b["eye"], b["subject"])
-            loss_d = 0.5 * (2 * lsgan_loss(self.d(b["lip"], b["eye"], b["dense"], b["subject"]), True,
-                                           cfg.gan_all_samples)
-                            + lsgan_loss(self.d(b["lip"], b["eye"], fake.detach(), b["subject"]), False,
-                                         cfg.gan_all_samples))
-            self.opt_d.zero_grad()
-            loss_d.backward()
-            self.opt_d.step()
-            l1 = (fake - b["dense"]).abs().mean()
-            loss_g = lsgan_loss(self.d(b["lip"], b["eye"], fake, b["subject"]), True, cfg.gan_all_samples) \
-                + cfg.lambda_l1 * l1
-            self.opt_g.zero_grad()
-            loss_g.backward()
-            self.opt_g.step()
-            self.step += 1
-            if self.step % cfg.log_every == 0:
-                self.tb.add_scalar("train/l1", float(l1.detach()), self.step)
-                self.tb.add_scalar("train/loss_d", float(loss_d.detach()), self.step)
-            if self.step % cfg.save_every == 0 or self.step == cfg.max_steps:
-                self.wall_s += time.time() - t0
-                t0 = time.time()
-                val = self.validate()
-                self.tb.add_scalar("val/l1_px", val, self.step)
-                log.info("step %d train L1 %.3f px, val L1 %.3f px", self.step, float(l1.detach()), val)
-                self.save()
-        self.wall_s += time.time() - t0
-        self.tb.flush()
-        return {"steps": self.step, "wall_s": round(self.wall_s, 1), "val_l1_px": val}
-
-    def export(self, path: Path) -> Path:
-        save_atomic({"config": asdict(self.cfg.model), "state_dict": self.g.state_dict()}, path)
-        return path
+        b = self._batch()
+        fake = self.g(b["lip"], b["eye"], b["subject"])
+        loss_d = 0.5 * (2 * lsgan_loss(self.d(b["lip"], b["eye"], b["dense"], b["subject"]), True,
+                                       cfg.gan_all_samples)
+                        + lsgan_loss(self.d(b["lip"], b["eye"], fake.detach(), b["subject"]), False,
+                                     cfg.gan_all_samples))
+        self.opt_d.zero_grad()
+        loss_d.backward()
+        self.opt_d.step()
+        l1 = (fake - b["dense"]).abs().mean()
+        loss_g = lsgan_loss(self.d(b["lip"], b["eye"], fake, b["subject"]), True, cfg.gan_all_samples) \
+            + cfg.lambda_l1 * l1
+        self.opt_g.zero_grad()
+        loss_g.backward()
+        self.opt_g.step()
+        return {"l1": float(l1.detach()), "loss_d": float(loss_d.detach())}

@@ -40,12 +40,11 @@ def main(argv=None) -> int:
     setup_logging(args.verbose)
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.av_clips import prepare_clip
-    from talkingface.util.media import list_videos
     from talkingface.eval.audio_sync import (common_lag_scores, energy_predictor, evaluate_clips, model_predictor,
                                              rows_as_dicts, summarize)
-    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.eval.heldout import heldout_paths
     from talkingface.mouth_basis import BlendshapeBasis
+    from talkingface.util.media import list_videos
 
     videos = []
     for c in args.clips:

@@ -43,10 +43,9 @@ def main(argv=None) -> int:
     setup_logging(args.verbose)
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.av_clips import clip_name, prepare_clip, write_targets
-    from talkingface.util.media import list_videos
     from talkingface.mouth_basis import (blendshape_sweep_image, fit_blendshape_basis, fit_pixel_basis,
                                          pixel_sweep_image, process_crops)
-    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
+    from talkingface.util.media import list_videos
     from talkingface.utils import mouth_opening
 
     videos = list_videos(args.videos, exclude=args.exclude)
