@@ -19,6 +19,10 @@ FACO_CHECKPOINT = CHECKPOINT_DIR / "moda" / "faco.pth"
 TEACHER_CHECKPOINT = MINI_AUDIO_CHECKPOINT
 BASIS_PATH = BLENDSHAPE_BASIS
 
+#: Sizes of the flattened landmark groups both MODA-lite and FaCo-Net read (canonical px, x y z).
+N_VERTICES, N_LIP_POINTS, N_EYE_POINTS = 478, 40, 60
+LIP_DIM, EYE_DIM, DENSE_DIM = 3 * N_LIP_POINTS, 3 * N_EYE_POINTS, 3 * N_VERTICES
+
 
 @dataclass
 class MODAConfig:
@@ -47,9 +51,9 @@ class MODAConfig:
     dropout: float = 0.1
     period: int = FPS  # periodic position encoding / ALiBi period (1 s)
     alibi_slope: float = 2.0 ** -8
-    n_vertices: int = 478
-    lip_dim: int = 120  # 40 points x 3
-    eye_dim: int = 180  # 60 points x 3
+    n_vertices: int = N_VERTICES
+    lip_dim: int = LIP_DIM
+    eye_dim: int = EYE_DIM
     head_dim: int = 7  # yaw, pitch, roll (deg), anchor x, y, z (px), scale
     torso_dim: int = 54  # 18 points x 3
     prob_mode: str = field(default="moda", metadata={"choices": ["moda", "cvae"]})
@@ -64,13 +68,13 @@ class MODAConfig:
 class FaCoConfig:
     """FaCo-Net: sparse (40 lip + 60 eye points) -> dense 478 points, frame-wise, deltas from the mean."""
 
-    lip_dim: int = 120
-    eye_dim: int = 180
-    dense_dim: int = 1434
-    hidden: int = 256
-    code: int = 128
+    lip_dim: int = LIP_DIM
+    eye_dim: int = EYE_DIM
+    dense_dim: int = DENSE_DIM
+    hidden: int = 256  # width of the encoders and of D
+    code: int = 128  # per-group code; the decoder reads lip + eye codes (2 x code)
     dec_hidden: int = 512
-    slope: float = 0.2
+    slope: float = 0.2  # LeakyReLU
 
 
 @dataclass
