@@ -44,8 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     sr = sub.add_parser("selfrecon", help="re-create real clips from their own audio and score them")
     sr.add_argument("--pipeline", required=True, choices=sorted(PIPELINES),
                     help="; ".join(f"{p.name}: {p.description}" for p in PIPELINES.values()))
-    sr.add_argument("--clip", type=Path, action="append", default=[],
-                    help="a real talking clip with audio, or a folder of them (repeatable)")
     sr.add_argument("--heldout", action="store_true",
                     help="add the held-out clips of talkingface/eval/heldout.py from the sample-data folder")
     sr.add_argument("--out", type=Path, default=Path("output/eval"),
@@ -55,21 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--avatar-source", choices=["neutral", "clip"], default="neutral",
                     help="build the avatar from the clip with its mouth neutralised (default) or from the raw "
                          "clip (its real mouth can leak into the output; for diagnosis)")
-    _add_pipeline_options(sr, "also scored as a linear read-out (row audio-lin); default: the pipeline's shipped "
+    _add_pipeline_options(sr, "", "also scored as a linear read-out (row audio-lin); default: the pipeline's shipped "
                               "audio model")
 
     ch = sub.add_parser("crosshalf", help="first half of a clip (no sound) as the avatar, its second half's speech "
                                           "drives the pipeline; scored against the real second half")
     ch.add_argument("--pipeline", default="mini", choices=sorted(PIPELINES), help="default mini")
-    ch.add_argument("--clip", type=Path, action="append", default=[],
-                    help="a real talking clip >= 8 s with audio, or a folder of them (repeatable)")
     ch.add_argument("--heldout-av-more", action="store_true",
                     help="add the held-out av_more people of talkingface/eval/heldout.py (sample-data folder)")
     ch.add_argument("--out", type=Path, default=Path("output/eval/crosshalf"),
                     help="folder for <clip>.crosshalf.<pipeline>.json/.md and summary (default output/eval/crosshalf)")
     ch.add_argument("--workdir", type=Path, default=Path("output/eval/crosshalf_work"),
                     help="per-clip halves, real tracks (cached between runs), avatars and outputs")
-    _add_pipeline_options(ch, "also scored alone (row audio-ours); default: shipped")
+    _add_pipeline_options(ch, " >= 8 s", "also scored alone (row audio-ours); default: shipped")
     ch.add_argument("--original", type=Path, default=None,
                     help="the original DH_live audio.pkl, scored alone (row audio-original); default: "
                          "dh_live/checkpoint/audio.pkl of the sample-data folder when present")
@@ -123,8 +119,11 @@ def _compare(args) -> None:
         log.info("wrote %s", args.out)
 
 
-def _add_pipeline_options(p: argparse.ArgumentParser, audio_help: str) -> None:
-    """--ckpt, --audio-ckpt and --device of the commands that run a pipeline (selfrecon, crosshalf)."""
+def _add_pipeline_options(p: argparse.ArgumentParser, clip_length: str, audio_help: str) -> None:
+    """--clip, --ckpt, --audio-ckpt and --device of the commands that run a pipeline on real clips
+    (selfrecon, crosshalf)."""
+    p.add_argument("--clip", type=Path, action="append", default=[],
+                   help=f"a real talking clip{clip_length} with audio, or a folder of them (repeatable)")
     p.add_argument("--ckpt", type=Path, default=None, help="the pipeline renderer's checkpoint (default: its own)")
     p.add_argument("--audio-ckpt", type=Path, default=None, help=f"the audio model driving the pipeline, {audio_help}")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],

@@ -141,3 +141,12 @@ def demo_parser(doc: str, source: str, source_help: str) -> argparse.ArgumentPar
     ap.add_argument("audio", type=Path, help="speech audio (any format ffmpeg reads)")
     ap.add_argument("out", type=Path, help="output mp4")
     return ap
+
+
+def parse_verbose(ap: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Add ``-v/--verbose``, parse ``argv`` and set up logging (debug with -v): a script's last step of
+    argument handling."""
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    setup_logging(args.verbose)
+    return args
