@@ -39,8 +39,10 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=None, help="stop after this many seconds of microphone audio")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch CPU threads (default: 1 for mini, whose tiny per-frame work only loses to "
-                         "thread hand-offs; the torch default for dinet)")
+                    help="CPU threads of torch and ONNX Runtime (default: 1 for mini, whose tiny per-frame work "
+                         "only loses to thread hand-offs; the torch default for dinet)")
+    ap.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"],
+                    help="inference engine: auto = ONNX Runtime on CPU when installed (the fast path), else torch")
     ap.add_argument("--json", type=Path, default=None, help="also write the measurements as JSON")
     args = ap.parse_args(argv)
     setup_logging()
@@ -67,7 +69,8 @@ def main(argv=None) -> int:
     try:
         pipeline = get_product(name).pipeline()
         avatar = args.avatar or pipeline.default_avatar()
-        renderer = pipeline.StreamRenderer(avatar, args.ckpt, args.audio_ckpt, device=device)
+        renderer = pipeline.StreamRenderer(avatar, args.ckpt, args.audio_ckpt, device=device, engine=args.engine,
+                                           threads=threads if threads > 0 else None)
         track = source.audio if isinstance(source, realtime.FileAudioSource) else None
         sink = realtime.WindowSink() if window else realtime.Mp4Sink(args.out, audio=track)
         try:
@@ -83,10 +86,11 @@ def main(argv=None) -> int:
             raise
     finally:
         source.close()
-    summary = {"renderer": name, "device": device, **stats.summary()}
+    summary = {"renderer": name, "device": device, "engine": renderer.engine, "threads": threads or None,
+               **stats.summary()}
     if args.out is not None:
         summary["out"] = str(args.out)
-    print(f"renderer {name} on {device}: {summary['frames']} frames, {summary['fps']:.1f} fps "
+    print(f"renderer {name} on {device} ({summary['engine']}): {summary['frames']} frames, {summary['fps']:.1f} fps "
           f"(renderer capacity {summary['render_capacity_fps']:.1f} fps), latency median "
           f"{summary['latency_ms_median']:.0f} ms, p95 {summary['latency_ms_p95']:.0f} ms "
           f"(of which {summary['algorithmic_latency_ms']:.0f} ms audio lookahead)")

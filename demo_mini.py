@@ -32,7 +32,13 @@ def main(argv=None) -> int:
     ap.add_argument("--mosaic", type=Path, default=None, help="also write a PNG of 8 output mouths")
     ap.add_argument("--backend", default="auto", choices=("auto", "egl", "glfw"), help="OpenGL backend")
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest at batch 1)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="CPU threads of torch and ONNX Runtime (default 1: fastest at batch 1)")
+    ap.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"),
+                    help="inference engine: auto = the ONNX Runtime fast path when installed, else torch")
+    ap.add_argument("--preset", default="superfast",
+                    choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"),
+                    help="x264 preset of the output (default superfast: less CPU, larger files than veryfast)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     setup_logging()
@@ -43,10 +49,11 @@ def main(argv=None) -> int:
                        device=resolve_device(args.device), backend=args.backend,
                        use_pack_ref={"auto": None, "yes": True, "no": False}[args.pack_ref],
                        bs_scale=args.bs_scale, use_network=not args.warp_only, progress=not args.quiet,
-                       mosaic=args.mosaic, threads=args.threads, blend=args.blend)
+                       mosaic=args.mosaic, threads=args.threads, blend=args.blend, engine=args.engine,
+                       preset=args.preset)
     per = stats.per_frame_ms()
-    log.info("wrote %s: %d frames, %.2f s of audio in %.2f s (RTF %.2f, CPU %.2f s/s); ms/frame %s", args.out,
-             stats.frames, stats.audio_seconds, stats.total, stats.rtf, stats.cpu_rtf,
+    log.info("wrote %s: %d frames, %.2f s of audio in %.2f s (RTF %.2f, CPU %.2f s/s, %s engine); ms/frame %s",
+             args.out, stats.frames, stats.audio_seconds, stats.total, stats.rtf, stats.cpu_rtf, stats.engine,
              ", ".join(f"{k} {v:.1f}" for k, v in per.items()))
     return 0
 

@@ -5,7 +5,8 @@ websocket clients to ``/ws/drive``; each asks for the sample speech again and ag
 and records every frame's arrival. Also sends each client one malformed message (expects an
 ``error`` reply, connection kept) and posts one oversized upload (expects 413). Reports: errors,
 frames per client, inter-arrival pacing (median / p95 / max gap, ms), frames per second per client,
-and the server's resident memory sampled every second (first vs last vs peak).
+the server's CPU time per streamed frame (independent of other load on the machine) and its resident
+memory sampled every second.
 
 Usage: python bench/load_web.py [--clients 20] [--seconds 30] [--json OUT]
 """
@@ -102,10 +103,12 @@ async def run_load(base: str, pid: int, clients: int, seconds: float, speech: st
             await asyncio.sleep(1.0)
 
     sampler = asyncio.create_task(sample_memory())
+    cpu0 = sum(proc.cpu_times()[:2])
     results = await asyncio.gather(*(client(url, seconds, speech, s) for s in stats), return_exceptions=True)
+    cpu = sum(proc.cpu_times()[:2]) - cpu0
     sampler.cancel()
     memory.append(proc.memory_info().rss / 2 ** 20)
-    return stats, results, memory
+    return stats, results, memory, cpu
 
 
 def main(argv=None) -> int:
@@ -133,7 +136,7 @@ def main(argv=None) -> int:
                 raise UserInputError(f"the server is not on loopback ({base}): refusing to load it")
             upload_status = oversized_upload(base)
             t0 = time.monotonic()
-            stats, results, memory = asyncio.run(run_load(base, server.proc.pid, args.clients, seconds, args.speech))
+            stats, results, memory, server_cpu = asyncio.run(run_load(base, server.proc.pid, args.clients, seconds, args.speech))
             wall = time.monotonic() - t0
             alive = server.proc.poll() is None
         finally:
@@ -174,6 +177,11 @@ def main(argv=None) -> int:
     report.note("server_rss_mb", "at 0/25/50/75/100 % of the run: " + " / ".join(f"{v:.0f}" for v in q)
                 + f", peak {max(memory):.0f} ({len(memory)} samples)")
     report.note("oversized_upload_status", str(upload_status))
+    total = sum(frames)
+    if total:
+        per_frame = 1000.0 * server_cpu / total
+        report.note("server_cpu", f"{server_cpu:.1f} s for {total} frames = {per_frame:.2f} ms CPU per streamed frame "
+                                  f"(one core streams {1000.0 / per_frame / 25:.0f} clients at 25 fps)")
     for key, value in report.notes.items():
         print(f"{key}: {value}")
     return report.finish()

@@ -271,13 +271,22 @@ class Framebuffer:
         self.gl.glBindFramebuffer(self.gl.GL_FRAMEBUFFER, self.fbo)
         self.gl.glViewport(0, 0, self.width, self.height)
 
-    def read(self):
-        """The colour buffer as (H, W, 4) uint8, row 0 = GL y 0 (bottom of the viewport). A copy."""
+    def read(self, region=None):
+        """The colour buffer as (H, W, 4) uint8, row 0 = GL y 0 (bottom of the viewport). A copy.
+
+        ``region`` (x0, y0, x1, y1) in GL window pixels: read only that rectangle ((y1-y0, x1-x0, 4))."""
+        import numpy as np
+
         gl = self.gl
         gl.glReadBuffer(gl.GL_COLOR_ATTACHMENT0)
         gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)
-        gl.glReadPixels(0, 0, self.width, self.height, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE, self._buffer)
-        return self._buffer.copy()
+        if region is None:
+            gl.glReadPixels(0, 0, self.width, self.height, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE, self._buffer)
+            return self._buffer.copy()
+        x0, y0, x1, y1 = (int(v) for v in region)
+        out = np.empty((y1 - y0, x1 - x0, 4), np.uint8)
+        gl.glReadPixels(x0, y0, x1 - x0, y1 - y0, gl.GL_RGBA, gl.GL_UNSIGNED_BYTE, out)
+        return out
 
     def release(self) -> None:
         gl = self.gl

@@ -193,11 +193,14 @@ class MouthRenderer:
 
     # ----------------------------------------------------------------------------------- render
     def render(self, points: Optional[np.ndarray], pose: np.ndarray,
-               bs_weights: Optional[Sequence[float]] = None) -> np.ndarray:
+               bs_weights: Optional[Sequence[float]] = None,
+               region: Optional[Tuple[int, int, int, int]] = None) -> np.ndarray:
         """Render one frame -> (size, size, 4) uint8 RGBA, row 0 = top (see the module docstring).
 
         points: (P, 2) output-pixel targets of vertices 0..P-1 (None: no warp); pose: (4, 4) model ->
-        output pixels; bs_weights: up to 12 weights (missing ones are 0).
+        output pixels; bs_weights: up to 12 weights (missing ones are 0). ``region`` (x0, y0, x1, y1),
+        output pixels: draw and read back only that rectangle (scissor test), returning
+        (y1-y0, x1-x0, 4) with the same pixels the full render has there.
         """
         if self._mesh is None:
             raise GLError("MouthRenderer.render called before set_mesh")
@@ -219,6 +222,10 @@ class MouthRenderer:
 
         self._fbo.bind()
         gl.glUseProgram(self._prog)
+        if region is not None:
+            x0, y0, x1, y1 = (int(v) for v in region)
+            gl.glEnable(gl.GL_SCISSOR_TEST)
+            gl.glScissor(x0, y0, x1 - x0, y1 - y0)
         gl.glClear(gl.GL_COLOR_BUFFER_BIT | gl.GL_DEPTH_BUFFER_BIT)
         gl.glUniformMatrix4fv(self._uni["gWorld0"], 1, gl.GL_TRUE, pose.astype(np.float32))
         gl.glUniform1fv(self._uni["bsVec"], MAX_BLENDSHAPES, weights)
@@ -229,7 +236,9 @@ class MouthRenderer:
         gl.glBufferSubData(gl.GL_ARRAY_BUFFER, 0, tgt.nbytes, tgt)
         gl.glDrawElements(gl.GL_TRIANGLES, self._n_index, gl.GL_UNSIGNED_INT, None)
         gl.glBindVertexArray(0)
-        return self._fbo.read()
+        if region is not None:
+            gl.glDisable(gl.GL_SCISSOR_TEST)
+        return self._fbo.read(region)
 
     def close(self) -> None:
         """Free the GL objects and the context (idempotent)."""

@@ -101,9 +101,10 @@ class StreamRenderer:
 
     def __init__(self, avatar_dir: PathLike, render_checkpoint: Optional[PathLike] = None,
                  audio_checkpoint: Optional[PathLike] = None, basis: Optional[PathLike] = None,
-                 device: str = "auto"):
+                 device: str = "auto", engine: str = "auto", threads: Optional[int] = None):
         dev = resolve_device(device)
-        self.render = RenderModel(device=dev)
+        self.render = RenderModel(device=dev, engine=engine, threads=threads)
+        self.engine = self.render.engine
         self.render.loadModel(render_checkpoint)
         self.mouths = PixelMouthDecoder(audio_checkpoint, basis, device="cpu")
         self.render.reset_charactor(avatar_dir)

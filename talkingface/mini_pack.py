@@ -42,6 +42,7 @@ from mini_live.obj.wrap_utils import WrapMesh
 from talkingface.config.paths import DINET_MINI_CHECKPOINT
 from talkingface.data.mouth_crop import standard_points, video_mouth_rects
 from talkingface.errors import UserInputError
+from talkingface.fast.yuv import I420Frames
 from talkingface.mediapipe_utils import FaceLandmarker, load_keypoints
 from talkingface.data.teeth_labels import DEFAULT_TEETH_SEED
 from talkingface.mini_reference import build_reference, crop_landmarks, reference_tensor, teeth_references
@@ -49,7 +50,7 @@ from talkingface.models.DINet_mini import MODEL_SIZE, load_dinet_mini
 from talkingface.preparation import mouth_activity
 from talkingface.run_utils import KEYPOINT_SMOOTH_KERNEL, smooth_sequence
 from talkingface.util.files import BAD_FILE_ERRORS, check_input_file, check_output_dir, read_json
-from talkingface.util.media import read_video
+from talkingface.util.media import probe_video, read_video
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,11 @@ def _check_rects(rects: np.ndarray, frame_shape: Tuple[int, int]) -> None:
                              f"{w}x{h} video")
 
 
-def load_asset_pack(pack_dir: PathLike) -> AssetPack:
-    """Read an asset pack folder (ours or the original's, see the module doc)."""
+def load_asset_pack(pack_dir: PathLike, frame_store: str = "bgr") -> AssetPack:
+    """Read an asset pack folder (ours or the original's, see the module doc).
+
+    ``frame_store="i420"`` keeps the video frames as :class:`talkingface.fast.yuv.I420Frames` (half the
+    memory; indexing still gives BGR frames) when the video size is even, else as BGR."""
     pack_dir = Path(pack_dir)
     if (pack_dir / "assets" / PACK_JSON).is_file():
         pack_dir = pack_dir / "assets"
@@ -160,13 +164,18 @@ def load_asset_pack(pack_dir: PathLike) -> AssetPack:
     except BAD_FILE_ERRORS as exc:
         raise UserInputError(f"asset pack data {data_path} is of another format or version "
                              f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    frames = read_video(video)
+    if frame_store not in ("bgr", "i420"):
+        raise ValueError(f"frame_store must be bgr or i420, not {frame_store!r}")
+    info = probe_video(video)
+    even = info.width % 2 == 0 and info.height % 2 == 0
+    frames = I420Frames.from_video(video) if frame_store == "i420" and even else read_video(video)
     n = min(len(frames), len(rects))
     if n < 1:
         raise UserInputError(f"{video}: no frames")
     if len(frames) != len(rects):
         log.warning("%s has %d frames but the pack describes %d; using %d", video, len(frames), len(rects), n)
-    frames, rects, mats, points = frames[:n], rects[:n], mats[:n], points[:n]
+    frames = frames.truncate(n) if isinstance(frames, I420Frames) else frames[:n]
+    rects, mats, points = rects[:n], mats[:n], points[:n]
     _check_rects(rects, frames[0].shape)
 
     pack = AssetPack(frames=frames, rects=rects, mats=mats, points=points, mesh=mesh, variant=variant,

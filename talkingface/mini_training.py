@@ -6,7 +6,8 @@ half resolution). Adam for both; epochs 1..non_decay+decay with the shared sched
 layout and model card of :mod:`talkingface.gan_training` (the DH_live recipe beside it:
 :mod:`talkingface.render_training`). One "epoch" is ``samples_per_epoch`` random samples (the
 original's was one sample per video). ``gan_start_step`` trains G on the reconstruction losses alone
-for that many steps before D joins (D costs about 20x G per step on CPU). Hyper-parameters:
+for that many steps before D joins (D costs about 20x G per step on CPU). Extras: ``lamb_interior`` (L1
+inside the mouth opening), ``lamb_edge`` (L1 of image gradients, :func:`gradient_l1`). Hyper-parameters:
 :class:`talkingface.config.training.MiniTrainConfig`; the script is ``mini_live/train.py``.
 
 Videos whose file name contains any ``val`` pattern are held out: every ``val_every`` steps their
@@ -25,7 +26,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torch.utils.tensorboard import SummaryWriter
 
 from talkingface.config.flags import config_dict
@@ -51,6 +52,13 @@ def psnr(a: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None) 
         m = mask.expand_as(err)
         mse = (err * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1.0)
     return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+def gradient_l1(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean L1 distance of the horizontal and vertical finite differences of two BxCxHxW images."""
+    dx = lambda t: t[..., :, 1:] - t[..., :, :-1]  # noqa: E731
+    dy = lambda t: t[..., 1:, :] - t[..., :-1, :]  # noqa: E731
+    return F.l1_loss(dx(fake), dx(target)) + F.l1_loss(dy(fake), dy(target))
 
 
 def split_videos(data_dir: Path, val_patterns: List[str]):
@@ -127,6 +135,10 @@ class MiniTrainer:
         fake_half, target_half = half_scale_pair(fake, target)
         loss_pix = (F.l1_loss(fake, target) + F.l1_loss(fake_half, target_half)) * self.cfg.lamb_pixel
         loss_g = loss_gan + loss_perc + loss_pix
+        loss_edge = torch.zeros((), device=fake.device)
+        if self.cfg.lamb_edge > 0:
+            loss_edge = gradient_l1(fake, target) * self.cfg.lamb_edge
+            loss_g = loss_g + loss_edge
         if self.cfg.lamb_interior > 0:
             inside = batch["interior_mask"].to(self.device)
             err = ((fake - target).abs() * inside).sum() / (3.0 * inside.sum()).clamp_min(1.0)
@@ -135,7 +147,7 @@ class MiniTrainer:
         self.opt_g.step()
         self.step_count += 1
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "loss_gan": loss_gan.item(),
-                "loss_perception": loss_perc.item(), "loss_pixel": loss_pix.item()}
+                "loss_perception": loss_perc.item(), "loss_pixel": loss_pix.item(), "loss_edge": loss_edge.item()}
 
     @torch.no_grad()
     def validate(self, batches: List[Dict[str, torch.Tensor]]):
@@ -180,7 +192,8 @@ def train_mini(cfg: MiniTrainConfig, data_dir: Path, out: Path, device: str = "c
     log.info("training on %d videos (%d frames), validating on %d videos: %s", len(train_videos),
              sum(len(v) for v in train_videos), len(val_videos), ", ".join(v.name for v in val_videos) or "-")
     ds_cfg = MiniDatasetConfig(samples_per_epoch=cfg.samples_per_epoch, procedural_teeth_p=cfg.procedural_teeth_p,
-                               channel_gain=cfg.channel_gain, renderer_teeth_p=cfg.renderer_teeth_p)
+                               channel_gain=cfg.channel_gain, renderer_teeth_p=cfg.renderer_teeth_p,
+                               renderer_teeth_follow=cfg.renderer_teeth_follow)
     train_set = DHLiveMiniDataset(train_videos, ds_cfg, seed=cfg.seed)
     val_batches = []
     if val_videos:
@@ -216,12 +229,13 @@ def train_mini(cfg: MiniTrainConfig, data_dir: Path, out: Path, device: str = "c
         trainer.set_epoch_lr(trainer.epoch)
         # a different, reproducible sample stream per epoch
         train_set.seed = cfg.seed * 1000 + trainer.epoch
-        loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=False, drop_last=True,
+        # after a resume inside an epoch, start at the next batch: items are deterministic in their index,
+        # so the samples already trained on are left out instead of being drawn and thrown away
+        skip = max(0, trainer.step_count - (trainer.epoch - 1) * steps_per_epoch)
+        stream = Subset(train_set, range(skip * cfg.batch_size, len(train_set))) if skip else train_set
+        loader = DataLoader(stream, batch_size=cfg.batch_size, shuffle=False, drop_last=True,
                             num_workers=workers, persistent_workers=False)
-        skip = trainer.step_count - (trainer.epoch - 1) * steps_per_epoch
-        for i, batch in enumerate(loader):
-            if i < skip:
-                continue
+        for batch in loader:
             losses = trainer.step(batch)
             bar.update(1)
             s = trainer.step_count

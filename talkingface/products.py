@@ -8,8 +8,8 @@ pipeline module offers the same four names (the *product interface*):
   the avatar folder its renderer reads, made from a talking-head video;
 - ``synthesize(avatar_dir, audio_path, out_path, render_checkpoint=None, audio_checkpoint=None,
   device=..., progress=True, **product_options)``: the offline mp4, one frame per 40 ms of audio;
-- ``StreamRenderer(avatar_dir, render_checkpoint=None, audio_checkpoint=None, device=...)``: the live
-  renderer (:class:`talkingface.realtime.StreamRenderer` protocol: 640 samples in, one frame out);
+- ``StreamRenderer(avatar_dir, render_checkpoint=None, audio_checkpoint=None, device=..., engine="auto",
+  threads=None)``: the live renderer (``engine``: ONNX Runtime fast path or torch, see docs/ONNX.md) (:class:`talkingface.realtime.StreamRenderer` protocol: 640 samples in, one frame out);
 - ``default_avatar() -> Path``: the avatar used when the user names none.
 
 Adding a product (MODA, later) = a pipeline module with those names + one line below.

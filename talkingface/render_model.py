@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import List, Optional, Union
 
+import cv2
 import numpy as np
 import torch
 
@@ -30,6 +31,8 @@ from talkingface.data.few_shot_dataset import (CropBox, FACE_SIZE, FewShotConfig
                                                prompt_image, prompt_rect, reference_image, select_ref_index, to_image,
                                                to_tensor, video_geometry)
 from talkingface.errors import UserInputError
+from talkingface.export.runtime import resolve_engine
+from talkingface.fast.dinet import FastDINet
 from talkingface.mediapipe_utils import load_keypoints
 from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
 from talkingface.run_utils import smooth_sequence
@@ -60,9 +63,6 @@ class RenderModel:
                  engine: str = "auto", threads: Optional[int] = None):
         """``engine``: ``auto`` (ONNX Runtime on CPU when installed, else torch), ``onnx`` or ``torch``;
         ``threads``: the ONNX Runtime session's intra-op threads (default: torch's thread count)."""
-        # Lazy: the ONNX Runtime fast path loads only when it is chosen.
-        from talkingface.export.runtime import resolve_engine
-
         self.device = torch.device(resolve_device(device))
         self.engine = resolve_engine(engine) if self.device.type == "cpu" else "torch"
         self.threads = threads
@@ -89,9 +89,6 @@ class RenderModel:
         load_dinet_state_dict(net, path, map_location="cpu")
         self.net = net.to(self.device).eval()
         if self.engine == "onnx":
-            # Lazy: the ONNX Runtime fast path loads only when it is chosen.
-            from talkingface.fast.dinet import FastDINet
-
             self.fast = FastDINet(self.net, threads=self.threads or torch.get_num_threads())
         log.info("render model %s on %s (face %d px, %s)", path, self.device, self.face_size, self.engine)
 
@@ -132,7 +129,7 @@ class RenderModel:
         with torch.no_grad():
             self.net.ref_input(torch.cat(refs, dim=0).unsqueeze(0).to(self.device))
         if self.fast is not None:
-            self.fast.set_reference(self.net)
+            self.fast.set_reference(self.net, self.calibration_inputs())
         self.frame_index = 0
         log.info("avatar %s: %d frames, reference frames %s", avatar_dir, n_video, self.ref_index)
 
@@ -153,6 +150,19 @@ class RenderModel:
         prompt = prompt_image(main_crop, rect, inference_mouth(mouth_frame, rect[2], rect[3], self.cfg), self.cfg.size)
         return (to_tensor(source).unsqueeze(0).to(self.device), to_tensor(prompt).unsqueeze(0).to(self.device),
                 box, crop, polygon)
+
+    def calibration_inputs(self, count: int = 4):
+        """(source, prompt) network inputs of ``count`` evenly spaced avatar frames, each prompted with
+        its own mouth (the int8 fast path calibrates and checks itself on them)."""
+        pairs = []
+        for index in np.linspace(0, len(self.frames) - 1, min(count, len(self.frames))).round().astype(int):
+            box = self.boxes[index]
+            crop = box.crop(self.frames[index])
+            x, y, w, h = prompt_rect(box.to_crop(self.main[index]), self.lip_w, self.lip_h)
+            mouth = crop[max(y, 0):max(y + h, 1), max(x, 0):max(x + w, 1)]
+            mouth = cv2.resize(mouth, (30, 15), interpolation=cv2.INTER_AREA) if mouth.size else np.zeros((15, 30, 3), np.uint8)
+            pairs.append(self.prepare_inputs(int(index), mouth)[:2])
+        return pairs
 
     @torch.no_grad()
     def interface(self, mouth_frame: np.ndarray) -> np.ndarray:

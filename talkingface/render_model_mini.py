@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -29,12 +29,16 @@ from mini_live.obj.wrap_utils import LABEL_ANCHOR, LABEL_LOWER_LIP, LABEL_LOWER_
 from mini_live.render import MouthRenderer
 from talkingface.data.mouth_crop import standard_image
 from talkingface.errors import UserInputError
+from talkingface.export.runtime import resolve_engine
+from talkingface.fast.mini import FastMiniPipeline
+from talkingface.fast.yuv import I420Frames, even_box
 from talkingface.mini_pack import DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack, pack_reference, weights_id
 from talkingface.mini_reference import reference_tensor
-from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini_pipeline, load_dinet_mini
+from talkingface.models.DINet_mini import (INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y, DINet_mini_pipeline,
+                                           load_dinet_mini)
 from talkingface.util.files import check_input_file
 
-__all__ = ["RenderModelMini", "mesh_bs_table", "warp_only_mesh", "loop_index", "paste_delta",
+__all__ = ["RenderModelMini", "mesh_bs_table", "warp_only_mesh", "loop_index", "paste_change",
            # the pack names a user of the renderer needs, re-exported from talkingface.mini_pack
            "AssetPack", "load_asset_pack", "DEFAULT_CHECKPOINT"]
 
@@ -93,12 +97,21 @@ class RenderModelMini:
     warped; a second, label-free render per frame) or "original" (docs/REFERENCE.md §2.2, the network's
     output over the whole mouth window), see :class:`~talkingface.models.DINet_mini.DINet_mini_pipeline`.
     On held-out self-reconstruction the interior blend scores higher (checkpoint/DINet_mini/DINet_mini.md).
+    ``engine``: ``auto`` (default: ONNX Runtime when installed and on CPU, see
+    :class:`talkingface.fast.mini.FastMiniPipeline`; the "original" blend always runs in torch), ``onnx``
+    or ``torch``. ``threads``: ONNX Runtime intra-op threads (default: torch's thread count).
     """
 
     def __init__(self, checkpoint: PathLike = DEFAULT_CHECKPOINT, device: str = "cpu", backend: str = "auto",
-                 warp_only: bool = False, blend: str = "interior"):
+                 warp_only: bool = False, blend: str = "interior", engine: str = "auto",
+                 threads: Optional[int] = None):
         face_mask, mouth_mask = load_fusion_masks()
         self.device = device
+        self.warp_only = warp_only
+        self.engine = resolve_engine(engine) if str(device) == "cpu" and (blend == "interior" or warp_only) \
+            else "torch"
+        self.threads = threads
+        self.fast: Optional[FastMiniPipeline] = None
         self.pipeline = DINet_mini_pipeline(3, 12, face_mask, mouth_mask, blend=blend).to(device).eval()
         self.checkpoint_id: Optional[str] = None
         self.loadModel(checkpoint)
@@ -107,14 +120,17 @@ class RenderModelMini:
         # the label-free render only supplies a smooth warp field: render it straight at 128
         self.warp_renderer = MouthRenderer(size=MODEL_SIZE, backend=backend) if need_clean else None
         self.pack: Optional[AssetPack] = None
-        self.warp_only = warp_only
         self.timings: Dict[str, float] = {"gl": 0.0, "network": 0.0, "paste": 0.0}
+        self.cpu_timings: Dict[str, float] = dict(self.timings)  # thread CPU seconds of the same stages
 
     def loadModel(self, checkpoint: PathLike) -> None:  # noqa: N802 (original's name)
         """Load DINet_mini weights (strict) and keep a BatchNorm-folded copy for inference."""
         net, state = load_dinet_mini(check_input_file(checkpoint, "DINet_mini checkpoint"), map_location=self.device)
         self.pipeline.infer_model = net.eval().fused()
         self.checkpoint_id = weights_id(state)
+        if self.engine == "onnx":
+            self.fast = FastMiniPipeline(self.pipeline, threads=self.threads or torch.get_num_threads(),
+                                         warp_only=self.warp_only)
 
     def reset_charactor(self, pack: AssetPack, use_pack_ref: Optional[bool] = None, basis=None) -> None:  # noqa: N802
         """Set the avatar: upload its mesh and blendshape table, set the reference feature.
@@ -141,43 +157,87 @@ class RenderModelMini:
             log.info("computing the reference feature from the pack's frame 0 with the loaded checkpoint")
             with torch.no_grad():
                 self.pipeline.ref_input(reference_tensor(pack_reference(pack)).to(self.device))
+        if self.fast is not None:
+            self.fast.set_reference(self.pipeline.infer_model.ref_in_feature)
 
-    def render_gl(self, frame_index: int, bs: Sequence[float], renderer=None) -> np.ndarray:
+    def render_gl(self, frame_index: int, bs: Sequence[float], renderer=None, window_only: bool = False
+                  ) -> np.ndarray:
         """GL warp field + labels of one frame at the 128 scale: 128x128x4 uint8 RGBA (the label render is
-        drawn at 256 and decimated, as the original does)."""
+        drawn at 256 and decimated, as the original does). ``window_only``: draw and read back only the
+        network's 72x72 window (the interior blend reads the label render nowhere else); the rest of
+        the array is the background value (128, 128, 128, 0)."""
         pack = self.pack
         renderer = renderer or self.renderer
         scale = renderer.size / float(MODEL_SIZE)
         pose = np.diag([scale, scale, scale, 1.0]) @ pack.mats[frame_index]
-        gl = renderer.render(pack.points[frame_index] * scale, pose, bs)
         step = int(round(scale))
-        return gl[::step, ::step]
+        if not window_only:
+            return renderer.render(pack.points[frame_index] * scale, pose, bs)[::step, ::step]
+        box = (PAD_X * step, PAD_Y * step, (PAD_X + INPUT_WIDTH) * step, (PAD_Y + INPUT_HEIGHT) * step)
+        out = np.empty((MODEL_SIZE, MODEL_SIZE, 4), np.uint8)
+        out[...] = (128, 128, 128, 0)
+        out[PAD_Y:PAD_Y + INPUT_HEIGHT, PAD_X:PAD_X + INPUT_WIDTH] = \
+            renderer.render(pack.points[frame_index] * scale, pose, bs, region=box)[::step, ::step]
+        return out
 
     @torch.no_grad()
     def interface(self, frame_index: int, bs: Sequence[float]) -> np.ndarray:
         """One output frame (HxWx3 uint8 BGR) for video frame ``frame_index`` and weights ``bs``."""
         if self.pack is None:
             raise RuntimeError("call reset_charactor(pack) first")
-        pack = self.pack
-        t0 = time.perf_counter()
-        gl = self.render_gl(frame_index, bs)
+        return self._render_into(frame_index, bs, self.pack.frames[frame_index], self.pack.rects[frame_index])
+
+    @torch.no_grad()
+    def render_i420(self, frame_index: int, bs: Sequence[float]) -> List[memoryview]:
+        """Like :meth:`interface` for a pack loaded with ``frame_store="i420"``: the output frame as I420
+        byte buffers for ``VideoWriter.write_i420``. Only the mouth rect (grown to even coordinates)
+        is converted to BGR, rendered into and converted back; the rest is the stored frame as is."""
+        frames = self.pack.frames if self.pack is not None else None
+        if not isinstance(frames, I420Frames):
+            raise RuntimeError("render_i420 needs a pack loaded with frame_store='i420'")
+        t0 = time.perf_counter(), time.thread_time()
+        box = even_box(self.pack.rects[frame_index], frames.width, frames.height)
+        region = frames.region_bgr(frame_index, box)
+        rect = np.asarray(self.pack.rects[frame_index]) - np.array([box[0], box[1], box[0], box[1]])
+        self._add_time("paste", t0)
+        out = self._render_into(frame_index, bs, region, rect)
+        t0 = time.perf_counter(), time.thread_time()
+        planes = list(frames.planes_with_region(frame_index, box, out))
+        self._add_time("paste", t0)
+        return planes
+
+    def _add_time(self, stage: str, start: Tuple[float, float]) -> None:
+        self.timings[stage] += time.perf_counter() - start[0]
+        self.cpu_timings[stage] += time.thread_time() - start[1]
+
+    def _render_into(self, frame_index: int, bs: Sequence[float], image: np.ndarray, rect: Sequence[int]
+                     ) -> np.ndarray:
+        """GL renders, network stage and paste of one frame into ``image`` (the frame or a region of it
+        holding ``rect``); returns a new image."""
+        t0 = time.perf_counter(), time.thread_time()
+        gl = self.render_gl(frame_index, bs, window_only=self.warp_renderer is not None)
         gl_clean = self.render_gl(frame_index, bs, self.warp_renderer) if self.warp_renderer is not None else None
-        t1 = time.perf_counter()
-        frame = pack.frames[frame_index]
-        rect = pack.rects[frame_index]
-        crop = standard_image(frame, rect, MODEL_SIZE)
+        self._add_time("gl", t0)
+        t0 = time.perf_counter(), time.thread_time()
+        crop = standard_image(image, rect, MODEL_SIZE)
+        if self.fast is not None:
+            delta = self.fast.delta(crop, None if self.warp_only else gl, gl if gl_clean is None else gl_clean)
+        else:
+            delta = self._torch_delta(crop, gl, gl_clean)
+        self._add_time("network", t0)
+        t0 = time.perf_counter(), time.thread_time()
+        result = paste_change(image, rect, delta)
+        self._add_time("paste", t0)
+        return result
+
+    def _torch_delta(self, crop: np.ndarray, gl: np.ndarray, gl_clean: Optional[np.ndarray]) -> np.ndarray:
+        """The eager pipeline on one frame: 128x128x3 BGR crop + renders -> 128x128x3 float32 BGR change."""
         src = np.dstack([cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.full(crop.shape[:2], 255, np.uint8)])
         src_t = torch.from_numpy(src.transpose(2, 0, 1).copy())[None].float().div_(255.0).to(self.device)
         gl_warp = _gl_tensor(gl_clean, self.device) if gl_clean is not None else None
         out = self.pipeline.interface(src_t, _gl_tensor(gl, self.device), use_network=not self.warp_only,
                                       gl_warp=gl_warp)[0, :3]
-        t2 = time.perf_counter()
-        result = paste_delta(frame, rect, src[..., :3], out.permute(1, 2, 0).cpu().numpy())
-        t3 = time.perf_counter()
-        self.timings["gl"] += t1 - t0
-        self.timings["network"] += t2 - t1
-        self.timings["paste"] += t3 - t2
-        return result
+        return crop_change(src[..., :3], out.permute(1, 2, 0).cpu().numpy())
 
     def close(self) -> None:
         self.renderer.close()
@@ -190,16 +250,21 @@ def _gl_tensor(gl: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(gl.transpose(2, 0, 1)))[None].float().div_(255.0).to(device)
 
 
-def paste_delta(frame: np.ndarray, rect: Sequence[int], src_rgb: np.ndarray, out_rgb: np.ndarray) -> np.ndarray:
-    """Paste the 128-crop result into the frame as a change: frame + resize(out - src).
+def crop_change(src_rgb: np.ndarray, out_rgb: np.ndarray) -> np.ndarray:
+    """The pipeline's change of the 128 crop in BGR pixel units: src_rgb 128x128x3 uint8, out_rgb
+    128x128x3 float in [0, 1] -> 128x128x3 float32 ``255 * out - src`` (BGR)."""
+    return out_rgb[..., ::-1] * 255.0 - src_rgb[..., ::-1].astype(np.float32)
+
+
+def paste_change(frame: np.ndarray, rect: Sequence[int], delta_bgr: np.ndarray) -> np.ndarray:
+    """A new BGR frame: ``frame`` + the 128-crop change ``delta_bgr`` (float32 BGR) resized onto ``rect``.
 
     Where the pipeline left the crop unchanged the frame keeps its full-resolution pixels (the
     original resized the whole 128 crop back, blurring it); only the part of ``rect`` inside the frame
-    is written. src_rgb: 128x128x3 uint8; out_rgb: 128x128x3 float in [0, 1]. Returns a new BGR frame.
+    is written. delta_bgr: 128x128x3 float32 BGR change in 0..255 units. Returns a new BGR frame.
     """
     x0, y0, x1, y1 = (int(v) for v in rect)
-    delta = out_rgb[..., ::-1] * 255.0 - src_rgb[..., ::-1].astype(np.float32)
-    delta = cv2.resize(delta, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    delta = cv2.resize(delta_bgr, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
     result = frame.copy()
     h, w = frame.shape[:2]
     # a rect crossing the frame's border (tight crop, padded when cut): paste the part inside the frame
@@ -209,3 +274,4 @@ def paste_delta(frame: np.ndarray, rect: Sequence[int], src_rgb: np.ndarray, out
     region = result[sy0:sy1, sx0:sx1].astype(np.float32) + delta[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0]
     result[sy0:sy1, sx0:sx1] = np.clip(np.round(region), 0, 255).astype(np.uint8)
     return result
+

@@ -95,3 +95,20 @@ def test_renderer_teeth_labels(smiling_clip):
     share_wide = (out >= UPPER_TEETH).sum() / (out >= CAVITY).sum()
     share_shut = (shut >= UPPER_TEETH).sum() / max((shut >= CAVITY).sum(), 1)
     assert share_shut < share_wide < 0.7
+
+
+def test_renderer_teeth_labels_follow_the_segmentation(smiling_clip):
+    """With follow_segmentation a band is drawn only for a teeth row the frame shows."""
+    wide = int(np.argmax(smiling_clip.opening))
+    labels, lm = smiling_clip.labels[wide], smiling_clip.landmarks[wide]
+    assert (labels == T.UPPER_TEETH).sum() >= 6 and (labels == T.LOWER_TEETH).sum() >= 6
+    both = T.renderer_teeth_labels(labels, lm, follow_segmentation=True)
+    assert np.array_equal(both, T.renderer_teeth_labels(labels, lm))
+    no_lower = labels.copy()
+    no_lower[no_lower == T.LOWER_TEETH] = T.CAVITY
+    upper_only = T.renderer_teeth_labels(no_lower, lm, follow_segmentation=True)
+    assert (upper_only == T.UPPER_TEETH).sum() > 10 and not (upper_only == T.LOWER_TEETH).any()
+    dark = labels.copy()
+    dark[dark >= T.CAVITY] = T.CAVITY
+    cavity_only = T.renderer_teeth_labels(dark, lm, follow_segmentation=True)
+    assert np.array_equal(cavity_only, dark)

@@ -34,7 +34,8 @@ def test_train_resume_and_outputs(data_dir, tmp_path):
     train = _load("mini_live/train")
     out = tmp_path / "ckpt"
     common = [str(data_dir), "--out", str(out), "--val", "heldout", "--batch_size", "2", "--samples_per_epoch", "4",
-              "--val_samples", "4", "--val_every", "2", "--workers", "0", "--threads", "1", "--gan_start_step", "1", "--procedural_teeth_p", "0"]
+              "--val_samples", "4", "--val_every", "2", "--workers", "0", "--threads", "1", "--gan_start_step", "1", "--procedural_teeth_p", "0",
+              "--lamb_edge", "1", "--renderer_teeth_p", "1", "--renderer_teeth_follow"]
     with pytest.raises(SystemExit) as exc:
         train.run_cli(train.main, common + ["--max_steps", "2"])
     assert exc.value.code == 0
@@ -52,6 +53,17 @@ def test_train_resume_and_outputs(data_dir, tmp_path):
     assert resumed["step"] == 3 and resumed["epoch"] == 2
     changed = [k for k, v in resumed["state_dict"]["net_d"].items() if not torch.equal(v, ckpt["state_dict"]["net_d"][k])]
     assert changed, "the discriminator trained"
+
+
+def test_gradient_l1():
+    from talkingface.mini_training import gradient_l1
+
+    img = torch.rand(2, 3, 16, 16)
+    assert float(gradient_l1(img, img)) == 0.0
+    # a constant offset has the same gradients; a blurred copy does not
+    assert float(gradient_l1(img + 0.1, img)) == pytest.approx(0.0, abs=1e-6)
+    blurred = torch.nn.functional.avg_pool2d(img, 3, stride=1, padding=1)
+    assert float(gradient_l1(blurred, img)) > 0.1
 
 
 def test_bad_data_dir_is_a_user_error(tmp_path, capsys):
@@ -72,3 +84,29 @@ def test_input_validation_mosaic(data_dir, tmp_path):
 
     img = cv2.imread(str(out))
     assert img.shape == (3 * 144, 8 * 144, 3)
+
+
+def test_prepare_with_a_landmark_cache(sample_data, tmp_path):
+    """Cached face meshes are used as they are, --keep spreads the frames, held-out clips are skipped."""
+    import numpy as np
+
+    from talkingface.data.DHLive_mini_dataset import load_prepared
+    from talkingface.mediapipe_utils import landmarks_for_video
+    from talkingface.util.media import read_video
+
+    prep = _load("mini_live/prepare_training_data")
+    clip = sample_data / "av/grid/swiz3n.mpg"
+    lm = landmarks_for_video(read_video(clip, max_frames=20), progress=False)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    np.savez(cache / "av__grid__swiz3n.clip.npz", landmarks=lm.astype(np.float32))
+    args = [str(tmp_path / "out"), str(clip), "--landmarks", str(cache), "--data_root", str(sample_data), "--keep", "5"]
+    with pytest.raises(SystemExit) as exc:
+        prep.run_cli(prep.main, args)
+    assert exc.value.code == 0 and not (tmp_path / "out" / "grid_swiz3n.mpg.npz").exists(), "held out: skipped"
+    with pytest.raises(SystemExit) as exc:
+        prep.run_cli(prep.main, args + ["--allow_heldout"])
+    assert exc.value.code == 0
+    video = load_prepared(tmp_path / "out" / "grid_swiz3n.mpg.npz")
+    assert list(video.frame_index) == [0, 4, 8, 12, 16]
+    assert (tmp_path / "out" / "grid_swiz3n.mpg_labels.png").is_file()

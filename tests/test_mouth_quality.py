@@ -75,6 +75,19 @@ def test_sharpness_ratio_drops_for_a_blurred_mouth(smile):
     assert 0.0 < out["sharpness_ratio"] < 0.5
 
 
+def test_sharpness_counts_the_mouth_not_the_cheeks(smile):
+    frames, lm = smile
+    crop, pts = mq.mouth_crop(frames[3], lm[3])
+    region = mq.mouth_region(pts, crop.shape[0])
+    assert 0.1 < region.mean() < 0.8
+    spoiled = crop.copy()
+    spoiled[:, :6] = 0  # a hard-edged artefact at the crop's side, away from the lips
+    spoiled[:, 6:10] = 255
+    assert not region[:, :12].any()
+    assert mq.sharpness(spoiled, region) == pytest.approx(mq.sharpness(crop, region))
+    assert mq.sharpness(spoiled) > mq.sharpness(crop)
+
+
 def test_frames_without_a_face_are_skipped(dark_mouth):
     frames, lm = dark_mouth
     lm = lm.copy()
@@ -97,3 +110,19 @@ def test_script(sample_data, tmp_path, capsys):
         mq.run_cli(mq.main, [str(tmp_path / "missing.mp4")])
     assert exc.value.code == 2
     assert capsys.readouterr().err.strip().startswith("error: video not found")
+
+
+def test_selfrecon_reports_mouth_quality(sample_data, smile):
+    """The renderer self-reconstruction scores every method's crops against the real ones (GL + network)."""
+    from talkingface.config.paths import DINET_MINI_CHECKPOINT
+    from talkingface.eval.mini_selfrecon import METHODS, format_table, selfrecon_clip, summarize
+
+    frames, lm = smile
+    clip = sample_data / "av" / "mead" / "W011_front_happy_level3_001.mp4"
+    r = selfrecon_clip(clip, DINET_MINI_CHECKPOINT, max_targets=3, mosaic_rows=0, landmarks=lm)
+    q = r["quality"]
+    assert set(q) == set(METHODS) | {"real"}
+    assert q["real"]["frames"] == 3 and q["real"]["open_frames"] == 3 and q["real"]["teeth_rate"] == 1.0
+    for name in METHODS:
+        assert q[name]["sharpness_ratio"] > 0 and 0.0 <= q[name]["teeth_rate"] <= 1.0
+    assert "sharpness / real" in format_table([r], summarize([r]))

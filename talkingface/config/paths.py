@@ -106,6 +106,11 @@ def data_home() -> Path:
         return Path(env).expanduser()
     if CLONE_ROOT is not None:
         return CLONE_ROOT
+    return user_cache_dir()
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/talkingface`` (default ``~/.cache/talkingface``)."""
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache).expanduser() / "talkingface"
 
@@ -142,12 +147,10 @@ def wav2lip_checkpoint() -> Path:
 
 
 def onnx_cache_dir() -> Path:
-    """Where exported ONNX graphs are cached: ``$TALKINGFACE_ONNX_CACHE``, else
-    ``$XDG_CACHE_HOME/talkingface/onnx`` (default ``~/.cache/talkingface/onnx``)."""
+    """Where the fast inference path caches the ONNX graphs it exports on first use:
+    ``$TALKINGFACE_ONNX_CACHE``, else ``$XDG_CACHE_HOME/talkingface/onnx`` (default ``~/.cache/...``)."""
     env = os.environ.get("TALKINGFACE_ONNX_CACHE")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "talkingface" / "onnx"
+    return Path(env).expanduser() if env else user_cache_dir() / "onnx"
 
 
 def shared_data_default() -> Optional[Path]:

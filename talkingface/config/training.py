@@ -85,6 +85,10 @@ class MiniTrainConfig(GANTrainConfig):
     channel_gain: float = field(default=0.0, metadata=_flag("extra: colour-cast augmentation (MiniDatasetConfig)"))
     renderer_teeth_p: float = field(default=0.0, metadata=_flag("extra: sources labelled with the renderer's "
                                                                 "teeth geometry (MiniDatasetConfig)"))
+    renderer_teeth_follow: bool = field(default=False, metadata=_flag(
+        "extra: those labels draw a teeth row only where the target shows it (MiniDatasetConfig)"))
+    lamb_edge: float = field(default=0.0, metadata=_flag("extra: L1 between the image gradients of output and "
+                                                         "target (sharper edges)"))
 
 
 @dataclass

@@ -96,13 +96,20 @@ def cut_canvas(frame_bgr: np.ndarray, lm: np.ndarray) -> Tuple[np.ndarray, np.nd
     return cv2.cvtColor(canvas, cv2.COLOR_BGR2RGB), pts.astype(np.float32)
 
 
-def prepare_video(path: Union[str, Path], max_frames: Optional[int] = None, progress: bool = False) -> PreparedVideo:
-    """Face mesh + mouth canvases + label maps of every frame of a video (25 fps)."""
-    frames = read_video(path, max_frames=max_frames)
-    lms = landmarks_for_video(frames, progress=progress, allow_missing=True)
+def prepare_frames(frames: Sequence[np.ndarray], lms: np.ndarray, name: str,
+                   frame_index: Optional[Sequence[int]] = None) -> PreparedVideo:
+    """Mouth canvases + label maps of frames (BGR) whose (478, >=2) pixel landmarks are known.
+
+    Frames whose landmarks are not finite are dropped. ``frame_index``: each frame's index in the
+    25 fps video (default 0..N-1).
+    """
+    lms = np.asarray(lms, np.float64)
+    index = np.arange(len(frames)) if frame_index is None else np.asarray(frame_index)
     keep = [i for i in range(len(frames)) if np.isfinite(lms[i]).all()]
     if len(keep) < len(frames):
-        log.info("%s: %d of %d frames without a face dropped", Path(path).name, len(frames) - len(keep), len(frames))
+        log.info("%s: %d of %d frames without a face dropped", name, len(frames) - len(keep), len(frames))
+    if not keep:
+        raise ValueError(f"{name}: no frame with a face")
     images, labels, pts = [], [], []
     for i in keep:
         canvas, lm_canvas = cut_canvas(frames[i], lms[i])
@@ -111,7 +118,14 @@ def prepare_video(path: Union[str, Path], max_frames: Optional[int] = None, prog
         pts.append(lm_canvas)
     return PreparedVideo(images=np.stack(images), labels=np.stack(labels), landmarks=np.stack(pts),
                          opening=mouth_opening(lms[keep]).astype(np.float32),
-                         frame_index=np.asarray(keep, np.int32), name=Path(path).name)
+                         frame_index=index[keep].astype(np.int32), name=name)
+
+
+def prepare_video(path: Union[str, Path], max_frames: Optional[int] = None, progress: bool = False) -> PreparedVideo:
+    """Face mesh + mouth canvases + label maps of every frame of a video (25 fps)."""
+    frames = read_video(path, max_frames=max_frames)
+    lms = landmarks_for_video(frames, progress=progress, allow_missing=True)
+    return prepare_frames(frames, lms, Path(path).name)
 
 
 def save_prepared(video: PreparedVideo, path: Union[str, Path]) -> Path:
@@ -143,6 +157,7 @@ class MiniDatasetConfig:
     procedural_teeth_p: float = 0.3
     procedural_bank: int = 64  # distinct procedural teeth references drawn once per dataset
     renderer_teeth_p: float = 0.0  # extra: share of sources whose opening is labelled as the GL renderer draws it
+    renderer_teeth_follow: bool = False  # those labels draw a teeth row only where the target shows it
     samples_per_epoch: int = 1000
 
 
@@ -215,7 +230,8 @@ class DHLiveMiniDataset(Dataset):
         labels_t = _window(video.labels[t], dy_t)
         source_labels = labels_t
         if self.cfg.renderer_teeth_p > 0 and rng.random() < self.cfg.renderer_teeth_p:
-            source_labels = _window(renderer_teeth_labels(video.labels[t], video.landmarks[t]), dy_t)
+            source_labels = _window(renderer_teeth_labels(video.labels[t], video.landmarks[t],
+                                                          self.cfg.renderer_teeth_follow), dy_t)
         ref_imgs = [_window(video.images[r0], dy_r)]
         ref_labels = [_window(video.labels[r0], dy_r)]
         teeth_imgs: List[np.ndarray] = []

@@ -51,6 +51,25 @@ def clip_name(video: Path, root: Optional[Path] = None) -> str:
     return "__".join(rel.with_suffix("").parts)
 
 
+def cached_landmarks(video: Union[str, Path], data_root: Optional[Union[str, Path]],
+                     cache_dir: Optional[Union[str, Path]]) -> Optional[np.ndarray]:
+    """(N, 478, 3) float64 landmarks of ``video`` from a clip cache (``<cache>/<clip_name>.clip.npz``,
+    names relative to ``data_root``), or None when the video is not below ``data_root`` or not cached.
+    Frame i is frame i of the video decoded at 25 fps; N may be shorter than the video (clipped to its audio).
+    """
+    if cache_dir is None or data_root is None:
+        return None
+    try:
+        rel = Path(video).resolve().relative_to(Path(data_root).resolve())
+    except ValueError:
+        return None
+    npz = Path(cache_dir) / (clip_name(Path(data_root) / rel, Path(data_root)) + ".clip.npz")
+    if not npz.is_file():
+        return None
+    with np.load(npz) as data:
+        return data["landmarks"].astype(np.float64)
+
+
 def _fill_missing(lm: np.ndarray, name: str) -> np.ndarray:
     ok = np.isfinite(lm).all(axis=(1, 2))
     if ok.mean() < 1 - MAX_MISSING_FRACTION:

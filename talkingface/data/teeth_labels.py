@@ -128,13 +128,19 @@ def mouth_labels(image_rgb: np.ndarray, lm: np.ndarray) -> np.ndarray:
     return segment_teeth(image_rgb, lip_labels(lm, image_rgb.shape[:2]))
 
 
-def renderer_teeth_labels(labels: np.ndarray, lm: np.ndarray) -> np.ndarray:
+def renderer_teeth_labels(labels: np.ndarray, lm: np.ndarray, follow_segmentation: bool = False) -> np.ndarray:
     """The mouth opening labelled as the mini renderer draws it, instead of segmented from the pixels.
 
     labels: HxW uint8 from :func:`mouth_labels` (or :func:`lip_labels`); lm: (478, >=2) landmarks in the
     same pixels. Inside the opening (CAVITY / teeth pixels), the procedural teeth bands of
     :func:`mini_live.obj.wrap_utils.make_teeth` fitted to these landmarks become UPPER_TEETH / LOWER_TEETH
     (lower drawn over upper) and the rest CAVITY; lips and skin are kept. Returns a new label map.
+
+    ``follow_segmentation``: draw a band only when ``labels`` shows that row of teeth (at least
+    ``_MIN_TEETH_PIXELS`` pixels of UPPER_TEETH / LOWER_TEETH). The renderer's shape then stays, but a
+    teeth label always pairs with teeth in the target image: without it, every open mouth gets
+    bands, also where the real frame shows a dark cavity or the tongue, and the network learns
+    to paint a dim average of teeth and cavity into the bands.
     """
     face = np.zeros((len(lm), 3))
     face[:, :2] = np.asarray(lm, np.float64)[:, :2]
@@ -143,6 +149,8 @@ def renderer_teeth_labels(labels: np.ndarray, lm: np.ndarray) -> np.ndarray:
     out[opening] = CAVITY
     upper, lower, _, _ = make_teeth(face)
     for band, code in ((upper, UPPER_TEETH), (lower, LOWER_TEETH)):
+        if follow_segmentation and int((labels == code).sum()) < _MIN_TEETH_PIXELS:
+            continue
         poly = np.concatenate([band[0::2, :2], band[1::2, :2][::-1]])
         mask = np.zeros(labels.shape, np.uint8)
         _fill(mask, poly, 1)

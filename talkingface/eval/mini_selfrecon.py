@@ -21,6 +21,9 @@ For a real clip of a person the renderer never saw:
    mouth opening).
 4. PSNR and SSIM of both against the real frame t on the **mouth region** (the bounding box of
    frame t's outer-lip landmarks plus 4 px, in the 128 crop), and on the whole 72x72 network window.
+5. Mouth sharpness and teeth visibility (:mod:`talkingface.eval.mouth_quality`) of every method's
+   128 crops and of the real crops, all measured with frame t's landmarks (so the open-mouth frames
+   are the same for all): ``quality[method]`` = {sharpness, teeth_rate, ...} and its ratios to the real.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ from mini_live.obj.wrap_utils import newWrapModel
 from mini_live.render import MouthRenderer
 from talkingface.data.mouth_crop import standard_image, standard_points, video_mouth_rects
 from talkingface.data.teeth_labels import label_colours, mouth_labels
+from talkingface.eval import mouth_quality
 from talkingface.mediapipe_utils import landmarks_for_video
 from talkingface.mini_reference import build_reference, reference_tensor, teeth_references
 from talkingface.models.common.VGG19 import ssim
@@ -56,6 +60,11 @@ METHODS = ("model", "model_interior", "model_true_labels", "model_true_labels_in
 
 def _to_tensor(rgba: np.ndarray, device: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgba.transpose(2, 0, 1)))[None].float().div_(255.0).to(device)
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """1xCxHxW float in [0, 1] -> HxWx3 uint8 (first three channels, same channel order)."""
+    return (x[0, :3].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
 
 
 def _rgba(bgr: np.ndarray) -> np.ndarray:
@@ -78,12 +87,14 @@ def mouth_box(lm_crop: np.ndarray, size: int, margin: int = 4) -> Tuple[slice, s
 
 @torch.no_grad()
 def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_targets: int = 30,
-                   device: str = "cpu", mosaic_rows: int = 6) -> Dict:
+                   device: str = "cpu", mosaic_rows: int = 6, landmarks: Optional[np.ndarray] = None) -> Dict:
     """Evaluate one clip; returns {"name", "frames", "source_frames", "model", "model_true_labels",
-    "warp_only", ... (each {psnr, ssim, window_psnr, window_ssim}), "mosaic" (RGB rows: source | GL |
-    warp-only | model | model, interior blend | true labels | model on true labels | real)}."""
-    frames = read_video(video)
-    lm = landmarks_for_video(frames, progress=False)
+    "warp_only", ... (each {psnr, ssim, window_psnr, window_ssim}), "quality" (mouth sharpness and teeth per
+    method and of the real crops), "mosaic" (RGB rows: source | GL | warp-only | model | model, interior blend |
+    true labels | model on true labels | real)}. ``landmarks``: the clip's (N, 478, 3) face mesh when already
+    known (e.g. from a clip cache); by default it is computed."""
+    frames = read_video(video, max_frames=None if landmarks is None else len(landmarks))
+    lm = landmarks_for_video(frames, progress=False) if landmarks is None else np.asarray(landmarks)[:len(frames)]
     n = len(frames)
     # tightly framed clips (MEAD's 256x256 faces): pad the frames so every mouth crop fits
     pad = 64
@@ -108,6 +119,7 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
     win = (slice(None), slice(None), slice(PAD_Y, PAD_Y + INPUT_HEIGHT), slice(PAD_X, PAD_X + INPUT_WIDTH))
 
     scores: Dict[str, List[Tuple[float, float, float, float]]] = {m: [] for m in METHODS}
+    crops: Dict[str, List[np.ndarray]] = {m: [] for m in METHODS + ("real",)}
     rows = []
     with MouthRenderer(size=2 * MODEL_SIZE) as renderer:
         sources = []
@@ -143,39 +155,53 @@ def selfrecon_clip(video: Union[str, Path], checkpoint: Union[str, Path], max_ta
             warp = outs["warp_only"]
             rows_m, cols_m = mouth_box(std[t], MODEL_SIZE)
             box = (slice(None), slice(0, 3), rows_m, cols_m)
+            crops["real"].append(target_bgr)
             for name, out in outs.items():
+                crops[name].append(cv2.cvtColor(_to_uint8(out), cv2.COLOR_RGB2BGR))
                 mouth_scores = region_metrics(out[box].cpu(), target[box].cpu())
                 window_scores = region_metrics(out[win][:, :3].cpu(), target[win][:, :3].cpu())
                 scores[name].append(mouth_scores + window_scores)
             if k < mosaic_rows:
                 tiles = [src, _to_tensor(gl, device), warp, model, outs["model_interior"], _to_tensor(gl_true, device),
                          model_true, target]
-                rows.append(np.concatenate([(x[0, :3].permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
-                                            for x in tiles], 1))
+                rows.append(np.concatenate([_to_uint8(x) for x in tiles], 1))
     result = {"name": Path(video).name, "frames": [int(t) for t in targets], "source_frames": sources}
     for name, vals in scores.items():
         arr = np.asarray(vals)
         result[name] = {"psnr": float(arr[:, 0].mean()), "ssim": float(arr[:, 1].mean()),
                         "window_psnr": float(arr[:, 2].mean()), "window_ssim": float(arr[:, 3].mean())}
+    lm_t = std[targets][:, :, :2]
+    real_q = mouth_quality.summarize(mouth_quality.measure_frames(crops["real"], lm_t))
+    result["quality"] = {"real": real_q}
+    for name in METHODS:
+        q = mouth_quality.summarize(mouth_quality.measure_frames(crops[name], lm_t))
+        result["quality"][name] = dict(q, **mouth_quality.compare(q, real_q))
     result["mosaic"] = np.concatenate(rows, 0) if rows else None
     return result
 
 
 def summarize(results: List[Dict]) -> Dict[str, Dict[str, float]]:
-    """Mean PSNR/SSIM over clips, per method."""
+    """Mean PSNR/SSIM over clips per method, and the mean mouth-quality ratios (NaN-skipping: a clip
+    without open-mouth frames or without real teeth has no teeth ratio)."""
     out = {}
     for name in METHODS:
         out[name] = {m: float(np.mean([r[name][m] for r in results]))
                      for m in ("psnr", "ssim", "window_psnr", "window_ssim")}
+        for m in ("sharpness_ratio", "teeth_rate", "teeth_rate_real", "teeth_ratio"):
+            vals = [r["quality"][name][m] for r in results if "quality" in r]
+            vals = [v for v in vals if np.isfinite(v)]
+            out[name][m] = float(np.mean(vals)) if vals else float("nan")
     return out
 
 
 def format_table(results: List[Dict], summary: Optional[Dict] = None) -> str:
-    lines = ["| clip | method | mouth PSNR | mouth SSIM | 72x72 window PSNR | window SSIM |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = ["| clip | method | mouth PSNR | mouth SSIM | 72x72 window PSNR | window SSIM | sharpness / real | "
+             "teeth rate (real) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in results + ([dict(name="**mean**", **summary)] if summary else []):
         for name in METHODS:
             m = r[name]
+            q = r["quality"][name] if "quality" in r else m
             lines.append(f"| {r['name']} | {name} | {m['psnr']:.2f} | {m['ssim']:.4f} | {m['window_psnr']:.2f} | "
-                         f"{m['window_ssim']:.4f} |")
+                         f"{m['window_ssim']:.4f} | {q.get('sharpness_ratio', float('nan')):.2f} | "
+                         f"{q.get('teeth_rate', float('nan')):.2f} ({q.get('teeth_rate_real', float('nan')):.2f}) |")
     return "\n".join(lines)

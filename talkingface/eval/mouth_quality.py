@@ -8,8 +8,10 @@ centred on the mean of the 20 outer-lip landmarks, rotated so the eye line is ho
 to ``crop_size`` pixels (area averaging when shrinking). The crop is therefore the same part of the
 face at the same scale whatever the video's resolution or the head's roll.
 
-- **Mouth sharpness**: the variance of the Laplacian (3x3 kernel, 8-bit grey levels) of the crop,
-  averaged over the frames with a face. Report it as generated / real on the same frames: a blurry
+- **Mouth sharpness**: the variance of the Laplacian (3x3 kernel, 8-bit grey levels) of the crop over
+  the mouth region (the outer-lip polygon grown by ``mouth_margin_px`` = 4 crop pixels: lips, opening
+  and their edges, not the cheeks, whose warp artefacts would count as detail), averaged over the
+  frames with a face. Report it as generated / real on the same frames: a blurry
   rendered mouth scores well below 1.
 - **Teeth visibility**: among the **open-mouth** frames (inner-lip gap / inter-ocular distance, the
   ``talkingface.utils.mouth_opening`` signal, above ``open_threshold`` = 0.08), the share whose
@@ -54,9 +56,10 @@ class MouthQualityConfig:
     """Crop geometry and the teeth rule (see the module docstring)."""
 
     crop_size: int = 96  # crop side in pixels
-    crop_scale: float = 0.8  # crop side / inter-ocular distance
+    crop_scale: float = 1.0  # crop side / inter-ocular distance (a wide smile spans ~0.8)
     open_threshold: float = 0.08  # mouth_opening above this = an open-mouth frame
     erode_px: int = 2  # inner-lip polygon erosion (crop pixels)
+    mouth_margin_px: int = 4  # the sharpness region: outer-lip polygon grown by this (crop pixels)
     lip_gap_px: int = 2  # lip pixels this close to the opening are left out of the lip colour
     teeth_value_ratio: float = 0.9  # teeth V >= this x the lips' median V
     teeth_saturation_ratio: float = 0.7  # teeth S <= this x the lips' median S
@@ -114,10 +117,19 @@ def mouth_crop(frame_bgr: np.ndarray, lm: np.ndarray, cfg: MouthQualityConfig = 
     return crop, pts
 
 
-def sharpness(crop_bgr: np.ndarray) -> float:
-    """Variance of the 3x3 Laplacian of the crop's grey levels (0..255 scale)."""
+def sharpness(crop_bgr: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
+    """Variance of the 3x3 Laplacian of the crop's grey levels (0..255 scale), over ``mask`` (HxW bool)
+    when given, else over the whole crop."""
     grey = cv2.cvtColor(crop_bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    return float(cv2.Laplacian(grey, cv2.CV_32F, ksize=1).var())
+    lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=1)
+    return float(lap[mask].var()) if mask is not None and mask.any() else float(lap.var())
+
+
+def mouth_region(lm_crop: np.ndarray, size: int, cfg: MouthQualityConfig = DEFAULT) -> np.ndarray:
+    """HxW bool: the outer-lip polygon grown by ``cfg.mouth_margin_px`` (lips, opening and their edges)."""
+    outer = _polygon_mask(lm_crop[MP_LIPS_OUTER], size)
+    k = 2 * cfg.mouth_margin_px + 1
+    return cv2.dilate(outer, np.ones((k, k), np.uint8)) > 0
 
 
 def _polygon_mask(pts: np.ndarray, size: int) -> np.ndarray:
@@ -188,7 +200,7 @@ def measure_frames(frames: Iterable[np.ndarray], landmarks: np.ndarray, cfg: Mou
             continue
         crop, pts = mouth_crop(frame, lm, cfg)
         opening[i] = float(mouth_opening(lm))
-        sharp[i] = sharpness(crop)
+        sharp[i] = sharpness(crop, mouth_region(pts, crop.shape[0], cfg))
         t, inner = teeth_mask(crop, pts, cfg)
         share[i] = float(t.sum()) / max(int(inner.sum()), 1)
         teeth[i] = shows_teeth(t, inner, cfg)

@@ -37,17 +37,17 @@ def main(argv=None) -> int:
     onnx.add_argument("--no_check", action="store_true", help="skip the ONNX Runtime parity check")
     args = ap.parse_args(argv)
     setup_logging()
-    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
-    from talkingface.export.onnx_export import Sources, export_models
-    from talkingface.export.runtime import ort_available
-
-    if not ort_available():
-        raise UserInputError("ONNX export needs the onnx and onnxruntime packages (pip install -r requirements.txt)")
     for p in (args.audio_ckpt, args.mini_ckpt, args.dinet_ckpt):
         if p is not None and not p.is_file():
             raise UserInputError(f"checkpoint not found: {p}")
     if args.out.exists() and not args.out.is_dir():
         raise UserInputError(f"--out {args.out} exists and is not a folder")
+    # Lazy: loaded after the cheap checks, so --help and bad arguments answer at once (torch is slow to import).
+    from talkingface.export.onnx_export import Sources, export_models
+    from talkingface.export.runtime import ort_available
+
+    if not ort_available():
+        raise UserInputError("ONNX export needs the onnx and onnxruntime packages (pip install -r requirements.txt)")
     manifest = export_models(args.what or ["all"], args.out,
                              Sources(audio=args.audio_ckpt, mini=args.mini_ckpt, dinet=args.dinet_ckpt),
                              check=not args.no_check)

@@ -13,11 +13,9 @@ so no graph needs the 5-D sampling of opset 20, and the LSTM exports as one ONNX
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import platform
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
@@ -26,14 +24,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from mini_live.generate_fusion_mask import load_fusion_masks
+from talkingface.audio_loader import find_audio_checkpoint
+from talkingface.config.paths import render_checkpoint
 from talkingface.errors import UserInputError
 from talkingface.export import graphs
+from talkingface.export.graphs import OPSET, onnx_bytes
+from talkingface.export.runtime import OnnxGraph
+from talkingface.mini_pack import DEFAULT_CHECKPOINT, weights_id
+from talkingface.models.audio2bs_lstm import load_audio2feature
+from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
+from talkingface.models.DINet_mini import DINet_mini_pipeline, load_dinet_mini_state
+from talkingface.render_model import RENDER_CHECKPOINT_HELP
 from talkingface.util.files import atomic_write, write_text
 
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
-OPSET = 17
 MANIFEST = "manifest.json"
 #: --what choices: each names the graphs it writes (file = <graph>.onnx).
 TARGETS: Dict[str, Sequence[str]] = {
@@ -61,23 +68,8 @@ def file_sha256(path: PathLike) -> str:
     return h.hexdigest()
 
 
-def onnx_bytes(module: nn.Module, name: str, opset: int = OPSET) -> bytes:
-    """Serialise graph ``name`` (a :data:`graphs.GRAPHS` key) of ``module`` to ONNX bytes."""
-    spec = graphs.GRAPHS[name]
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
-        torch.onnx.export(module.eval(), graphs.example_inputs(name), buf, dynamo=False, opset_version=opset,
-                          input_names=list(spec.input_names), output_names=list(spec.outputs),
-                          dynamic_axes=spec.dynamic_axes() or None, do_constant_folding=True)
-    return buf.getvalue()
-
-
 def parity(model_bytes: bytes, module: nn.Module, name: str, seed: int = 1) -> float:
     """Max |ONNX Runtime - torch| over all outputs of graph ``name`` on example inputs (seed ``seed``)."""
-    # Lazy: each graph's model code loads only when that graph is exported (and runtime imports this module).
-    from talkingface.export.runtime import OnnxGraph
-
     inputs = graphs.example_inputs(name, seed=seed)
     with torch.no_grad():
         ref = module(*inputs)
@@ -89,21 +81,12 @@ def parity(model_bytes: bytes, module: nn.Module, name: str, seed: int = 1) -> f
 # ------------------------------------------------------------------------------------------ sources
 def audio_module(checkpoint: Optional[PathLike]):
     """(net, checkpoint path): the blendshape audio model that drives the mini renderer by default."""
-    # Lazy: each graph's model code loads only when that graph is exported (and runtime imports this module).
-    from talkingface.models.audio2bs_lstm import load_audio2feature
-    from talkingface.audio_loader import find_audio_checkpoint
-
     path = Path(checkpoint) if checkpoint is not None else find_audio_checkpoint("blendshape")
     return load_audio2feature(path), path
 
 
 def mini_modules(checkpoint: Optional[PathLike]):
     """(pipeline with the real fusion masks and the interior blend, checkpoint path, weights id)."""
-    # Lazy: each graph's model code loads only when that graph is exported (and runtime imports this module).
-    from mini_live.generate_fusion_mask import load_fusion_masks
-    from talkingface.models.DINet_mini import DINet_mini_pipeline, load_dinet_mini_state
-    from talkingface.render_model_mini import DEFAULT_CHECKPOINT, weights_id
-
     path = Path(checkpoint) if checkpoint is not None else DEFAULT_CHECKPOINT
     if not path.is_file():
         raise UserInputError(f"DINet_mini checkpoint not found: {path}")
@@ -115,11 +98,7 @@ def mini_modules(checkpoint: Optional[PathLike]):
 
 def dinet_module(checkpoint: Optional[PathLike]):
     """(DINet_five_Ref, checkpoint path); the default is checkpoint/render.pth."""
-    # Lazy: each graph's model code loads only when that graph is exported (and runtime imports this module).
-    from talkingface.models.DINet import DINet_five_Ref, load_dinet_state_dict
-    from talkingface.render_model import DEFAULT_RENDER_CHECKPOINT, RENDER_CHECKPOINT_HELP
-
-    path = Path(checkpoint) if checkpoint is not None else DEFAULT_RENDER_CHECKPOINT
+    path = Path(checkpoint) if checkpoint is not None else render_checkpoint()
     if not path.is_file():
         raise UserInputError(f"{path} not found; {RENDER_CHECKPOINT_HELP}")
     net = DINet_five_Ref(6, 30)

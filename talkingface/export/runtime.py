@@ -3,7 +3,7 @@
 ONNX Runtime is optional (``onnxruntime`` in requirements.txt); :func:`ort_available` says whether
 it imports, and every caller falls back to torch when it does not. Graphs are exported from the
 loaded torch modules on first use and cached on disk by content (graph name + weights hash +
-exporter versions), so a run with the same weights loads the file in milliseconds.
+exporter versions; folder: ``talkingface.config.paths.onnx_cache_dir``), so a run with the same weights loads the file in milliseconds.
 
     graph = session_for(graphs.MiniNetworkGraph(net), "mini_network", threads=1)
     (mouth,) = graph(driving, ref_feature)      # numpy float32 in and out
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -21,14 +22,13 @@ from torch import nn
 
 from talkingface.config.paths import onnx_cache_dir
 from talkingface.errors import UserInputError
+from talkingface.export.graphs import OPSET, onnx_bytes
 from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-#: Where exported graphs are cached (override with TALKINGFACE_ONNX_CACHE).
-CACHE_DIR = onnx_cache_dir()
 #: Bumped when a graph wrapper changes, so stale cached files are not reused.
-GRAPH_VERSION = 1
+GRAPH_VERSION = 3
 
 
 def ort_available() -> bool:
@@ -69,6 +69,7 @@ class OnnxGraph:
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.set_denormal_as_zero", "1")  # no slow paths on tiny values
         model = model if isinstance(model, bytes) else str(model)
         self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
         self.input_names: List[str] = [i.name for i in self.session.get_inputs()]
@@ -99,10 +100,7 @@ def module_digest(module: nn.Module) -> str:
 
 def cached_onnx(module: nn.Module, name: str, cache_dir: Optional[Path] = None) -> bytes:
     """The ONNX bytes of graph ``name`` of ``module``, exported once and cached under ``cache_dir``."""
-    # Lazy: exporting loads only when a graph is missing from the cache (onnx_export imports this module).
-    from talkingface.export.onnx_export import OPSET, onnx_bytes
-
-    cache_dir = Path(cache_dir) if cache_dir is not None else CACHE_DIR
+    cache_dir = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
     key = f"{name}-v{GRAPH_VERSION}-o{OPSET}-t{torch.__version__.split('+')[0]}-{module_digest(module)}.onnx"
     path = cache_dir / key
     if path.is_file():
@@ -124,3 +122,43 @@ def session_for(module: nn.Module, name: str, threads: int = 1, cache_dir: Optio
 def as_inputs(tensors: Sequence[torch.Tensor]) -> List[np.ndarray]:
     """CPU float32 numpy views of torch tensors (no copy when already contiguous float32)."""
     return [t.detach().cpu().float().contiguous().numpy() for t in tensors]
+
+
+def quantized_onnx(model: bytes, samples: Sequence[Sequence[np.ndarray]], cache_dir: Optional[Path] = None) -> bytes:
+    """An int8 version of an ONNX graph (QDQ: per-channel int8 weights, uint8 activations), its
+    activation ranges calibrated on ``samples`` (input tuples in the graph's order); cached by content.
+
+    Uses ``onnxruntime.quantization.quantize_static`` (MinMax calibration); on CPUs with AVX-512 VNNI
+    the int8 convolutions run about twice as fast as float32 ones.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static  # optional
+
+    h = hashlib.sha256(model)
+    for sample in samples:
+        for arr in sample:
+            h.update(np.ascontiguousarray(arr).tobytes())
+    cache_dir = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
+    path = cache_dir / f"int8-{h.hexdigest()[:20]}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    names = [i.name for i in OnnxGraph(model).session.get_inputs()]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([dict(zip(names, s)) for s in samples])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(model)
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        data = dst.read_bytes()
+    try:
+        with atomic_write(path) as tmp_path:
+            tmp_path.write_bytes(data)
+    except OSError as exc:
+        log.warning("cannot cache %s: %s", path, exc)
+    return data

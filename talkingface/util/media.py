@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -176,21 +176,29 @@ def probe_video(path: PathLike) -> VideoInfo:
 
 
 def iter_video_frames(path: PathLike, fps: float = DEFAULT_FPS, max_frames: Optional[int] = None,
-                      info: Optional[VideoInfo] = None) -> Iterator[np.ndarray]:
-    """Yield ``HxWx3 uint8 BGR`` frames resampled to a constant ``fps`` (rotation honoured)."""
+                      info: Optional[VideoInfo] = None, pix_fmt: str = "bgr24") -> Iterator[np.ndarray]:
+    """Yield ``HxWx3 uint8 BGR`` frames resampled to a constant ``fps`` (rotation honoured).
+
+    ``pix_fmt="yuv420p"`` (even sizes only) yields I420 frames instead: ``(3H/2)xW uint8``, the Y plane
+    then U and V (OpenCV's ``COLOR_YUV2BGR_I420`` layout), as the decoder produced them."""
     p = _check_input(path)
     info = info or probe_video(p)
     w, h = info.width, info.height
+    if pix_fmt not in ("bgr24", "yuv420p"):
+        raise ValueError(f"pix_fmt must be bgr24 or yuv420p, not {pix_fmt!r}")
+    if pix_fmt == "yuv420p" and (w % 2 or h % 2):
+        raise MediaError(f"{p}: I420 frames need an even size, got {w}x{h}")
     args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(p),
-            "-map", "0:v:0", "-vf", f"fps={fps:g}", "-f", "rawvideo", "-pix_fmt", "bgr24"]
+            "-map", "0:v:0", "-vf", f"fps={fps:g}", "-f", "rawvideo", "-pix_fmt", pix_fmt]
     if max_frames is not None:
         args += ["-frames:v", str(int(max_frames))]
     args.append("-")
-    frame_bytes = w * h * 3
+    shape = (h, w, 3) if pix_fmt == "bgr24" else (h * 3 // 2, w)
+    frame_bytes = int(np.prod(shape))
     for buf in ffmpeg_chunks(args, frame_bytes, f"decoding {p}"):
         if len(buf) < frame_bytes:
             break
-        yield np.frombuffer(buf, np.uint8).reshape(h, w, 3).copy()
+        yield np.frombuffer(buf, np.uint8).reshape(shape).copy()
 
 
 def ffmpeg_chunks(args: Sequence[str], chunk: int, what: str) -> Iterator[bytes]:
@@ -247,6 +255,7 @@ class VideoWriter:
         self.crf = crf
         self.preset = preset
         self.size: Optional[tuple] = None
+        self.pix_fmt = "bgr24"
         self.frames_written = 0
         self._proc: Optional[subprocess.Popen] = None
         self._err = None
@@ -258,10 +267,11 @@ class VideoWriter:
         os.close(fd)
         self._tmp = Path(tmp)
 
-    def _start(self, w: int, h: int) -> None:
+    def _start(self, w: int, h: int, pix_fmt: str = "bgr24") -> None:
         self.size = (w, h)
+        self.pix_fmt = pix_fmt
         args = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{w}x{h}", "-r", f"{self.fps:g}", "-i", "-"]
+                "-f", "rawvideo", "-pix_fmt", pix_fmt, "-s", f"{w}x{h}", "-r", f"{self.fps:g}", "-i", "-"]
         if self.audio is not None:
             args += ["-i", str(self.audio), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
         args += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-preset", self.preset,
@@ -282,11 +292,25 @@ class VideoWriter:
         h, w = frame.shape[:2]
         if self._proc is None:
             self._start(w, h)
-        elif (w, h) != self.size:
+        elif (w, h) != self.size or self.pix_fmt != "bgr24":
             raise ValueError(f"frame size {w}x{h} differs from the first frame {self.size}")
+        self._write([memoryview(np.ascontiguousarray(frame).reshape(-1))])
+
+    def write_i420(self, buffers: Iterable, width: int, height: int) -> None:
+        """Append one I420 frame (even ``width`` x ``height``) given as consecutive byte buffers
+        (e.g. ``talkingface.fast.yuv.I420Frames.planes_with_region``); ffmpeg then encodes it
+        without a colour conversion. A writer takes one input format: BGR or I420."""
+        if self._proc is None:
+            self._start(width, height, "yuv420p")
+        elif (width, height) != self.size or self.pix_fmt != "yuv420p":
+            raise ValueError("all frames of a VideoWriter must share one size and format")
+        self._write(buffers)
+
+    def _write(self, buffers: Iterable) -> None:
         assert self._proc is not None and self._proc.stdin is not None
         try:
-            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+            for buf in buffers:
+                self._proc.stdin.write(buf)
         except BrokenPipeError:
             self._fail()
         self.frames_written += 1

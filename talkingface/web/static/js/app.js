@@ -44,6 +44,7 @@ const player = new Player($('screen'), {
   onStatus: (s) => status(s),
 });
 window.__player = player;
+if (params.get('display') === 'overlay') player.useOverlay($('stage'));
 
 async function refreshPacks(select) {
   const { packs } = await api('/api/packs');

@@ -1,7 +1,7 @@
 // Crop and paste of the 128 x 128 mouth crop, matching the Python pipeline:
 //   crop:  talkingface.data.mouth_crop.standard_image (cv2.resize of the rect to 128: INTER_AREA when
 //          the rect is wider than 128, else INTER_LINEAR);
-//   paste: render_model_mini.paste_delta (frame + cv2.resize(out - src, rect size, INTER_LINEAR)).
+//   paste: render_model_mini.paste_change (frame + cv2.resize(out - src, rect size, INTER_LINEAR)).
 // Images are RGBA Uint8ClampedArray (ImageData layout); tensors are planar Float32Array.
 
 export const MODEL_SIZE = 128;

@@ -183,12 +183,45 @@ export class Player {
     const t3 = now();
     const before = new Uint8ClampedArray(rect.data);
     pasteDelta(rect.data, w, h, srcRgb, out);
-    if (!this.headless) {
+    if (this.overlay) {
+      // the <video> itself is shown; only the mouth rect is drawn, on a small canvas laid over it
+      this._drawOverlay(rect, x0, y0, w, h);
+    } else if (!this.headless) {
       this.ctx2d.drawImage(image, 0, 0);
       this.ctx2d.putImageData(rect, x0, y0);
     }
     const t4 = now();
     return { rect: [x0, y0, x1, y1], before, after: rect.data, ms: { crop: t1 - t0, gl: t2 - t1, network: t3 - t2, paste: t4 - t3, total: t4 - t0 } };
+  }
+
+  /**
+   * Overlay display (?display=overlay): the page shows the playing <video> and draws only the mouth
+   * rect on a canvas positioned over it, so no full frame is rasterised per frame (on software GL
+   * that raster is what limits the frame rate). The rect can lag the video by the compose time.
+   */
+  useOverlay(container) {
+    const video = this.video;
+    video.style.cssText = 'position:static;width:auto;height:80vh;opacity:1;display:block';
+    this.overlay = document.createElement('canvas');
+    this.overlay.style.cssText = 'position:absolute;pointer-events:none';
+    container.appendChild(this.overlay);
+    this.overlayCtx = this.overlay.getContext('2d');
+    this.canvas.style.display = 'none';
+  }
+
+  _drawOverlay(rect, x0, y0, w, h) {
+    const c = this.overlay;
+    if (c.width !== w || c.height !== h) {
+      c.width = w;
+      c.height = h;
+    }
+    const sx = this.video.clientWidth / this.video.videoWidth;
+    const sy = this.video.clientHeight / this.video.videoHeight;
+    c.style.left = `${this.video.offsetLeft + x0 * sx}px`;
+    c.style.top = `${this.video.offsetTop + y0 * sy}px`;
+    c.style.width = `${w * sx}px`;
+    c.style.height = `${h * sy}px`;
+    this.overlayCtx.putImageData(rect, 0, 0);
   }
 
   async _onVideoFrame(nowMs, meta) {
