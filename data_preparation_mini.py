@@ -13,29 +13,21 @@ no face, several faces, face turned further, mouth outside the picture, too shor
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from talkingface.errors import UserInputError
-from talkingface.mediapipe_utils import FaceRules, MAX_AVATAR_YAW
+from talkingface.mediapipe_utils import add_avatar_source_args, avatar_rules
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 
 
 def main(argv=None) -> int:
     ap = script_parser(__doc__)
-    ap.add_argument("video", type=Path, help="avatar source video (any format, any fps)")
-    ap.add_argument("out_dir", type=Path, help="output folder (created)")
+    add_avatar_source_args(ap)
     ap.add_argument("--resize", action="store_true", help="scale down to fit 720x1280 first")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    ap.add_argument("--max_yaw", type=float, default=MAX_AVATAR_YAW,
-                    help="largest head turn in degrees accepted (default %(default)s: measured for the renderer)")
     args = ap.parse_args(argv)
-    if not 0 < args.max_yaw <= 90:
-        raise UserInputError(f"--max_yaw must be in (0, 90] degrees, not {args.max_yaw}")
+    rules = avatar_rules(args)
     setup_logging()
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.preparation import PrepConfig, prepare_mini_avatar
 
-    cfg = PrepConfig(progress=not args.quiet, rules=FaceRules(max_yaw=args.max_yaw))
+    cfg = PrepConfig(progress=not args.quiet, rules=rules)
     prepare_mini_avatar(args.video, args.out_dir, cfg, resize=args.resize)
     return 0
 

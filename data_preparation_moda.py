@@ -33,26 +33,11 @@ from talkingface.moda_geometry import from_canonical
 from talkingface.mouth_basis import BlendshapeBasis
 from talkingface.util.cli import run_cli, script_parser, setup_logging
 from talkingface.util.files import atomic_write, check_output_dir, write_image
-from talkingface.util.media import list_audio, list_videos, read_video, write_video
+from talkingface.util.media import expand_inputs, list_audio, list_videos, read_video, write_video
 from talkingface.util.sample_data import find_sample_data
 from talkingface.utils import mouth_opening
 
 log = logging.getLogger("data_preparation_moda")
-
-
-def _inputs(items, lister, exclude):
-    out = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            out += lister(p, exclude=exclude)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise UserInputError(f"no such file or folder: {p}")
-    if not out:
-        raise UserInputError("no input files found")
-    return out
 
 
 def _name(rel: str) -> str:
@@ -110,11 +95,11 @@ def main(argv=None) -> int:
     if args.cache is not None:
         check_output_dir(cache, "--cache folder")
     if args.avatar:
-        _write_avatar(_inputs(args.inputs, list_videos, args.exclude), args.out, cache, progress)
+        _write_avatar(expand_inputs(args.inputs, list_videos, exclude=args.exclude), args.out, cache, progress)
         return 0
     root = find_sample_data()
     blocked = never_train_on()
-    files = _inputs(args.inputs, list_audio if args.speech else list_videos, args.exclude)
+    files = expand_inputs(args.inputs, list_audio if args.speech else list_videos, exclude=args.exclude)
     teacher = basis = None
     if args.speech:
         teacher, basis = AudioModel(args.teacher), BlendshapeBasis.load(args.basis)

@@ -14,17 +14,14 @@ from pathlib import Path
 
 from talkingface.config.paths import user_checkpoint_dir
 from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.cli import demo_parser, run_cli, setup_logging
 from talkingface.util.files import check_input_file, check_output_file
 
 log = logging.getLogger("demo")
 
 
 def main(argv=None) -> int:
-    ap = script_parser(__doc__)
-    ap.add_argument("avatar_dir", type=Path, help="prepared avatar folder (data_preparation.py output)")
-    ap.add_argument("audio", type=Path, help="speech file")
-    ap.add_argument("out", type=Path, help="output mp4")
+    ap = demo_parser(__doc__, "avatar_dir", "prepared avatar folder (data_preparation.py output)")
     ap.add_argument("model", nargs="?", default=None, help="render checkpoint name in checkpoint/ or a path")
     ap.add_argument("--ckpt", type=Path, default=None, help="render checkpoint (default: checkpoint/render.pth)")
     ap.add_argument("--audio_ckpt", type=Path, default=None, help="audio model (default: checkpoint/audio.pkl)")

@@ -12,16 +12,13 @@ import logging
 from pathlib import Path
 
 from talkingface.config.paths import DINET_MINI_CHECKPOINT
-from talkingface.util.cli import resolve_device, run_cli, script_parser, setup_logging
+from talkingface.util.cli import resolve_device, demo_parser, run_cli, setup_logging
 
 log = logging.getLogger("demo_mini")
 
 
 def main(argv=None) -> int:
-    ap = script_parser(__doc__)
-    ap.add_argument("assets", type=Path, help="asset pack folder")
-    ap.add_argument("audio", type=Path, help="speech audio (wav, mp3, flac, ...)")
-    ap.add_argument("out", type=Path, help="output mp4")
+    ap = demo_parser(__doc__, "assets", "asset pack folder")
     ap.add_argument("--ckpt", type=Path, default=DINET_MINI_CHECKPOINT, help="DINet_mini weights")
     ap.add_argument("--audio_ckpt", type=Path, default=None,
                     help="blendshape audio model (default: the shipped one under checkpoint/)")

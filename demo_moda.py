@@ -23,7 +23,7 @@ from talkingface.config.moda import FACO_CHECKPOINT, MODA_CHECKPOINT
 from talkingface.errors import UserInputError
 from talkingface.moda_pipeline import (FaCoPredictor, MODAPredictor, RendererPredictor, Subject, draw_condition,
                                        frame_landmarks, paste_dense)
-from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.cli import demo_parser, run_cli, setup_logging
 from talkingface.util.files import check_input_file, check_output_file
 from talkingface.util.media import VideoWriter, check_audio, load_audio, save_wav
 
@@ -31,10 +31,7 @@ log = logging.getLogger("demo_moda")
 
 
 def main(argv=None) -> int:
-    ap = script_parser(__doc__)
-    ap.add_argument("subject", type=Path, help="person folder (data_preparation_moda.py --avatar)")
-    ap.add_argument("audio", type=Path, help="speech audio (any format ffmpeg reads)")
-    ap.add_argument("out", type=Path, help="output mp4")
+    ap = demo_parser(__doc__, "subject", "person folder (data_preparation_moda.py --avatar)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--n_samples", type=int, default=1)
     ap.add_argument("--debug", action="store_true", help="side by side: render | condition | reference")

@@ -1,6 +1,7 @@
 """What the two GAN recipes share (DINet_five_Ref: :mod:`talkingface.render_training`; DINet_mini:
 :mod:`talkingface.mini_training`): the learning-rate schedule, the training-checkpoint layout, and
-the checkpoint's model card.
+the checkpoint's model card; MODA's FaCo-Net and renderer trainers (:mod:`talkingface.moda_training`)
+use the same optimisers, layout and cards (their rate is constant).
 
 - Schedule: Adam for G and D; the rate is constant for ``non_decay`` epochs, then falls linearly
   (:func:`lr_factor`, the original's LambdaLR).
@@ -41,13 +42,21 @@ def training_checkpoint(net_g: nn.Module, net_d: nn.Module, opt_g: torch.optim.O
     return ckpt
 
 
+def adam_pair(net_g: nn.Module, net_d: nn.Module, lr_g: float, lr_d: float,
+              betas: Tuple[float, float] = (0.9, 0.999)) -> Tuple[torch.optim.Adam, torch.optim.Adam]:
+    """The Adam optimisers of G and D."""
+    return (torch.optim.Adam(net_g.parameters(), lr=lr_g, betas=tuple(betas)),
+            torch.optim.Adam(net_d.parameters(), lr=lr_d, betas=tuple(betas)))
+
+
 def save_training_checkpoint(path: PathLike, net_g: nn.Module, net_d: nn.Module, opt_g: torch.optim.Optimizer,
-                             opt_d: torch.optim.Optimizer, epoch: int, step: int,
-                             card: Optional[dict] = None) -> Path:
-    """Write the training checkpoint atomically, and its model card when given."""
+                             opt_d: torch.optim.Optimizer, epoch: Optional[int], step: int,
+                             card: Optional[dict] = None, extra: Optional[Dict[str, Any]] = None) -> Path:
+    """Write the training checkpoint atomically (``extra``: more top-level keys, e.g. RNG states for an
+    exact resume), and its model card when given."""
     path = Path(path)
     with atomic_write(path) as tmp:
-        torch.save(training_checkpoint(net_g, net_d, opt_g, opt_d, epoch, step=step), tmp)
+        torch.save(training_checkpoint(net_g, net_d, opt_g, opt_d, epoch, step=step, **(extra or {})), tmp)
     if card is not None:
         write_model_card(path, card)
     return path
@@ -61,6 +70,15 @@ def load_training_checkpoint(path: PathLike, net_g: nn.Module, net_d: nn.Module,
     Returns ``(epoch, step)`` as stored (epoch None when absent, step 0). A file that is not such a
     checkpoint is a :class:`UserInputError` naming ``what``.
     """
+    ckpt = restore_training_checkpoint(path, net_g, net_d, opt_g, opt_d, map_location, what)
+    epoch = ckpt.get("epoch")
+    return (int(epoch) if epoch is not None else None), int(ckpt.get("step", 0))
+
+
+def restore_training_checkpoint(path: PathLike, net_g: nn.Module, net_d: nn.Module, opt_g: torch.optim.Optimizer,
+                                opt_d: torch.optim.Optimizer, map_location: Any = "cpu",
+                                what: str = "GAN") -> Dict[str, Any]:
+    """:func:`load_training_checkpoint`, returning the whole loaded checkpoint (for its extras)."""
     with reading(path, f"{what} training checkpoint"):
         ckpt = torch.load(str(path), map_location=map_location, weights_only=True)
         net_g.load_state_dict(extract_generator_state(ckpt), strict=True)
@@ -72,5 +90,4 @@ def load_training_checkpoint(path: PathLike, net_g: nn.Module, net_d: nn.Module,
         if "optimizer" in ckpt:
             opt_g.load_state_dict(ckpt["optimizer"]["net_g"])
             opt_d.load_state_dict(ckpt["optimizer"]["net_d"])
-    epoch = ckpt.get("epoch")
-    return (int(epoch) if epoch is not None else None), int(ckpt.get("step", 0))
+    return ckpt

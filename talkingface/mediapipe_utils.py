@@ -234,6 +234,23 @@ class FaceRules:
     max_yaw: Optional[float] = MAX_AVATAR_YAW
 
 
+def add_avatar_source_args(ap) -> None:
+    """The options of the avatar-preparation scripts (data_preparation.py, data_preparation_mini.py):
+    the source video, the output folder, --quiet and --max_yaw (read back by :func:`avatar_rules`)."""
+    ap.add_argument("video", type=Path, help="avatar source video (any format, any fps)")
+    ap.add_argument("out_dir", type=Path, help="output folder (created)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--max_yaw", type=float, default=MAX_AVATAR_YAW,
+                    help="largest head turn in degrees accepted (default %(default)s: measured for the renderer)")
+
+
+def avatar_rules(args) -> FaceRules:
+    """The :class:`FaceRules` of parsed :func:`add_avatar_source_args` options (bad --max_yaw: UserInputError)."""
+    if not 0 < args.max_yaw <= 90:
+        raise UserInputError(f"--max_yaw must be in (0, 90] degrees, not {args.max_yaw}")
+    return FaceRules(max_yaw=args.max_yaw)
+
+
 def _iou(a: tuple, b: tuple) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))

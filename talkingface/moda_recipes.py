@@ -42,13 +42,15 @@ def set_threads(n: int) -> None:
     torch.set_num_threads(max(1, n))
 
 
-def add_run_args(ap, max_steps: int, save_every: int) -> None:
-    """The options every MODA training script shares."""
-    ap.add_argument("--max_steps", type=int, default=max_steps)
+def add_run_args(ap, records: bool = True, val_default: str = "") -> None:
+    """The options every MODA training script shares beside its config's flags (``records``: the
+    --val / --exclude record selection of the scripts that read clip records)."""
     ap.add_argument("--resume", action="store_true", help="continue OUT/last.pth exactly")
-    ap.add_argument("--save_every", type=int, default=save_every, help="checkpoint and validate every N steps")
-    ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    if records:
+        ap.add_argument("--val", action="append", default=None,
+                        help=f"record names containing this validate{val_default}")
+        ap.add_argument("--exclude", action="append", default=[], help="record names containing this are unused")
 
 
 def write_card(path: Path, title: str, card: dict) -> None:

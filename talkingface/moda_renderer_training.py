@@ -11,10 +11,9 @@ out whole for validation (PSNR of the full frame).
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import cv2
 import numpy as np
@@ -24,7 +23,7 @@ import torch.nn.functional as F
 from talkingface.config.moda import RendererConfig
 from talkingface.moda_geometry import from_canonical
 from talkingface.moda_pipeline import draw_condition, to_tensor
-from talkingface.moda_training import GANTrainer, save_atomic
+from talkingface.moda_training import GANTrainer
 from talkingface.models.moda_renderer import MultiScalePatchGAN, TPERenderer
 from talkingface.util.media import read_video
 
@@ -35,14 +34,15 @@ log = logging.getLogger(__name__)
 class RendererTrainConfig:
     batch_size: int = 4
     lr: float = 1e-4
-    betas: tuple = (0.5, 0.999)
+    betas: Tuple[float, float] = field(default=(0.5, 0.999), metadata={"nargs": 2})
     lambda_l1: float = 100.0
     lambda_fm: float = 10.0
-    max_steps: int = 2000
-    val_clip: int = -1  # index of the person's clip held out (-1: none)
+    max_steps: int = 1900
+    val_clip: int = field(default=-1, metadata={"help": "index of the person's clip held out (-1: none)"})
     save_every: int = 100
+    log_every: int = 1
     seed: int = 777
-    model: RendererConfig = field(default_factory=RendererConfig)
+    model: RendererConfig = field(default_factory=RendererConfig, metadata={"flag": False})
 
 
 def load_person(folder: Path, size: int) -> Dict[str, np.ndarray]:
@@ -67,6 +67,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class RendererTrainer(GANTrainer):
+    val_metric = "val_psnr_db"
+
     def __init__(self, cfg: RendererTrainConfig, person: Dict[str, np.ndarray], out_dir: Path, resume: bool = False):
         torch.manual_seed(cfg.seed)
         m = cfg.model
@@ -109,25 +111,3 @@ class RendererTrainer(GANTrainer):
         vals = [psnr(self.g(self._inputs(idx[i:i + 8])), self.frames[idx[i:i + 8]]) for i in range(0, len(idx), 8)]
         self.g.train()
         return float(np.mean(vals))
-
-    def run(self) -> dict:
-        t0, val = time.time(), float("nan")
-        while self.step < self.cfg.max_steps:
-            parts = self.train_step()
-            self.step += 1
-            for k, v in parts.items():
-                self.tb.add_scalar(f"train/{k}", v, self.step)
-            if self.step % self.cfg.save_every == 0 or self.step == self.cfg.max_steps:
-                self.wall_s += time.time() - t0
-                t0 = time.time()
-                val = self.validate()
-                self.tb.add_scalar("val/psnr", val, self.step)
-                log.info("step %d L1 %.4f val PSNR %.2f dB", self.step, parts["l1"], val)
-                self.save()
-        self.wall_s += time.time() - t0
-        self.tb.flush()
-        return {"steps": self.step, "wall_s": round(self.wall_s, 1), "val_psnr_db": val}
-
-    def export(self, path: Path) -> Path:
-        save_atomic({"config": asdict(self.cfg.model), "state_dict": self.g.state_dict()}, path)
-        return path

@@ -9,7 +9,8 @@ decay of the learning rate over ``max_steps``.
 FaCo loss: ``LSGAN(D(fake) -> 1) + lambda_l1 * L1(dense)``; D: ``(2 MSE(D(real), 1) + MSE(D(fake), 0)) / 2``
 (the code's weighting); ``gan_all_samples=False`` scores only the last sample as the code does.
 
-Resume: ``<out>/last.pth`` holds model(s), optimiser(s), step, the numpy and torch RNG states,
+Resume: ``<out>/last.pth`` (the GAN trainers: the layout of :mod:`talkingface.gan_training`) holds
+model(s), optimiser(s), step, the numpy and torch RNG states,
 target statistics and the accumulated wall time, so ``--resume`` continues the same run exactly.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from talkingface.config.moda import FaCoTrainConfig, MODATrainConfig
 from talkingface.data.moda_clips import ClipRecord, subject_means
 from talkingface.data.moda_dataset import (HEADS, SUBJECT_SCALE, PreparedClip, TargetStats, WindowSampler,
                                            full_clip_batch, subject_vector)
+from talkingface.gan_training import adam_pair, restore_training_checkpoint, save_training_checkpoint
 from talkingface.models.faco import FaCoNet, PointDiscriminator, lsgan_loss
 from talkingface.models.moda import MODANet, kl_divergence
 from talkingface.moda_geometry import EYES, LIPS, canonical_mean_face
@@ -219,19 +221,18 @@ def faco_rows(records: Sequence[ClipRecord]) -> Dict[str, np.ndarray]:
 
 class GANTrainer:
     """Shared state of the two GAN trainers (FaCo-Net, the renderer): generator ``g``, discriminator
-    ``d``, their Adam optimisers, step, wall time, RNG states; ``last.pth`` save and exact resume."""
+    ``d``, their Adam optimisers, step, wall time, RNG states. ``last.pth`` has the GAN checkpoint
+    layout of :mod:`talkingface.gan_training` plus wall time, RNG states and config (exact resume)."""
 
     def setup(self, cfg, g: torch.nn.Module, d: torch.nn.Module, out_dir: Path, resume: bool) -> None:
         self.cfg, self.g, self.d, self.out = cfg, g, d, Path(out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-        self.opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
+        self.opt_g, self.opt_d = adam_pair(g, d, cfg.lr, cfg.lr, cfg.betas)
         self.rng = np.random.default_rng(cfg.seed)
         self.step, self.wall_s = 0, 0.0
         if resume and (self.out / "last.pth").is_file():
-            ck = torch.load(self.out / "last.pth", map_location="cpu", weights_only=False)
-            for name in ("g", "d", "opt_g", "opt_d"):
-                getattr(self, name).load_state_dict(ck[name])
+            ck = restore_training_checkpoint(self.out / "last.pth", g, d, self.opt_g, self.opt_d,
+                                             what=type(self).__name__)
             self.step, self.wall_s = int(ck["step"]), float(ck["wall_s"])
             self.rng.bit_generator.state = ck["numpy_rng"]
             torch.set_rng_state(ck["torch_rng"])
@@ -242,14 +243,53 @@ class GANTrainer:
         self.tb = SummaryWriter(str(self.out / "log"))
 
     def save(self) -> None:
-        save_atomic({"g": self.g.state_dict(), "d": self.d.state_dict(), "opt_g": self.opt_g.state_dict(),
-                     "opt_d": self.opt_d.state_dict(), "step": self.step, "wall_s": self.wall_s,
-                     "numpy_rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                     "config": asdict(self.cfg)}, self.out / "last.pth")
+        save_training_checkpoint(self.out / "last.pth", self.g, self.d, self.opt_g, self.opt_d, None, self.step,
+                                 extra={"wall_s": self.wall_s, "numpy_rng": self.rng.bit_generator.state,
+                                        "torch_rng": torch.get_rng_state(), "config": asdict(self.cfg)})
+
+    #: Name of :meth:`validate`'s number (TensorBoard ``val/<name>``, the key in :meth:`run`'s result).
+    val_metric = "val"
+
+    def train_step(self) -> Dict[str, float]:
+        """One D and one G update; the scalar losses to log."""
+        raise NotImplementedError
+
+    def validate(self) -> float:
+        raise NotImplementedError
+
+    def run(self) -> dict:
+        """Train to ``cfg.max_steps``: log every ``cfg.log_every`` steps; validate and save ``last.pth``
+        every ``cfg.save_every`` steps and at the end."""
+        cfg = self.cfg
+        t0, val = time.time(), float("nan")
+        while self.step < cfg.max_steps:
+            parts = self.train_step()
+            self.step += 1
+            if self.step % cfg.log_every == 0:
+                for k, v in parts.items():
+                    self.tb.add_scalar(f"train/{k}", v, self.step)
+            if self.step % cfg.save_every == 0 or self.step == cfg.max_steps:
+                self.wall_s += time.time() - t0
+                t0 = time.time()
+                val = self.validate()
+                self.tb.add_scalar(f"val/{self.val_metric}", val, self.step)
+                log.info("step %d train %s, %s %.3f", self.step, {k: round(v, 4) for k, v in parts.items()},
+                         self.val_metric, val)
+                self.save()
+        self.wall_s += time.time() - t0
+        self.tb.flush()
+        return {"steps": self.step, "wall_s": round(self.wall_s, 1), self.val_metric: val}
+
+    def export(self, path: Path) -> Path:
+        """The generator for inference: ``{"config": the model config, "state_dict"}``."""
+        save_atomic({"config": asdict(self.cfg.model), "state_dict": self.g.state_dict()}, path)
+        return path
 
 
 class FaCoTrainer(GANTrainer):
     """Frame-wise FaCo-Net training on (lip, eye, dense, subject) rows of video clips."""
+
+    val_metric = "val_l1_px"
 
     def __init__(self, cfg: FaCoTrainConfig, train: Dict[str, np.ndarray], val: Dict[str, np.ndarray],
                  out_dir: Path, resume: bool = False):
@@ -275,40 +315,21 @@ class FaCoTrainer(GANTrainer):
         self.g.train()
         return err
 
-    def run(self) -> dict:
+    def train_step(self) -> Dict[str, float]:
         cfg = self.cfg
-        t0, val = time.time(), float("nan")
-        while self.step < cfg.max_steps:
-            b = self._batch()
-            fake = self.g(b["lip"], b["eye"], b["subject"])
-            loss_d = 0.5 * (2 * lsgan_loss(self.d(b["lip"], b["eye"], b["dense"], b["subject"]), True,
-                                           cfg.gan_all_samples)
-                            + lsgan_loss(self.d(b["lip"], b["eye"], fake.detach(), b["subject"]), False,
-                                         cfg.gan_all_samples))
-            self.opt_d.zero_grad()
-            loss_d.backward()
-            self.opt_d.step()
-            l1 = (fake - b["dense"]).abs().mean()
-            loss_g = lsgan_loss(self.d(b["lip"], b["eye"], fake, b["subject"]), True, cfg.gan_all_samples) \
-                + cfg.lambda_l1 * l1
-            self.opt_g.zero_grad()
-            loss_g.backward()
-            self.opt_g.step()
-            self.step += 1
-            if self.step % cfg.log_every == 0:
-                self.tb.add_scalar("train/l1", float(l1.detach()), self.step)
-                self.tb.add_scalar("train/loss_d", float(loss_d.detach()), self.step)
-            if self.step % cfg.save_every == 0 or self.step == cfg.max_steps:
-                self.wall_s += time.time() - t0
-                t0 = time.time()
-                val = self.validate()
-                self.tb.add_scalar("val/l1_px", val, self.step)
-                log.info("step %d train L1 %.3f px, val L1 %.3f px", self.step, float(l1.detach()), val)
-                self.save()
-        self.wall_s += time.time() - t0
-        self.tb.flush()
-        return {"steps": self.step, "wall_s": round(self.wall_s, 1), "val_l1_px": val}
-
-    def export(self, path: Path) -> Path:
-        save_atomic({"config": asdict(self.cfg.model), "state_dict": self.g.state_dict()}, path)
-        return path
+        b = self._batch()
+        fake = self.g(b["lip"], b["eye"], b["subject"])
+        loss_d = 0.5 * (2 * lsgan_loss(self.d(b["lip"], b["eye"], b["dense"], b["subject"]), True,
+                                       cfg.gan_all_samples)
+                        + lsgan_loss(self.d(b["lip"], b["eye"], fake.detach(), b["subject"]), False,
+                                     cfg.gan_all_samples))
+        self.opt_d.zero_grad()
+        loss_d.backward()
+        self.opt_d.step()
+        l1 = (fake - b["dense"]).abs().mean()
+        loss_g = lsgan_loss(self.d(b["lip"], b["eye"], fake, b["subject"]), True, cfg.gan_all_samples) \
+            + cfg.lambda_l1 * l1
+        self.opt_g.zero_grad()
+        loss_g.backward()
+        self.opt_g.step()
+        return {"l1": float(l1.detach()), "loss_d": float(loss_d.detach())}

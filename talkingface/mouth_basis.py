@@ -106,9 +106,7 @@ class BlendshapeBasis:
     info: dict = field(default_factory=dict)
 
     def save(self, path: Union[str, Path]) -> Path:
-        return _save_npz(path, landmark_ids=self.landmark_ids.astype(np.int32), mean=self.mean.astype(np.float32),
-                         components=self.components.astype(np.float32), coef_std=self.coef_std.astype(np.float32),
-                         info=np.array(repr(self.info)))
+        return _save_basis(path, self, landmark_ids=self.landmark_ids.astype(np.int32))
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "BlendshapeBasis":
@@ -201,9 +199,7 @@ class PixelBasis:
     info: dict = field(default_factory=dict)
 
     def save(self, path: Union[str, Path]) -> Path:
-        return _save_npz(path, mean=self.mean.astype(np.float32), components=self.components.astype(np.float32),
-                         coef_std=self.coef_std.astype(np.float32), shape=np.array(MOUTH_SHAPE, np.int32),
-                         info=np.array(repr(self.info)))
+        return _save_basis(path, self, shape=np.array(MOUTH_SHAPE, np.int32))
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> "PixelBasis":
@@ -334,6 +330,13 @@ def read_original_pca_pkl(path: Union[str, Path], *, allow_pickle: bool = False)
 
 
 # ----------------------------------------------------------------------------------------------- io
+def _save_basis(path: Union[str, Path], basis: Union[BlendshapeBasis, PixelBasis], **extra: np.ndarray) -> Path:
+    """Save a basis: its ``mean``, ``components`` and ``coef_std`` as float32, ``info`` as its repr,
+    plus its own ``extra`` arrays."""
+    return _save_npz(path, **extra, mean=basis.mean.astype(np.float32), components=basis.components.astype(np.float32),
+                     coef_std=basis.coef_std.astype(np.float32), info=np.array(repr(basis.info)))
+
+
 def _save_npz(path: Union[str, Path], **arrays) -> Path:
     with atomic_write(path) as tmp:
         np.savez(tmp, **arrays)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from talkingface.config.paths import BLENDSHAPE_BASIS, MINI_AUDIO_CHECKPOINT
 from talkingface.errors import UserInputError
-from talkingface.util.cli import run_cli, script_parser, setup_logging
+from talkingface.util.cli import parse_verbose, run_cli, script_parser
 from talkingface.util.files import write_text
 
 log = logging.getLogger("evaluate")
@@ -31,26 +31,20 @@ def parse_args(argv=None):
     ap.add_argument("--clips", type=Path, action="append", default=[], help="video or folder (default: held-out)")
     ap.add_argument("--cache", type=Path, default=Path("output/audio_eval_cache"), help="face-mesh cache folder")
     ap.add_argument("--json", type=Path, help="write all rows and the summary here")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    return ap.parse_args(argv)
+    return parse_verbose(ap, argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    setup_logging(args.verbose)
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.av_clips import prepare_clip
-    from talkingface.util.media import list_videos
     from talkingface.eval.audio_sync import (common_lag_scores, energy_predictor, evaluate_clips, model_predictor,
                                              rows_as_dicts, summarize)
-    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.eval.heldout import heldout_paths
     from talkingface.mouth_basis import BlendshapeBasis
+    from talkingface.util.media import expand_inputs, list_videos
 
-    videos = []
-    for c in args.clips:
-        videos += list_videos(c) if c.is_dir() else [c]
-    videos = videos or heldout_paths()
+    videos = expand_inputs(args.clips, list_videos, what="clip") if args.clips else heldout_paths()
     if not videos:
         raise UserInputError("no clips to evaluate")
     models = args.model or [f"ours={MINI_AUDIO_CHECKPOINT}"]

@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 
 from talkingface.errors import MediaError, UserInputError
-from talkingface.util.cli import progress, run_cli, script_parser, setup_logging
+from talkingface.util.cli import parse_verbose, progress, run_cli, script_parser
 from talkingface.util.files import write_image, write_text
 
 log = logging.getLogger("preparation_step1")
@@ -34,19 +34,16 @@ def parse_args(argv=None):
     ap.add_argument("out", type=Path, help="output folder")
     ap.add_argument("--exclude", action="append", default=[], help="video name/stem/glob to leave out (repeatable)")
     ap.add_argument("--components", type=int, default=6, help="basis size (the LSTM predicts 6)")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    return ap.parse_args(argv)
+    return parse_verbose(ap, argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    setup_logging(args.verbose)
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.av_clips import clip_name, prepare_clip, write_targets
-    from talkingface.util.media import list_videos
     from talkingface.mouth_basis import (blendshape_sweep_image, fit_blendshape_basis, fit_pixel_basis,
                                          pixel_sweep_image, process_crops)
-    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
+    from talkingface.util.media import list_videos
     from talkingface.utils import mouth_opening
 
     videos = list_videos(args.videos, exclude=args.exclude)

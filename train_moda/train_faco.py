@@ -12,9 +12,9 @@ baselines (mean mesh with lips and eyes pasted in; ridge regression) on the vali
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from pathlib import Path
 
+from talkingface.config.flags import add_config_flags, config_dict, config_from_args
 from talkingface.config.moda import FaCoTrainConfig
 from talkingface.errors import UserInputError
 from talkingface.eval.heldout import never_train_on
@@ -31,13 +31,8 @@ def main(argv=None) -> int:
     ap = script_parser(__doc__)
     ap.add_argument("data", nargs="+", type=Path, help="folders of *.moda.npz records")
     ap.add_argument("out", type=Path, help="output folder")
-    ap.add_argument("--batch_size", type=int, default=256, help="frames per step")
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--lambda_l1", type=float, default=100.0, help="the code: 100; the paper: 10")
-    ap.add_argument("--gan_all_samples", action="store_true", help="score every sample (the code: last only)")
-    ap.add_argument("--val", action="append", default=None, help="record names containing this validate")
-    ap.add_argument("--exclude", action="append", default=[])
-    add_run_args(ap, max_steps=2000, save_every=200)
+    add_config_flags(ap, FaCoTrainConfig)
+    add_run_args(ap, val_default=" (default: W011)")
     args = ap.parse_args(argv)
     setup_logging()
     set_threads(args.threads)
@@ -52,9 +47,7 @@ def main(argv=None) -> int:
     train, val = faco_rows(train_recs), faco_rows(val_recs)
     log.info("%d training frames from %d clips, %d validation frames", len(train["dense"]), len(train_recs),
              len(val["dense"]))
-    cfg = FaCoTrainConfig(batch_size=args.batch_size, lr=args.lr, lambda_l1=args.lambda_l1,
-                          gan_all_samples=args.gan_all_samples, max_steps=args.max_steps,
-                          save_every=args.save_every, seed=args.seed)
+    cfg = config_from_args(FaCoTrainConfig, args)
     trainer = FaCoTrainer(cfg, train, val, args.out, resume=args.resume)
     result = trainer.run()
     path = trainer.export(args.out / "faco.pth")
@@ -62,7 +55,7 @@ def main(argv=None) -> int:
     write_card(path, "FaCo-Net (sparse lips and eyes -> dense 478-point face)", {
         "steps": result["steps"], "wall_s": result["wall_s"], "metrics": {"val_dense_error_px": table},
         "train_records": sorted(r.source for r in train_recs), "val_records": sorted(r.source for r in val_recs),
-        "held_out": sorted(never_train_on()), "config": asdict(cfg)})
+        "held_out": sorted(never_train_on()), "config": config_dict(cfg)})
     log.info("wrote %s: %s", path, table)
     return 0
 

@@ -2,7 +2,7 @@
 
 Usage:
   python data_preparation_moda.py --avatar ../shared/data/av/mead --exclude 'W011*' --exclude 'M030*' person/
-  python train_moda/train_renderer.py person/ OUT [--resolution 256] [--ngf 16] [--max_steps 1900] [--val_clip 5]
+  python train_moda/train_renderer.py person/ OUT [--resolution 256] [--ngf 16] [--no-tpe] [--val_clip 5]
   python demo_moda.py person/ speech.wav out.mp4 --renderer OUT/renderer.pth
 
 --val_clip K holds the person's K-th clip (order of subject.npz's sources) out whole for validation.
@@ -12,9 +12,9 @@ its card. A renderer embeds the person's likeness: do not publish one without th
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from pathlib import Path
 
+from talkingface.config.flags import add_config_flags, config_dict, config_from_args
 from talkingface.config.moda import RendererConfig
 from talkingface.errors import UserInputError
 from talkingface.moda_recipes import add_run_args, set_threads, write_card
@@ -29,28 +29,19 @@ def main(argv=None) -> int:
     ap = script_parser(__doc__)
     ap.add_argument("person", type=Path, help="person folder of data_preparation_moda.py --avatar")
     ap.add_argument("out", type=Path, help="output folder")
-    ap.add_argument("--resolution", type=int, default=256)
-    ap.add_argument("--n_downs", type=int, default=7)
-    ap.add_argument("--ngf", type=int, default=16)
-    ap.add_argument("--tpe", choices=["on", "off"], default="on")
-    ap.add_argument("--d_scales", type=int, default=2)
-    ap.add_argument("--d_layers", type=int, default=3)
-    ap.add_argument("--ndf", type=int, default=32)
-    ap.add_argument("--batch_size", type=int, default=4)
-    ap.add_argument("--val_clip", type=int, default=-1)
-    add_run_args(ap, max_steps=1900, save_every=100)
+    add_config_flags(ap, RendererTrainConfig)
+    add_config_flags(ap, RendererConfig, exclude=("tpe_channels",))
+    add_run_args(ap, records=False)
     args = ap.parse_args(argv)
     setup_logging()
     set_threads(args.threads)
     check_output_dir(args.out)
     if not (args.person / "subject.npz").is_file():
         raise UserInputError(f"not a person folder (no subject.npz): {args.person}")
-    model = RendererConfig(resolution=args.resolution, n_downs=args.n_downs, ngf=args.ngf, tpe=args.tpe == "on",
-                           d_scales=args.d_scales, d_layers=args.d_layers, ndf=args.ndf)
+    model = config_from_args(RendererConfig, args)
     if args.resolution % (2 ** args.n_downs) or args.batch_size < 2:
         raise UserInputError("--resolution must be divisible by 2^n_downs and --batch_size >= 2")
-    cfg = RendererTrainConfig(batch_size=args.batch_size, max_steps=args.max_steps, val_clip=args.val_clip,
-                              save_every=args.save_every, seed=args.seed, model=model)
+    cfg = config_from_args(RendererTrainConfig, args, model=model)
     person = load_person(args.person, args.resolution)
     trainer = RendererTrainer(cfg, person, args.out, resume=args.resume)
     if len(trainer.train_idx) < args.batch_size:
@@ -59,7 +50,7 @@ def main(argv=None) -> int:
     path = trainer.export(args.out / "renderer.pth")
     write_card(path, "MODA per-person TPE renderer", {
         "steps": result["steps"], "wall_s": result["wall_s"], "metrics": {"val_psnr_db": result["val_psnr_db"]},
-        "train_records": [str(args.person)], "val_records": [f"clip {args.val_clip}"], "config": asdict(cfg)})
+        "train_records": [str(args.person)], "val_records": [f"clip {args.val_clip}"], "config": config_dict(cfg)})
     log.info("wrote %s (%s)", path, result)
     return 0
 

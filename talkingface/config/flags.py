@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 import typing
 from pathlib import Path
-from typing import Any, Dict, Iterable, Type, TypeVar, Union
+from typing import Any, Dict, Iterable, Optional, Type, TypeVar, Union
 
 C = TypeVar("C")
 
@@ -38,13 +38,16 @@ def config_fields(cls: type) -> Iterable[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.metadata.get("flag", True)]
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type, exclude: Iterable[str] = ()) -> None:
-    """Add one flag per field of the config dataclass ``cls`` (see the module doc)."""
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, exclude: Iterable[str] = (),
+                     only: Optional[Iterable[str]] = None) -> None:
+    """Add one flag per field of the config dataclass ``cls`` (see the module doc), all but ``exclude``
+    (or just the fields named in ``only``)."""
     hints = typing.get_type_hints(cls)
     defaults = cls()
     skip = set(exclude)
+    keep = None if only is None else set(only)
     for f in config_fields(cls):
-        if f.name in skip:
+        if f.name in skip or (keep is not None and f.name not in keep):
             continue
         meta = f.metadata
         default = getattr(defaults, f.name)

@@ -19,6 +19,10 @@ FACO_CHECKPOINT = CHECKPOINT_DIR / "moda" / "faco.pth"
 TEACHER_CHECKPOINT = MINI_AUDIO_CHECKPOINT
 BASIS_PATH = BLENDSHAPE_BASIS
 
+#: Sizes of the flattened landmark groups both MODA-lite and FaCo-Net read (canonical px, x y z).
+N_VERTICES, N_LIP_POINTS, N_EYE_POINTS = 478, 40, 60
+LIP_DIM, EYE_DIM, DENSE_DIM = 3 * N_LIP_POINTS, 3 * N_EYE_POINTS, 3 * N_VERTICES
+
 
 @dataclass
 class MODAConfig:
@@ -39,7 +43,7 @@ class MODAConfig:
     fps: int = FPS
     n_mels: int = 80
     fbank_per_frame: int = 4  # 25 ms window, 10 ms hop at 25 fps
-    audio_head: str = "conv"
+    audio_head: str = field(default="conv", metadata={"choices": ["conv", "mel"]})
     hidden: int = 128
     n_head: int = 4
     ffn: int = 128
@@ -47,12 +51,12 @@ class MODAConfig:
     dropout: float = 0.1
     period: int = FPS  # periodic position encoding / ALiBi period (1 s)
     alibi_slope: float = 2.0 ** -8
-    n_vertices: int = 478
-    lip_dim: int = 120  # 40 points x 3
-    eye_dim: int = 180  # 60 points x 3
+    n_vertices: int = N_VERTICES
+    lip_dim: int = LIP_DIM
+    eye_dim: int = EYE_DIM
     head_dim: int = 7  # yaw, pitch, roll (deg), anchor x, y, z (px), scale
     torso_dim: int = 54  # 18 points x 3
-    prob_mode: str = "moda"
+    prob_mode: str = field(default="moda", metadata={"choices": ["moda", "cvae"]})
     vae_pe_fix: bool = False
     vae_causal: bool = False
     lip_from_spec_only: bool = False
@@ -64,13 +68,13 @@ class MODAConfig:
 class FaCoConfig:
     """FaCo-Net: sparse (40 lip + 60 eye points) -> dense 478 points, frame-wise, deltas from the mean."""
 
-    lip_dim: int = 120
-    eye_dim: int = 180
-    dense_dim: int = 1434
-    hidden: int = 256
-    code: int = 128
+    lip_dim: int = LIP_DIM
+    eye_dim: int = EYE_DIM
+    dense_dim: int = DENSE_DIM
+    hidden: int = 256  # width of the encoders and of D
+    code: int = 128  # per-group code; the decoder reads lip + eye codes (2 x code)
     dec_hidden: int = 512
-    slope: float = 0.2
+    slope: float = 0.2  # LeakyReLU
 
 
 @dataclass
@@ -97,24 +101,26 @@ class RendererConfig:
 class MODATrainConfig:
     """MODA training (losses and optimiser of the code unless stated)."""
 
-    stage: str = "all"  # "lips": only lip losses; "all": every head
-    window: int = 100  # frames per training window (4 s), padded with a frame mask
+    stage: str = field(default="all", metadata={"choices": ["lips", "all"],
+                                                "help": "lips: only lip losses; all: every head"})
+    window: int = field(default=100, metadata={"help": "frames per training window (4 s), padded with a frame mask"})
     batch_size: int = 16
     lr: float = 1e-3
-    betas: Tuple[float, float] = (0.9, 0.99)
+    betas: Tuple[float, float] = field(default=(0.9, 0.99), metadata={"nargs": 2})
     weight_decay: float = 0.01
     max_steps: int = 3000
-    kl_weight: float = 0.0  # 0 = code; > 0 = paper's t-VAE
-    kl_anneal_steps: int = 1000
+    kl_weight: float = field(default=0.0, metadata={"help": "0: the code (no KL); > 0: the paper's t-VAE"})
+    kl_anneal_steps: int = field(default=1000, metadata={"help": "KL weight ramps up linearly over N steps"})
     lip_weight: float = 5.0
-    vel_weights: Tuple[float, float, float, float] = (5.0, 1.0, 1.0, 0.5)
-    speech_fraction: float = 0.5  # share of windows drawn from pseudo-labelled speech
+    vel_weights: Tuple[float, float, float, float] = field(default=(5.0, 1.0, 1.0, 0.5), metadata={"nargs": 4})
+    speech_fraction: float = field(default=0.5, metadata={"help": "share of windows drawn from pseudo-labelled speech "
+                                                      "(train_moda.py's default: 0.75 for --stage lips, 0.3 for all)"})
     audio_dropout: float = 0.1  # AV windows whose audio is replaced by the no-audio token
     subject_jitter_px: float = 0.5
     save_every: int = 200
     log_every: int = 20
     seed: int = 777
-    model: MODAConfig = field(default_factory=MODAConfig)
+    model: MODAConfig = field(default_factory=MODAConfig, metadata={"flag": False})
 
 
 @dataclass
@@ -123,12 +129,12 @@ class FaCoTrainConfig:
 
     batch_size: int = 256  # frames
     lr: float = 1e-3
-    betas: Tuple[float, float] = (0.5, 0.999)
-    lambda_l1: float = 100.0
-    gan_all_samples: bool = False  # the code scores only the last sample of a batch
+    betas: Tuple[float, float] = field(default=(0.5, 0.999), metadata={"nargs": 2})
+    lambda_l1: float = field(default=100.0, metadata={"help": "the code: 100; the paper: 10"})
+    gan_all_samples: bool = field(default=False, metadata={"help": "score every sample (the code: last only)"})
     max_steps: int = 2000
     subject_jitter_px: float = 0.5
     save_every: int = 200
     log_every: int = 20
     seed: int = 777
-    model: FaCoConfig = field(default_factory=FaCoConfig)
+    model: FaCoConfig = field(default_factory=FaCoConfig, metadata={"flag": False})

@@ -44,8 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     sr = sub.add_parser("selfrecon", help="re-create real clips from their own audio and score them")
     sr.add_argument("--pipeline", required=True, choices=sorted(PIPELINES),
                     help="; ".join(f"{p.name}: {p.description}" for p in PIPELINES.values()))
-    sr.add_argument("--clip", type=Path, action="append", default=[],
-                    help="a real talking clip with audio, or a folder of them (repeatable)")
     sr.add_argument("--heldout", action="store_true",
                     help="add the held-out clips of talkingface/eval/heldout.py from the sample-data folder")
     sr.add_argument("--out", type=Path, default=Path("output/eval"),
@@ -55,31 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--avatar-source", choices=["neutral", "clip"], default="neutral",
                     help="build the avatar from the clip with its mouth neutralised (default) or from the raw "
                          "clip (its real mouth can leak into the output; for diagnosis)")
-    sr.add_argument("--ckpt", type=Path, default=None, help="the pipeline renderer's checkpoint (default: its own)")
-    sr.add_argument("--audio-ckpt", type=Path, default=None,
-                    help="the audio model driving the pipeline, also scored as a linear read-out (row audio-lin); "
-                         "default: the pipeline's shipped audio model")
-    sr.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                    help="torch device of the pipeline's networks")
+    _add_pipeline_options(sr, "", "also scored as a linear read-out (row audio-lin); default: the pipeline's shipped "
+                              "audio model")
 
     ch = sub.add_parser("crosshalf", help="first half of a clip (no sound) as the avatar, its second half's speech "
                                           "drives the pipeline; scored against the real second half")
     ch.add_argument("--pipeline", default="mini", choices=sorted(PIPELINES), help="default mini")
-    ch.add_argument("--clip", type=Path, action="append", default=[],
-                    help="a real talking clip >= 8 s with audio, or a folder of them (repeatable)")
     ch.add_argument("--heldout-av-more", action="store_true",
                     help="add the held-out av_more people of talkingface/eval/heldout.py (sample-data folder)")
     ch.add_argument("--out", type=Path, default=Path("output/eval/crosshalf"),
                     help="folder for <clip>.crosshalf.<pipeline>.json/.md and summary (default output/eval/crosshalf)")
     ch.add_argument("--workdir", type=Path, default=Path("output/eval/crosshalf_work"),
                     help="per-clip halves, real tracks (cached between runs), avatars and outputs")
-    ch.add_argument("--ckpt", type=Path, default=None, help="the pipeline renderer's checkpoint (default: its own)")
-    ch.add_argument("--audio-ckpt", type=Path, default=None,
-                    help="the audio model driving the pipeline, also scored alone (row audio-ours); default: shipped")
+    _add_pipeline_options(ch, " >= 8 s", "also scored alone (row audio-ours); default: shipped")
     ch.add_argument("--original", type=Path, default=None,
                     help="the original DH_live audio.pkl, scored alone (row audio-original); default: "
                          "dh_live/checkpoint/audio.pkl of the sample-data folder when present")
-    ch.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     md = sub.add_parser("moda", help="MODA-lite lips, eyes, head pose and FaCo on held-out people (landmarks)")
     md.add_argument("--moda", type=Path, default=None, help="MODA-lite checkpoint (default checkpoint/moda)")
@@ -130,10 +119,21 @@ def _compare(args) -> None:
         log.info("wrote %s", args.out)
 
 
+def _add_pipeline_options(p: argparse.ArgumentParser, clip_length: str, audio_help: str) -> None:
+    """--clip, --ckpt, --audio-ckpt and --device of the commands that run a pipeline on real clips
+    (selfrecon, crosshalf)."""
+    p.add_argument("--clip", type=Path, action="append", default=[],
+                   help=f"a real talking clip{clip_length} with audio, or a folder of them (repeatable)")
+    p.add_argument("--ckpt", type=Path, default=None, help="the pipeline renderer's checkpoint (default: its own)")
+    p.add_argument("--audio-ckpt", type=Path, default=None, help=f"the audio model driving the pipeline, {audio_help}")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="torch device of the pipeline's networks")
+
+
 def _selfrecon(args) -> None:
     # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.heldout import heldout_paths
-    from talkingface.eval.report import HEADER, summary_markdown
+    from talkingface.eval.report import summary_markdown
     from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips, selfrecon
 
     sources: List[Path] = list(args.clip)
@@ -148,40 +148,21 @@ def _selfrecon(args) -> None:
             raise UserInputError(f"checkpoint not found: {given}")
     options = PipelineOptions(device=device, checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt)
     readout = args.audio_ckpt or get_pipeline(args.pipeline).audio_default()
-    results = []
-    print(HEADER, flush=True)
-    failed = []
-    for clip in clips:
+    suffix = f".{args.pipeline}" + ("" if args.avatar_source == "neutral" else ".rawavatar")
+
+    def evaluate(clip: Path):
         workdir = args.workdir / clip.stem if args.workdir is not None else None
-        try:
-            res = selfrecon(clip, args.pipeline, workdir=workdir, options=options, audio_readout=readout,
-                            avatar_source=args.avatar_source)
-        except UserInputError as exc:
-            if len(clips) == 1:
-                raise
-            log.error("%s: skipped: %s", clip.name, exc)  # one unusable clip must not stop a folder run
-            failed.append(clip.name)
-            continue
-        stem = f"{clip.stem}.{args.pipeline}" + ("" if args.avatar_source == "neutral" else ".rawavatar")
-        res.save(args.out / f"{stem}.json")
-        write_text(args.out / f"{stem}.md", res.markdown() + "\n")
-        print("\n".join(res.markdown_rows()), flush=True)
-        results.append(res)
-    if len(results) > 1:
-        table = summary_markdown(results)
-        write_text(args.out / f"summary.{args.pipeline}.md", table + "\n")
-        print()
-        print(table.split("\n\n", 1)[1])
-    log.info("results in %s", args.out)
-    if failed:
-        raise UserInputError(f"{len(failed)} of {len(clips)} clips could not be evaluated: {', '.join(failed)}")
+        return selfrecon(clip, args.pipeline, workdir=workdir, options=options, audio_readout=readout,
+                         avatar_source=args.avatar_source)
+
+    _evaluate_clips(clips, evaluate, args.out, suffix, f"summary.{args.pipeline}.md", summary_markdown, 2, "skipped")
 
 
 def _crosshalf(args) -> None:
     # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
     from talkingface.eval.crosshalf import acceptance_markdown, crosshalf
     from talkingface.eval.heldout import HELDOUT_AV_MORE, heldout_paths
-    from talkingface.eval.report import HEADER, summary_markdown
+    from talkingface.eval.report import summary_markdown
     from talkingface.eval.selfrecon import PipelineOptions, get_pipeline, list_clips
     from talkingface.audio_loader import load_audio_model
     from talkingface.util.sample_data import ORIGINAL_AUDIO_MODEL, find_sample_data
@@ -204,31 +185,50 @@ def _crosshalf(args) -> None:
         original = teacher
     options = PipelineOptions(device=resolve_device(args.device), checkpoint=args.ckpt, audio_checkpoint=args.audio_ckpt,
                               progress=False)
+    def evaluate(clip: Path):
+        return crosshalf(clip, args.pipeline, args.workdir / clip.stem, options, audio_ours=ours, basis=basis,
+                         original=original)
+
+    def summary(results: list) -> str:
+        return summary_markdown(results) + "\n\n" + acceptance_markdown(results)
+
+    _evaluate_clips(clips, evaluate, args.out, f".crosshalf.{args.pipeline}",
+                    f"summary.crosshalf.{args.pipeline}.md", summary, 1, "refused")
+
+
+def _evaluate_clips(clips: List[Path], evaluate, out: Path, suffix: str, summary_name: str, summary,
+                    min_for_summary: int, refused: str) -> None:
+    """Evaluate each clip (``evaluate(clip)`` -> a result with save / markdown / markdown_rows): write
+    ``OUT/<clip stem><suffix>.json`` and ``.md``, print its rows; then ``OUT/<summary_name>`` from
+    ``summary(results)`` when at least ``min_for_summary`` clips were scored. An unusable clip
+    (UserInputError) is logged and the rest go on; the only clip's error, or any refusal at the end,
+    is raised."""
+    # Lazy: the CLI loads metrics, MediaPipe and torch only for the chosen command (fast --help).
+    from talkingface.eval.report import HEADER
+
     print(HEADER, flush=True)
     results, failed = [], []
     for clip in clips:
         try:
-            res = crosshalf(clip, args.pipeline, args.workdir / clip.stem, options, audio_ours=ours, basis=basis,
-                            original=original)
+            res = evaluate(clip)
         except UserInputError as exc:
             if len(clips) == 1:
                 raise
-            log.error("%s: refused: %s", clip.name, exc)  # report every refusal, score the rest
+            log.error("%s: %s: %s", clip.name, refused, exc)  # report every refusal, score the rest
             failed.append(f"{clip.name} ({exc})")
             continue
-        stem = f"{clip.stem}.crosshalf.{args.pipeline}"
-        res.save(args.out / f"{stem}.json")
-        write_text(args.out / f"{stem}.md", res.markdown() + "\n")
+        res.save(out / f"{clip.stem}{suffix}.json")
+        write_text(out / f"{clip.stem}{suffix}.md", res.markdown() + "\n")
         print("\n".join(res.markdown_rows()), flush=True)
         results.append(res)
-    if results:
-        table = summary_markdown(results) + "\n\n" + acceptance_markdown(results)
-        write_text(args.out / f"summary.crosshalf.{args.pipeline}.md", table + "\n")
+    if len(results) >= min_for_summary:
+        table = summary(results)
+        write_text(out / summary_name, table + "\n")
         print()
         print(table.split("\n\n", 1)[1])
-    log.info("results in %s", args.out)
+    log.info("results in %s", out)
     if failed:
-        raise UserInputError(f"{len(failed)} of {len(clips)} clips refused: {'; '.join(failed)}")
+        raise UserInputError(f"{len(failed)} of {len(clips)} clips {refused}: {'; '.join(failed)}")
 
 
 def _summary(args) -> None:

@@ -33,7 +33,7 @@ from talkingface.eval.metrics import Reference, compare_videos
 from talkingface.eval.report import ClipResult
 from talkingface.eval.tracking import track_video
 from talkingface.products import PRODUCTS, Product
-from talkingface.util.media import PathLike, extract_audio, list_videos, load_audio, probe_video
+from talkingface.util.media import PathLike, expand_inputs, extract_audio, list_videos, load_audio, probe_video
 
 log = logging.getLogger(__name__)
 
@@ -130,18 +130,8 @@ register_pipeline("mini-warp", "DH_live_mini without the network (GL warp only, 
 
 
 def list_clips(paths: List[PathLike]) -> List[Path]:
-    """Expand folders into their video files (sorted); files are kept as given."""
-    out: List[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += list_videos(p, recursive=False)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise UserInputError(f"clip not found: {p}")
-    if not out:
-        raise UserInputError(f"no video clips in {', '.join(map(str, paths))}")
-    return out
+    """Expand folders into their video files (sorted, not recursive); files are kept as given."""
+    return expand_inputs(paths, list_videos, recursive=False, what="video clip")
 
 
 def selfrecon(clip: PathLike, pipeline: str, workdir: Optional[PathLike] = None,

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
 from tqdm import tqdm
@@ -129,3 +130,23 @@ def script_parser(doc: str) -> argparse.ArgumentParser:
     description, the rest (usage examples, outputs) is shown after the options, formatting kept."""
     head, _, rest = (doc or "").strip().partition("\n\n")
     return ScriptParser(description=head, epilog=rest or None, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def demo_parser(doc: str, source: str, source_help: str) -> argparse.ArgumentParser:
+    """:func:`script_parser` of a synthesis demo (demo.py, demo_mini.py, demo_moda.py) with its three
+    positional arguments: the prepared ``source`` (avatar or person folder), the speech file and the
+    output mp4 (``args.audio``, ``args.out``)."""
+    ap = script_parser(doc)
+    ap.add_argument(source, type=Path, help=source_help)
+    ap.add_argument("audio", type=Path, help="speech audio (any format ffmpeg reads)")
+    ap.add_argument("out", type=Path, help="output mp4")
+    return ap
+
+
+def parse_verbose(ap: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Add ``-v/--verbose``, parse ``argv`` and set up logging (debug with -v): a script's last step of
+    argument handling."""
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    setup_logging(args.verbose)
+    return args

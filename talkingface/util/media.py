@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -112,6 +112,24 @@ def list_videos(folder: PathLike, recursive: bool = True, exclude: Sequence[str]
 def list_audio(folder: PathLike, recursive: bool = True, exclude: Sequence[str] = ()) -> List[Path]:
     """Audio files of ``folder`` (see :func:`list_media`)."""
     return list_media(folder, AUDIO_EXTS, recursive, exclude)
+
+
+def expand_inputs(items: Sequence[PathLike], lister: Callable[..., List[Path]], recursive: bool = True,
+                  exclude: Sequence[str] = (), what: str = "input file") -> List[Path]:
+    """Files and folders given on a command line -> files: a folder becomes ``lister(folder, recursive,
+    exclude)`` (:func:`list_videos`, :func:`list_audio`), a file is kept as given. A missing path, or
+    nothing found at all, is a :class:`UserInputError` naming ``what``."""
+    out: List[Path] = []
+    for p in map(Path, items):
+        if p.is_dir():
+            out += lister(p, recursive=recursive, exclude=exclude)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise UserInputError(f"{what} not found: {p}")
+    if not out:
+        raise UserInputError(f"no {what}s in {', '.join(map(str, items))}")
+    return out
 
 
 # --------------------------------------------------------------------------------------------- video
