@@ -110,6 +110,7 @@ def main(argv=None) -> int:
     held = never_train_on()
     check_output_dir(args.out_dir)
     done = 0
+    failures = []
     for video in videos:
         rel = None
         if root is not None:
@@ -133,6 +134,7 @@ def main(argv=None) -> int:
             prepared = prepare_one(video, args.keep, args.max_frames, lms)
         except (MediaError, ValueError) as exc:
             log.warning("%s: %s (skipped)", video, exc)
+            failures.append(f"{video}: {exc}")
             continue
         save_prepared(prepared, out)
         write_image(args.out_dir / f"{stem}_labels.png", label_mosaic(prepared))
@@ -141,6 +143,9 @@ def main(argv=None) -> int:
                  "cached" if lms is not None else "new",
                  int(((prepared.labels == 4) | (prepared.labels == 5)).any(axis=(1, 2)).sum()))
     log.info("prepared %d videos into %s", done, args.out_dir)
+    if failures and done == 0:
+        # Skipping a bad clip is right in a batch, but a run that prepared nothing is a failed run.
+        raise UserInputError(f"no video prepared; {len(failures)} failed, first: {failures[0]}")
     return 0
 
 
