@@ -69,7 +69,7 @@ def test_crop_and_paste_match_cv2(tmp_path, size):
     import cv2
 
     from talkingface.data.mouth_crop import standard_image
-    from talkingface.render_model_mini import paste_delta
+    from talkingface.render_model_mini import crop_change, paste_change
 
     rng = np.random.default_rng(size)
     frame = cv2.GaussianBlur(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8), (5, 5), 0)
@@ -83,7 +83,7 @@ def test_crop_and_paste_match_cv2(tmp_path, size):
     crop_py = cv2.cvtColor(standard_image(frame, rect), cv2.COLOR_BGR2RGB)
     crop_js = np.fromfile(tmp_path / "crop.u8", np.uint8).reshape(128, 128, 3)
     assert np.abs(crop_py.astype(int) - crop_js).max() <= 1
-    paste_py = paste_delta(frame, rect, crop_py, out[:3].transpose(1, 2, 0))[y0:y1, x0:x1][..., ::-1]
+    paste_py = paste_change(frame, rect, crop_change(crop_py, out[:3].transpose(1, 2, 0)))[y0:y1, x0:x1][..., ::-1]
     paste_js = np.fromfile(tmp_path / "paste.u8", np.uint8).reshape(size, size, 4)[..., :3]
     assert np.abs(paste_py.astype(int) - paste_js).max() <= 1
     # INTER_AREA is matched exactly; cv2's uint8 INTER_LINEAR uses 11-bit fixed-point weights, the page
