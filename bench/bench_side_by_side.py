@@ -183,7 +183,7 @@ def demo_child(pack: str, wav: str, out: str, engine: str, threads: int) -> int:
     import resource
 
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
-    from talkingface.render_model_mini import synthesize
+    from talkingface.mini_pipeline import synthesize
 
     stats = synthesize(pack, wav, out, progress=False, threads=threads, engine=engine)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
