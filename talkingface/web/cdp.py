@@ -27,6 +27,32 @@ FLAGS = ["--headless", "--no-sandbox", "--enable-unsafe-swiftshader", "--use-ang
          "--disable-backgrounding-occluded-windows", "--window-size=1280,1000", "--remote-debugging-port=0"]
 
 
+def wait_for_line(stream, pattern: str, timeout_s: float) -> Optional[str]:
+    """Read a child process's text ``stream`` line by line until one matches ``pattern`` (a regex with
+    one group, searched anywhere in the line) and return that group; None at end of stream or after
+    ``timeout_s`` seconds (checked between lines). Used to learn the address a child listens on."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            return None
+        m = re.search(pattern, line)
+        if m:
+            return m.group(1)
+    return None
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float) -> None:
+    """Terminate a child process, kill it if it has not exited after ``timeout_s`` seconds, and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class BrowserError(RuntimeError):
     """The browser could not be started, or a page call failed (the page's exception text is kept)."""
 
@@ -58,17 +84,8 @@ class Browser:
         self.proc = subprocess.Popen([exe, *FLAGS, *(extra_flags or []), f"--user-data-dir={self.profile}", "about:blank"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True, errors="replace")
-        url = None
-        deadline = time.monotonic() + timeout_s
         assert self.proc.stderr is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            m = re.search(r"DevTools listening on (ws://\S+)", line)
-            if m:
-                url = m.group(1)
-                break
+        url = wait_for_line(self.proc.stderr, r"DevTools listening on (ws://\S+)", timeout_s)
         if url is None:
             self.close()
             raise BrowserError(f"{exe} did not start (no DevTools endpoint)")
@@ -160,13 +177,7 @@ class Browser:
             if getattr(self, "_conn", None) is not None:
                 self._conn.__exit__(None, None, None)
         finally:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
+            stop_process(self.proc, 10)
             shutil.rmtree(self.profile, ignore_errors=True)
 
     def __enter__(self) -> "Browser":

@@ -11,25 +11,21 @@ import base64
 import importlib.util
 import json
 import os
-import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from talkingface.config.paths import ORT_WEB_DIR, PACKAGE_ROOT  # PACKAGE_ROOT: where serve_web.py lives
+from talkingface.web.cdp import find_browser, stop_process, wait_for_line
 
 ORT_DIR = ORT_WEB_DIR
 
 
 def missing() -> Optional[str]:
     """Why the browser tests cannot run here, or None."""
-    # Lazy: test-harness helpers load on use.
-    from talkingface.web.cdp import find_browser
-
     if find_browser() is None:
         return "no headless Chromium (apt-get install --no-install-recommends chromium-headless-shell)"
     if not (ORT_DIR / "ort.wasm.min.mjs").is_file():
@@ -60,29 +56,14 @@ class Server:
              "--models", str(models), "--ort", str(ORT_DIR), "--no_sample", "--no_prepare", *extra],
             cwd=PACKAGE_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=dict(os.environ, PYTHONPATH=str(PACKAGE_ROOT)))
-        self.url = None
-        deadline = time.monotonic() + 120
         assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            m = re.match(r"serving (http://\S+)", line)
-            if m:
-                self.url = m.group(1)
-                break
+        self.url = wait_for_line(self.proc.stdout, r"^serving (http://\S+)", 120)
         if self.url is None:
             self.close()
             raise RuntimeError("serve_web.py did not start")
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 15)
 
 
 def decode_rgba(b64: str, w: int, h: int) -> np.ndarray:
