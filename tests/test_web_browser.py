@@ -101,9 +101,10 @@ def test_audio_coefficients_match_python(web, speech_id):
     print(f"fbank max |delta| {fbank_delta:.2e}; coefficients max |delta| {delta:.2e} (relative to each "
           f"coefficient's range {relative:.1e}) over {got.shape}, coefficient ranges {np.round(scale, 1).tolist()}")
     # The residual is kaldi-native-fbank's float32 rounding (the page computes the fbank in float64) carried
-    # through the LSTM; ONNX Runtime's float32 step alone adds < 1e-4 (docs/ONNX.md).
+    # through the LSTM; ONNX Runtime's float32 step alone adds < 1e-4 (docs/ONNX.md). The bound is the one the
+    # player promises: max |delta| < 1e-3 in coefficient units (the shipped model's coefficients reach a few hundred).
     assert fbank_delta < 1e-2
-    assert relative < 1e-5 and delta < 5e-3
+    assert delta < 1e-3 and relative < 1e-5
 
 
 def test_golden_frames_match_python_renderer(web, speech_id):
