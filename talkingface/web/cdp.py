@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -42,15 +43,31 @@ def wait_for_line(stream, pattern: str, timeout_s: float) -> Optional[str]:
     return None
 
 
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    """Send ``sig`` to the child's whole process group when it leads one (``start_new_session=True``),
+    else to the child alone. Debian's ``chromium-headless-shell`` is a shell wrapper that runs the real
+    browser as its child: signalling the wrapper alone would leave the browser running, orphaned."""
+    try:
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, sig)
+        else:
+            proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
+
+
 def stop_process(proc: subprocess.Popen, timeout_s: float) -> None:
-    """Terminate a child process, kill it if it has not exited after ``timeout_s`` seconds, and reap it."""
+    """Terminate a child process (and its group, see :func:`_signal`), kill it if it has not exited after
+    ``timeout_s`` seconds, and reap it."""
     if proc.poll() is None:
-        proc.terminate()
+        _signal(proc, signal.SIGTERM)
         try:
             proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal(proc, signal.SIGKILL)
             proc.wait()
+    else:
+        _signal(proc, signal.SIGKILL)  # the wrapper exited on its own: end what it left behind
 
 
 class BrowserError(RuntimeError):
@@ -83,7 +100,7 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="tf_browser_")
         self.proc = subprocess.Popen([exe, *FLAGS, *(extra_flags or []), f"--user-data-dir={self.profile}", "about:blank"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, errors="replace")
+                                     text=True, errors="replace", start_new_session=True)
         assert self.proc.stderr is not None
         url = wait_for_line(self.proc.stderr, r"DevTools listening on (ws://\S+)", timeout_s)
         if url is None:
