@@ -1,4 +1,5 @@
 """MediaPipe face detection and the 478-point face mesh, in pixel coordinates.
+(Slightly over 450 lines: the avatar-source rules use the detector and the mesh together and stay beside them.)
 
 Landmarks are returned as float64 arrays ``(478, 3)`` = ``(x * W, y * H, z * W)`` in the frame's pixel
 coordinates (the original floors x and y; we keep sub-pixel precision). The mesh runs with

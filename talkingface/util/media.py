@@ -1,4 +1,5 @@
 """Media I/O in one place: every ffmpeg call of the toolkit lives here.
+(Slightly over 450 lines on purpose: one home for every ffmpeg call, so none is written twice.)
 
 - Video in: any container/codec ffmpeg reads, resampled to a constant 25 fps (variable frame rate
   handled by ffmpeg's ``fps`` filter), rotation metadata honoured (ffmpeg auto-rotates on decode).
