@@ -10,6 +10,7 @@ exporter versions; folder: ``talkingface.config.paths.onnx_cache_dir``), so a ru
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import tempfile
@@ -153,8 +154,11 @@ def quantized_onnx(model: bytes, samples: Sequence[Sequence[np.ndarray]], cache_
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "float.onnx", Path(tmp) / "int8.onnx"
         src.write_bytes(model)
-        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        # quantize_static's calibration saves an augmented model whose weights go to a '<uuid>.data' file in
+        # the working directory: run it inside the temporary folder so nothing is left behind in the caller's.
+        with contextlib.chdir(tmp):
+            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         data = dst.read_bytes()
     try:
         with atomic_write(path) as tmp_path:
