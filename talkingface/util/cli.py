@@ -11,6 +11,7 @@ so the error always starts its own line.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import signal
@@ -111,10 +112,24 @@ def run_cli(main: Callable[[Optional[Sequence[str]]], Optional[int]], argv: Opti
         sys.stderr.write(error_line(exc) + "\n")
         sys.exit(2)
     except KeyboardInterrupt as exc:
-        _close_progress_bars()
-        sys.stderr.write("interrupted\n")
-        sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
+        _exit_interrupted(exc)
+    except ctypes.ArgumentError as exc:
+        # A signal that lands while ctypes converts a call's arguments (PyOpenGL) surfaces wrapped in
+        # ArgumentError with the interrupt as its context: it is still Ctrl-C / SIGTERM, not a bug.
+        # (ctypes may keep only the name in the message, so both forms are recognised).
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            _exit_interrupted(exc.__context__)
+        if "KeyboardInterrupt" in str(exc):
+            _exit_interrupted(KeyboardInterrupt())
+        raise
     sys.exit(int(rc or 0))
+
+
+def _exit_interrupted(exc: KeyboardInterrupt) -> None:
+    """Close progress bars, say so on stderr and exit 128 + the signal number (130 SIGINT, 143 SIGTERM)."""
+    _close_progress_bars()
+    sys.stderr.write("interrupted\n")
+    sys.exit(128 + getattr(exc, "signum", signal.SIGINT))
 
 
 class ScriptParser(argparse.ArgumentParser):
