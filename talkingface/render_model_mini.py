@@ -158,7 +158,24 @@ class RenderModelMini:
             with torch.no_grad():
                 self.pipeline.ref_input(reference_tensor(pack_reference(pack)).to(self.device))
         if self.fast is not None:
-            self.fast.set_reference(self.pipeline.infer_model.ref_in_feature)
+            self.fast.set_reference(self.pipeline.infer_model.ref_in_feature,
+                                    calibration=self._calibration_frames(basis))
+
+    def _calibration_frames(self, basis, frames: int = 4, per_frame: int = 3) -> List[Tuple[np.ndarray, ...]]:
+        """(crop, gl, gl_warp) of ``frames`` evenly spaced pack frames, each rendered with ``per_frame``
+        random mouth shapes (weights ~ N(0, 1.5 coef_std) of the audio model's basis, fixed seed):
+        the int8 calibration set of :meth:`FastMiniPipeline.set_reference` (closed mouths are skipped
+        there). Empty without a basis (its coefficient scale is unknown) or on the warp-only path."""
+        if basis is None or self.warp_only or self.warp_renderer is None:
+            return []
+        rng = np.random.default_rng(0)
+        out = []
+        for k in np.linspace(0, len(self.pack) - 1, frames).round().astype(int):
+            crop = standard_image(self.pack.frames[k], self.pack.rects[k], MODEL_SIZE)
+            for _ in range(per_frame):
+                bs = rng.normal(0.0, 1.5, len(basis.coef_std)) * basis.coef_std
+                out.append((crop, self.render_gl(k, bs, window_only=True), self.render_gl(k, bs, self.warp_renderer)))
+        return out
 
     def render_gl(self, frame_index: int, bs: Sequence[float], renderer=None, window_only: bool = False
                   ) -> np.ndarray:

@@ -59,9 +59,6 @@ GRAPHS: Dict[str, GraphSpec] = {
                 ("ref_feature", (1, 20, 18, 18))),
         outputs=("out",),
         dynamic=(("source", ((0, "batch"),)), ("gl", ((0, "batch"),)), ("gl_warp", ((0, "batch"),)))),
-    "mini_window": GraphSpec(
-        inputs=(("warped", (1, 72, 72, 3)), ("gl", (1, 72, 72, 4)), ("ref_feature", (1, 20, 18, 18))),
-        outputs=("window",)),
     "mini_network": GraphSpec(
         inputs=(("driving", (1, 3, 72, 72)), ("ref_feature", (1, 20, 18, 18))), outputs=("mouth",),
         dynamic=(("driving", ((0, "batch"),)),)),
@@ -128,32 +125,6 @@ class MiniPipelineGraph(nn.Module):
     def forward(self, source: torch.Tensor, gl: torch.Tensor, gl_warp: torch.Tensor, ref_feature: torch.Tensor
                 ) -> torch.Tensor:
         return self.pipeline.interface(source, gl, gl_warp=gl_warp, ref_feature=ref_feature)
-
-
-class MiniWindowGraph(nn.Module):
-    """The mini pipeline's 72x72 window (label swap + DINet_mini + interior blend) for the fast path.
-
-    The warp of the whole 128 crop runs outside the graph (``talkingface.fast.mini``: ``cv2.remap``
-    gives ``grid_sample``'s bilinear, zero-padded result to float rounding, about 3x faster than
-    ONNX Runtime's GridSample). Inputs: warped 1x72x72x3 float32 **BGR** 0..255 (the window of the
-    warped crop), gl 1x72x72x4 uint8 (the window of the label render), ref_feature 1x20x18x18.
-    Output: window 1x72x72x3 float32 BGR 0..255, the pipeline's output there. The arithmetic is
-    ``DINet_mini_pipeline.interface``'s.
-    """
-
-    def __init__(self, pipeline: DINet_mini_pipeline):
-        super().__init__()
-        self.pipeline = copy.deepcopy(pipeline).eval()
-        self.pipeline.infer_model = inference_copy(pipeline.infer_model)
-
-    def forward(self, warped: torch.Tensor, gl: torch.Tensor, ref_feature: torch.Tensor) -> torch.Tensor:
-        p = self.pipeline
-        win = warped.flip(-1).permute(0, 3, 1, 2) / 255.0
-        win_gl = gl.permute(0, 3, 1, 2).float() / 255.0
-        mask = p.mouth_label_mask(win_gl)
-        mouth = p.infer_model.decode(win * (1.0 - mask) + win_gl[:, :3] * mask, ref_feature)
-        blend = p.mouth_fusion_tensor * p.interior_weight(win_gl)
-        return (mouth * blend + win * (1.0 - blend)).permute(0, 2, 3, 1).flip(-1) * 255.0
 
 
 class MiniNetworkGraph(nn.Module):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import logging
 import tempfile
 from pathlib import Path
@@ -33,13 +34,15 @@ GRAPH_VERSION = 3
 
 
 def ort_available() -> bool:
-    """True when onnxruntime (and the ONNX exporter's onnx package) can be imported."""
+    """True when onnxruntime imports and the ONNX exporter's ``onnx`` package is installed.
+
+    ``onnx`` is only located, not imported: a run whose graphs are all cached never needs it, and
+    importing it (with ml_dtypes) costs about 0.5 s of start-up."""
     try:
-        import onnx  # noqa: F401  (optional dependency: only probed here)
-        import onnxruntime  # noqa: F401
+        import onnxruntime  # noqa: F401  (optional dependency: only probed here)
     except ImportError:
         return False
-    return True
+    return importlib.util.find_spec("onnx") is not None
 
 
 def resolve_engine(engine: str = "auto") -> str:
@@ -132,8 +135,6 @@ def quantized_onnx(model: bytes, samples: Sequence[Sequence[np.ndarray]], cache_
     Uses ``onnxruntime.quantization.quantize_static`` (MinMax calibration); on CPUs with AVX-512 VNNI
     the int8 convolutions run about twice as fast as float32 ones.
     """
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static  # optional
-
     h = hashlib.sha256(model)
     for sample in samples:
         for arr in sample:
@@ -142,6 +143,9 @@ def quantized_onnx(model: bytes, samples: Sequence[Sequence[np.ndarray]], cache_
     path = cache_dir / f"int8-{h.hexdigest()[:20]}.onnx"
     if path.is_file():
         return path.read_bytes()
+    # Lazy: optional dependency, and it imports onnx (slow); a cached file needs neither.
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
     names = [i.name for i in OnnxGraph(model).session.get_inputs()]
 
     class Reader(CalibrationDataReader):
@@ -156,9 +160,16 @@ def quantized_onnx(model: bytes, samples: Sequence[Sequence[np.ndarray]], cache_
         src.write_bytes(model)
         # quantize_static's calibration saves an augmented model whose weights go to a '<uuid>.data' file in
         # the working directory: run it inside the temporary folder so nothing is left behind in the caller's.
-        with contextlib.chdir(tmp):
-            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        # ... and it logs advice ("consider pre-processing", per-tensor axis notes) on the root logger.
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)
+        try:
+            with contextlib.chdir(tmp):
+                quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
         data = dst.read_bytes()
     try:
         with atomic_write(path) as tmp_path:
