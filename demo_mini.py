@@ -13,6 +13,7 @@ from pathlib import Path
 
 from talkingface.config.paths import DINET_MINI_CHECKPOINT
 from talkingface.util.cli import resolve_device, demo_parser, run_cli, setup_logging
+from talkingface.util.media import DEMO_PRESET
 
 log = logging.getLogger("demo_mini")
 
@@ -33,12 +34,14 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="auto", choices=("auto", "egl", "glfw"), help="OpenGL backend")
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda")
     ap.add_argument("--threads", type=int, default=1,
-                    help="CPU threads of torch and ONNX Runtime (default 1: fastest at batch 1)")
+                    help="CPU threads of torch, ONNX Runtime and the x264 encoder (default 1: fastest at "
+                         "batch 1; the encoder runs beside it)")
     ap.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"),
                     help="inference engine: auto = the ONNX Runtime fast path when installed, else torch")
-    ap.add_argument("--preset", default="superfast",
+    ap.add_argument("--preset", default=DEMO_PRESET,
                     choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"),
-                    help="x264 preset of the output (default superfast: less CPU, larger files than veryfast)")
+                    help=f"x264 preset of the output (default {DEMO_PRESET}: least CPU, larger files; "
+                         "veryfast and slower give smaller files)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     setup_logging()

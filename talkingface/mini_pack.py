@@ -133,7 +133,8 @@ def load_asset_pack(pack_dir: PathLike, frame_store: str = "bgr") -> AssetPack:
     """Read an asset pack folder (ours or the original's, see the module doc).
 
     ``frame_store="i420"`` keeps the video frames as :class:`talkingface.fast.yuv.I420Frames` (half the
-    memory; indexing still gives BGR frames) when the video size is even, else as BGR."""
+    size; indexing still gives BGR frames) when the video size is even, else as BGR; ``"i420-spill"``
+    likewise, in a temporary file read one frame at a time (memory independent of the video length)."""
     pack_dir = Path(pack_dir)
     if (pack_dir / "assets" / PACK_JSON).is_file():
         pack_dir = pack_dir / "assets"
@@ -164,11 +165,12 @@ def load_asset_pack(pack_dir: PathLike, frame_store: str = "bgr") -> AssetPack:
     except BAD_FILE_ERRORS as exc:
         raise UserInputError(f"asset pack data {data_path} is of another format or version "
                              f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    if frame_store not in ("bgr", "i420"):
-        raise ValueError(f"frame_store must be bgr or i420, not {frame_store!r}")
+    if frame_store not in ("bgr", "i420", "i420-spill"):
+        raise ValueError(f"frame_store must be bgr, i420 or i420-spill, not {frame_store!r}")
     info = probe_video(video)
     even = info.width % 2 == 0 and info.height % 2 == 0
-    frames = I420Frames.from_video(video) if frame_store == "i420" and even else read_video(video)
+    frames = (I420Frames.from_video(video, spill=frame_store == "i420-spill") if frame_store != "bgr" and even
+              else read_video(video))
     n = min(len(frames), len(rects))
     if n < 1:
         raise UserInputError(f"{video}: no frames")

@@ -28,12 +28,8 @@ from talkingface.render_model_mini import RenderModelMini, loop_index
 from talkingface.sample_avatar import ensure_sample_mini_avatar
 from talkingface.util.cli import progress as progress_bar
 from talkingface.util.files import check_input_file, check_output_file, write_image
-from talkingface.util.media import AUDIO_RATE, SAMPLES_PER_FRAME, VideoWriter, check_audio, iter_audio
+from talkingface.util.media import AUDIO_RATE, DEMO_PRESET, SAMPLES_PER_FRAME, VideoWriter, check_audio, iter_audio
 from talkingface.utils import safe_crop
-
-
-#: x264 preset of demo_mini's output (see :func:`synthesize`).
-DEFAULT_PRESET = "superfast"
 
 
 @dataclass
@@ -75,7 +71,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
                use_pack_ref: Optional[bool] = None, bs_scale: float = 1.0, use_network: bool = True,
                progress: bool = True, mosaic: Optional[PathLike] = None, mosaic_frames: int = 8,
                threads: Optional[int] = 1, blend: str = "interior", engine: str = "auto",
-               preset: str = DEFAULT_PRESET) -> SynthesisStats:
+               preset: str = DEMO_PRESET) -> SynthesisStats:
     """Lip-sync an avatar pack to speech and write an mp4 with the audio muxed in (docs/REFERENCE.md §1.7).
 
     One output frame per 40 ms of audio (N = ceil(samples / 640)); the avatar video plays as a
@@ -83,12 +79,12 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     blendshapes by the loop index, replaying the first 2N frames' motion on long audio).
     ``mosaic``: also write a PNG of the mouth crops of ``mosaic_frames`` evenly spaced output
     frames (with their mouth-opening weight), to check the motion by eye. ``render_checkpoint``:
-    DINet_mini weights (default: the shipped ones). ``threads``: torch CPU
-    threads (the per-frame network is tiny: one thread avoids thread-synchronisation overhead that
-    dominates at batch 1, especially on a busy machine); None keeps torch's setting. ``engine``:
+    DINet_mini weights (default: the shipped ones). ``threads``: CPU threads of torch and
+    OpenCV (process-wide settings), ONNX Runtime and the x264 encoder (the per-frame work is tiny: one
+    thread avoids thread-synchronisation overhead that dominates at batch 1, especially on a busy
+    machine); None keeps torch's and OpenCV's settings and ffmpeg's default. ``engine``:
     ``auto`` (ONNX Runtime when installed), ``onnx`` or ``torch`` (see :class:`RenderModelMini`).
-    ``preset``: the x264 preset of the output (default ``superfast``: about 1.5 ms/frame less encoder CPU
-    than ``veryfast`` on a 720x1080 avatar, files about 2-3x larger at the same CRF 18).
+    ``preset``: the x264 preset of the output (default :data:`talkingface.util.media.DEMO_PRESET`).
     """
     def cpu_now() -> float:
         own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -98,6 +94,9 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     cpu_start = cpu_now()
     if threads is not None and device == "cpu":
         torch.set_num_threads(int(threads))
+        # OpenCV's pool too: its per-frame images are 128-300 px, where worker hand-offs cost more CPU than
+        # they save (the fast path's CPU time was 1.5x its wall time with the default pool on 2 cores).
+        cv2.setNumThreads(int(threads))
     stats = SynthesisStats()
     # Every cheap check before the heavy set-up, in this order: outputs, the audio (one streamed
     # decoding pass: a bad file fails here, and the frame count is known up front), the audio model,
@@ -112,7 +111,8 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
     model = RenderModelMini(render_checkpoint or DEFAULT_CHECKPOINT, device=device, backend=backend,
                             warp_only=not use_network, blend=blend, engine=engine, threads=threads)
     try:
-        pack = load_asset_pack(pack_dir, frame_store="i420")  # half the memory; ffmpeg gets I420 directly
+        # I420 in a temporary file: memory independent of the avatar's length; ffmpeg gets I420 directly
+        pack = load_asset_pack(pack_dir, frame_store="i420-spill")
         yuv = isinstance(pack.frames, I420Frames)
         model.reset_charactor(pack, use_pack_ref=use_pack_ref, basis=basis)
         stats.load = time.perf_counter() - t_start
@@ -120,7 +120,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
         tiles = []
         # Streamed: audio blocks -> fbank -> LSTM rows -> frames, so memory does not grow with the length.
         weights = _timed(_rows(audio_model.interface_stream(iter_audio(audio_path)), float(bs_scale)), stats)
-        with closing(weights), VideoWriter(out_path, audio=audio_path, preset=preset) as writer:
+        with closing(weights), VideoWriter(out_path, audio=audio_path, preset=preset, threads=threads) as writer:
             for i, bs in enumerate(progress_bar(weights, total=n, desc="demo_mini", unit="frame", show=progress)):
                 k = loop_index(i, len(pack))
                 if yuv:
