@@ -152,6 +152,15 @@ def safe_crop(image: np.ndarray, box: Tuple[int, int, int, int], border_value=0,
     x0, y0, x1, y1 = (int(v) for v in box)
     h, w = image.shape[:2]
     if border == "replicate":
+        sx0, sy0 = min(max(x0, 0), w - 1), min(max(y0, 0), h - 1)
+        sx1, sy1 = max(min(x1, w), sx0 + 1), max(min(y1, h), sy0 + 1)
+        pads = (sy0 - y0, y1 - sy1, sx0 - x0, x1 - sx1)  # top, bottom, left, right
+        if min(pads) >= 0 and image.dtype == np.uint8 and image.ndim in (2, 3):
+            inner = image[sy0:sy1, sx0:sx1]
+            if max(pads) == 0:
+                return inner.copy()
+            return cv2.copyMakeBorder(inner, *pads, cv2.BORDER_REPLICATE).reshape((y1 - y0, x1 - x0) + image.shape[2:])
+        # a box wholly outside the frame (or an unusual array): repeat the nearest pixel by index
         rows = np.clip(np.arange(y0, y1), 0, h - 1)
         cols = np.clip(np.arange(x0, x1), 0, w - 1)
         return image[rows[:, None], cols[None, :]]

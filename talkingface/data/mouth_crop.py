@@ -120,6 +120,7 @@ def standard_image(frame: np.ndarray, rect: Sequence[int], size: int = MODEL_SIZ
     h, w = frame.shape[:2]
     if x1 <= x0 or y1 <= y0 or x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
         raise UserInputError(f"crop {[x0, y0, x1, y1]} does not overlap the {w}x{h} frame")
-    crop = safe_crop(frame, (x0, y0, x1, y1), border="replicate")
+    inside = x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h
+    crop = frame[y0:y1, x0:x1] if inside else safe_crop(frame, (x0, y0, x1, y1), border="replicate")
     interp = cv2.INTER_AREA if (x1 - x0) > size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp)
