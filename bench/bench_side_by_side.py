@@ -4,12 +4,15 @@ Pairs (each measured in interleaved rounds: eager block, fast block, eager block
 figure is the median over rounds of the per-call time; ratio = eager_ms / fast_ms):
 
 - ``mini_network``: DINet_mini on one 3x72x72 patch, reference cached. Eager: the plain module
-  (BatchNorm layers, 5-D AdaAT sampling: the reference implementation's speed). Fast: ONNX Runtime.
+  (BatchNorm layers, 5-D AdaAT sampling: the reference implementation's speed). Fast: the network
+  the fast pipeline below runs (ONNX Runtime; int8 when its calibration check passes, as in the
+  product).
 - ``mini_pipeline``: one frame of the renderer's network stage, from the uint8 crop and GL renders
   to the BGR change pasted into the frame. Eager: tensor conversions + the plain
   ``DINet_mini_pipeline.interface`` (interior blend). Fast: :class:`talkingface.fast.mini.FastMiniPipeline`
-  (cv2.remap warp + ONNX Runtime on the 72x72 window; random GL input: the mouth interior is
-  visible, so the network always runs).
+  (cv2.remap warp, label swap and blend in numpy, the network in ONNX Runtime; calibrated for int8 on
+  4 other random frames and kept int8 only within 40 dB of float32 there, as the product does with
+  the avatar's own frames; random GL input: the mouth interior is visible, so the network always runs).
 - ``dinet_interface``: DINet_five_Ref.interface at 256x256 (random weights with non-trivial
   BatchNorm statistics, cached references). Fast: :class:`talkingface.fast.dinet.FastDINet`, int8
   (calibrated on 4 other inputs, kept only if within 35 dB of float32 there).
@@ -42,7 +45,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 import numpy as np
-from common import BenchReport, Timing, bench_argparser
+from common import BenchReport, Timing, bench_argparser, peak_rss_mb
 
 BENCH_DIR = Path(__file__).resolve().parent
 CALLS = {"mini_network": 40, "mini_pipeline": 30, "dinet_interface": 1, "audio_step": 200}
@@ -97,22 +100,27 @@ def build_pairs(threads: int, quick: bool):
     with torch.no_grad():
         feature = pipe.ref_input(torch.rand(1, 12, 72, 72, generator=gen))
     patch = torch.rand(1, 3, 72, 72, generator=gen)
-    net_graph = session_for(graphs.MiniNetworkGraph(net), "mini_network", threads)
     patch_np, feature_np = patch.numpy(), feature.numpy()
+
+    def frame_inputs():
+        crop = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
+        gl = rng.integers(0, 256, (128, 128, 4), dtype=np.uint8)
+        gl_warp = rng.integers(0, 256, (128, 128, 4), dtype=np.uint8)
+        gl_warp[..., :2] = 120 + gl_warp[..., :2] // 16  # displacements of a few pixels, like a real render
+        return crop, gl, gl_warp
+
+    crop, gl, gl_warp = frame_inputs()
+    fast_pipe = FastMiniPipeline(pipe, threads)
+    fast_pipe.set_reference(feature, calibration=[frame_inputs() for _ in range(4)])  # int8 if within 40 dB
+    print(f"mini fast path: {fast_pipe.precision} network (calibration PSNR {fast_pipe.int8_psnr_db} dB "
+          "against float32)")
 
     def eager_net():
         with torch.no_grad():
             return net.interface(patch)
 
-    pairs["mini_network"] = (eager_net, lambda: net_graph(patch_np, feature_np)[0])
+    pairs["mini_network"] = (eager_net, lambda: fast_pipe.net(patch_np, feature_np)[0])
     quality["mini_network"] = psnr(255 * eager_net().numpy(), 255 * pairs["mini_network"][1]())
-
-    crop = rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)
-    gl = rng.integers(0, 256, (128, 128, 4), dtype=np.uint8)
-    gl_warp = rng.integers(0, 256, (128, 128, 4), dtype=np.uint8)
-    gl_warp[..., :2] = 120 + gl_warp[..., :2] // 16  # displacements of a few pixels, like a real render
-    fast_pipe = FastMiniPipeline(pipe, threads)
-    fast_pipe.set_reference(feature)
 
     def chw(img):
         return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float().div_(255.0)
@@ -180,13 +188,10 @@ def speech_wav(seconds: float, out: Path) -> Path:
 def demo_child(pack: str, wav: str, out: str, engine: str, threads: int) -> int:
     """Run synthesize once in this (fresh) process and print one JSON line of its figures."""
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
-    import resource
-
-    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.mini_pipeline import synthesize
 
     stats = synthesize(pack, wav, out, progress=False, threads=threads, engine=engine)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = peak_rss_mb()  # this child's own peak (not getrusage's: it inherits the parent's, see there)
     print(json.dumps({"engine": engine, "frames": stats.frames, "audio_s": stats.audio_seconds,
                       "per_frame_ms": stats.per_frame_ms(), "load_s": stats.load, "wall_s": stats.total,
                       "cpu_s": stats.cpu, "cpu_ms_per_frame": 1000.0 * stats.cpu / max(stats.frames, 1),

@@ -179,10 +179,21 @@ def machine_info(device: Optional[str] = None) -> Dict[str, Any]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process since it started, in MiB (``getrusage`` max RSS).
+    """Peak resident memory of this process since it started, in MiB.
 
-    It never decreases, which is why ``run_all.py`` runs each bench script in its own process.
+    Linux: ``VmHWM`` of /proc/self/status, the high-water mark of this program's own memory.
+    ``getrusage``'s ``ru_maxrss`` is not used there: it carries over the memory of the process
+    image before ``exec``, so a child started by a large parent (fork + exec) reports the parent's
+    size. Elsewhere ``ru_maxrss``. It never decreases, which is why ``run_all.py`` runs each bench
+    script in its own process.
     """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / 1024.0 ** 2 if sys.platform == "darwin" else peak / 1024.0

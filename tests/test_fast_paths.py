@@ -66,7 +66,8 @@ def test_fast_mini_pipeline_matches_eager(mini, seed):
     assert fast.network_frames == before + 1
     want = eager_delta(pipe, crop, gl, gl_warp)
     assert got.shape == (128, 128, 3) and got.dtype == np.float32
-    assert np.abs(got - want).max() < 1e-3  # of 255
+    # of 255: the regrouped warp maps round differently, and cv2.remap snaps them to 1/32 pixel
+    assert np.abs(got - want).max() < 5e-3
 
 
 def test_closed_mouth_skips_network_exactly(mini):
@@ -76,7 +77,7 @@ def test_closed_mouth_skips_network_exactly(mini):
     before = fast.network_frames
     got = fast.delta(crop, gl, gl_warp)
     assert fast.network_frames == before
-    assert np.abs(got - eager_delta(pipe, crop, gl, gl_warp)).max() < 1e-3
+    assert np.abs(got - eager_delta(pipe, crop, gl, gl_warp)).max() < 5e-3
 
 
 def test_interior_test_equals_blend_weight():
@@ -135,6 +136,45 @@ def test_i420_frames_regions_and_passthrough(small_video, tmp_path):
     assert len(back) == 5 and back[0].shape == (48, 64, 3)
 
 
+def test_i420_frames_spilled_to_a_file_read_back_equal(small_video):
+    in_memory = I420Frames.from_video(small_video)
+    spilled = I420Frames.from_video(small_video, spill=True)
+    assert len(spilled) == 5 and spilled.nbytes == in_memory.nbytes
+    for i in (3, 0, 4, 4):
+        assert np.array_equal(spilled.data[i], in_memory.data[i])
+    box = even_box((11, 7, 40, 33), 64, 48)
+    assert np.array_equal(spilled.region_bgr(1, box), in_memory.region_bgr(1, box))
+    region = in_memory.region_bgr(2, box)
+    assert b"".join(spilled.planes_with_region(2, box, region)) == b"".join(in_memory.planes_with_region(2, box, region))
+    head = spilled.truncate(2)
+    assert len(head) == 2 and np.array_equal(head.data[1], in_memory.data[1])
+    with pytest.raises(IndexError):
+        head.data[2]
+
+
+def test_mini_int8_network_calibrated_and_checked(ort, tmp_path, monkeypatch):
+    """int8 DINet_mini (the shipped weights): calibrated on open-mouth frames, within 40 dB of eager on others."""
+    from talkingface.export.onnx_export import mini_modules
+    from talkingface.fast.mini import MIN_INT8_PSNR_DB, FastMiniPipeline, psnr_db
+
+    monkeypatch.setenv("TALKINGFACE_ONNX_CACHE", str(tmp_path))
+    pipe = mini_modules(None)[0]
+    with torch.no_grad():
+        feature = pipe.ref_input(torch.rand(1, 12, 72, 72, generator=torch.Generator().manual_seed(5)))
+    fast = FastMiniPipeline(pipe, threads=1)
+    closed = _inputs(20, mouth_open=False)
+    fast.set_reference(feature, calibration=[_inputs(s) for s in (10, 11, 12)] + [closed])
+    assert fast.precision == "int8" and fast.int8_psnr_db >= MIN_INT8_PSNR_DB
+    assert any(p.name.startswith("int8-") for p in tmp_path.iterdir()), "the int8 graph is cached"
+    for seed in (13, 14):
+        crop, gl, gl_warp = _inputs(seed)
+        got = crop + fast.delta(crop, gl, gl_warp)
+        assert psnr_db(got, crop + eager_delta(pipe, crop, gl, gl_warp)) >= MIN_INT8_PSNR_DB
+    # closed mouths only: nothing to calibrate on, float32 stays
+    fast.set_reference(feature, calibration=[closed])
+    assert fast.precision == "float32" and fast.int8_psnr_db is None
+
+
 # ------------------------------------------------------------------------ renderers, both engines
 def _psnr(a, b):
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
@@ -164,6 +204,32 @@ def test_render_model_mini_engines_agree(ort, sample_data):
             via_yuv = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
             x0, y0, x1, y1 = rect
             assert _psnr(via_yuv[y0:y1, x0:x1], b[y0:y1, x0:x1]) > 38.0  # one more 4:2:0 round trip
+    finally:
+        for m in models.values():
+            m.close()
+
+
+def test_render_model_mini_int8_on_a_real_pack(ort, sample_data):
+    """With the audio model's basis the onnx engine calibrates int8 on the avatar's own frames; open
+    mouths then stay within 40 dB of the torch engine in the mouth rect."""
+    from talkingface.audio_loader import load_audio_model
+    from talkingface.mini_pack import load_asset_pack
+    from talkingface.render_model_mini import RenderModelMini
+
+    _, basis = load_audio_model(None, "blendshape", device="cpu")
+    pack = load_asset_pack(sample_data / "dh_live/web_assets/assets1", frame_store="i420")
+    models = {e: RenderModelMini(engine=e) for e in ("torch", "onnx")}
+    try:
+        for m in models.values():
+            m.reset_charactor(pack, basis=basis)
+        assert models["onnx"].fast.precision == "int8" and models["onnx"].fast.int8_psnr_db >= 40.0
+        rng = np.random.default_rng(1)
+        for k in (3, 9, 15):
+            bs = rng.normal(0.0, 1.5, 6) * basis.coef_std
+            a, b = models["torch"].interface(k, bs), models["onnx"].interface(k, bs)
+            x0, y0, x1, y1 = pack.rects[k]
+            assert _psnr(a[y0:y1, x0:x1], b[y0:y1, x0:x1]) > 40.0
+        assert models["onnx"].fast.network_frames >= 1, "at least one of the random shapes opens the mouth"
     finally:
         for m in models.values():
             m.close()
