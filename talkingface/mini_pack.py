@@ -169,7 +169,7 @@ def load_asset_pack(pack_dir: PathLike, frame_store: str = "bgr") -> AssetPack:
         raise ValueError(f"frame_store must be bgr, i420 or i420-spill, not {frame_store!r}")
     info = probe_video(video)
     even = info.width % 2 == 0 and info.height % 2 == 0
-    frames = (I420Frames.from_video(video, spill=frame_store == "i420-spill") if frame_store != "bgr" and even
+    frames = (I420Frames.from_video(video, spill=frame_store == "i420-spill", info=info) if frame_store != "bgr" and even
               else read_video(video))
     n = min(len(frames), len(rects))
     if n < 1:
