@@ -19,7 +19,7 @@ figure is the median over rounds of the per-call time; ratio = eager_ms / fast_m
 - ``audio_step``: one 40 ms Audio2Feature step with carried LSTM state. Eager: the torch module.
   Fast: the ONNX Runtime step graph.
 
-Each pair runs at every ``--threads`` count (torch threads = ORT intra-op threads). Output lines:
+Each pair runs at every ``--threads`` count (torch threads = ORT intra-op threads = OpenCV threads). Output lines:
 ``ratio <name> <eager_ms/fast_ms> threads=<n> eager_ms=<..> fast_ms=<..>`` (wall-clock medians; the
 process CPU-time medians and their ratio follow in parentheses: on a machine shared with other jobs
 the wall clock also counts waiting for a core), then ``psnr <name> <dB>`` of the fast output against
@@ -79,6 +79,7 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
 def build_pairs(threads: int, quick: bool):
     """(pairs, quality): the callables of every pair at ``threads`` and the fast-vs-eager figures."""
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
+    import cv2
     import torch
 
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
@@ -90,6 +91,7 @@ def build_pairs(threads: int, quick: bool):
     from talkingface.models.DINet import DINet_five_Ref
 
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)  # as the product does (talkingface.mini_pipeline.synthesize)
     rng = np.random.default_rng(0)
     gen = torch.Generator().manual_seed(0)
     pairs, quality = {}, {}
