@@ -71,11 +71,6 @@ def interleaved(pairs: Dict[str, Tuple[Callable, Callable]], rounds: int, calls:
     return out
 
 
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
-
-
 def build_pairs(threads: int, quick: bool):
     """(pairs, quality): the callables of every pair at ``threads`` and the fast-vs-eager figures."""
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
@@ -86,6 +81,7 @@ def build_pairs(threads: int, quick: bool):
     from talkingface.export import graphs
     from talkingface.export.onnx_export import audio_module, mini_modules
     from talkingface.export.runtime import session_for
+    from talkingface.fast import psnr_db
     from talkingface.fast.dinet import FastDINet
     from talkingface.fast.mini import FastMiniPipeline
     from talkingface.models.DINet import DINet_five_Ref
@@ -122,7 +118,7 @@ def build_pairs(threads: int, quick: bool):
             return net.interface(patch)
 
     pairs["mini_network"] = (eager_net, lambda: fast_pipe.net(patch_np, feature_np)[0])
-    quality["mini_network"] = psnr(255 * eager_net().numpy(), 255 * pairs["mini_network"][1]())
+    quality["mini_network"] = psnr_db(eager_net().numpy(), pairs["mini_network"][1](), peak=1.0)
 
     def chw(img):
         return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float().div_(255.0)
@@ -134,7 +130,7 @@ def build_pairs(threads: int, quick: bool):
         return out[..., ::-1] * 255.0 - crop.astype(np.float32)
 
     pairs["mini_pipeline"] = (eager_pipe, lambda: fast_pipe.delta(crop, gl, gl_warp))
-    quality["mini_pipeline"] = psnr(crop + eager_pipe(), crop + fast_pipe.delta(crop, gl, gl_warp))
+    quality["mini_pipeline"] = psnr_db(crop + eager_pipe(), crop + fast_pipe.delta(crop, gl, gl_warp), peak=255.0)
 
     # --- DINet_five_Ref, random weights with non-trivial BatchNorm statistics
     torch.manual_seed(0)
@@ -156,7 +152,7 @@ def build_pairs(threads: int, quick: bool):
             return dinet.interface(src, prompt)
 
     pairs["dinet_interface"] = (eager_dinet, lambda: fast_dinet.interface(src, prompt))
-    quality["dinet_interface"] = psnr(255 * eager_dinet().numpy(), 255 * pairs["dinet_interface"][1]().numpy())
+    quality["dinet_interface"] = psnr_db(eager_dinet().numpy(), pairs["dinet_interface"][1]().numpy(), peak=1.0)
 
     # --- Audio2Feature streaming step
     anet, _ = audio_module(None)

@@ -14,7 +14,6 @@ eager torch to float rounding (tests/test_onnx_export.py).
 """
 from __future__ import annotations
 
-import logging
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -22,17 +21,11 @@ import torch
 
 from talkingface.export import graphs
 from talkingface.export.runtime import OnnxGraph, cached_onnx, quantized_onnx
+from talkingface.fast import int8_holds, psnr_db
 from talkingface.models.DINet import DINet_five_Ref
-
-log = logging.getLogger(__name__)
 
 #: The int8 graph replaces the float one only if its output stays this close on the calibration frames.
 MIN_INT8_PSNR_DB = 35.0
-
-
-def psnr_db(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * float(np.log10(peak * peak / mse))
 
 
 class FastDINet:
@@ -63,13 +56,9 @@ class FastDINet:
         samples = [(s.detach().cpu().numpy(), p.detach().cpu().numpy(), self.ref_in_feature, self.ref_trans_feature0)
                    for s, p in calibration]
         quant = OnnxGraph(quantized_onnx(self._float_bytes, samples), threads=self.threads)
-        self.int8_psnr_db = min(psnr_db(quant(*s)[0], self.float_graph(*s)[0]) for s in samples)
-        if self.int8_psnr_db >= MIN_INT8_PSNR_DB:
+        self.int8_psnr_db = min(psnr_db(quant(*s)[0], self.float_graph(*s)[0], peak=1.0) for s in samples)
+        if int8_holds("DINet", self.int8_psnr_db, MIN_INT8_PSNR_DB, len(samples)):
             self.graph, self.precision = quant, "int8"
-            log.info("DINet int8: %.1f dB against float32 on %d calibration inputs", self.int8_psnr_db, len(samples))
-        else:
-            log.warning("DINet int8 is %.1f dB from float32 on this avatar (< %.0f dB): using float32",
-                        self.int8_psnr_db, MIN_INT8_PSNR_DB)
 
     def interface(self, source_img: torch.Tensor, source_prompt: torch.Tensor) -> torch.Tensor:
         """source_img, source_prompt: 1x3xSxS BGR in [0, 1] -> 1x3xSxS in [0, 1] (as DINet_five_Ref.interface)."""

@@ -22,7 +22,6 @@ so the regrouped maps can land one step apart).
 """
 from __future__ import annotations
 
-import logging
 from typing import Optional, Sequence, Tuple
 
 import cv2
@@ -31,9 +30,8 @@ import torch
 
 from talkingface.export import graphs
 from talkingface.export.runtime import OnnxGraph, cached_onnx, quantized_onnx
+from talkingface.fast import int8_holds, psnr_db
 from talkingface.models.DINet_mini import INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y, DINet_mini_pipeline
-
-log = logging.getLogger(__name__)
 
 ROWS = slice(PAD_Y, PAD_Y + INPUT_HEIGHT)
 COLS = slice(PAD_X, PAD_X + INPUT_WIDTH)
@@ -66,11 +64,6 @@ def mouth_interior_visible(gl: np.ndarray) -> bool:
     i.e. when the interior blend weight is non-zero somewhere."""
     win = gl[ROWS, COLS]
     return bool(np.any((_LABEL_MASK[win[..., 2]] > 0) & _RED_INTERIOR[win[..., 0]]))
-
-
-def psnr_db(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * float(np.log10(peak * peak / mse))
 
 
 class FastMiniPipeline:
@@ -125,14 +118,10 @@ class FastMiniPipeline:
             blend = self._fusion * weight
             a = self._blend(self.float_net(x, self.ref_feature)[0], win, blend)
             b = self._blend(int8(x, self.ref_feature)[0], win, blend)
-            scores.append(psnr_db(a, b))
+            scores.append(psnr_db(a, b, peak=255.0))
         self.int8_psnr_db = min(scores)
-        if self.int8_psnr_db >= MIN_INT8_PSNR_DB:
+        if int8_holds("DINet_mini", self.int8_psnr_db, MIN_INT8_PSNR_DB, len(inputs)):
             self.net, self.precision = int8, "int8"
-            log.info("DINet_mini int8: %.1f dB against float32 on %d calibration frames", self.int8_psnr_db, len(inputs))
-        else:
-            log.info("DINet_mini int8 is %.1f dB from float32 on this avatar (< %.0f dB): using float32",
-                     self.int8_psnr_db, MIN_INT8_PSNR_DB)
 
     def warp(self, crop: np.ndarray, gl_warp: np.ndarray) -> np.ndarray:
         """``DINet_mini_pipeline.warp`` of a 128x128x3 float32 image by the GL field (128x128x4 uint8)."""
