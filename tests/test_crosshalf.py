@@ -53,3 +53,39 @@ def test_reference_rows_without_rendering(clip, sample_data, repo_root, tmp_path
     assert -1 <= ours.r <= 1 and abs(ours.offset) <= 5 and ours.amp > 0
     assert np.isnan(rows["audio-original"].amp)  # another basis: no amplitude in our units
     assert (tmp_path / "real_second_half.track.npz").is_file()  # the real track is cached for the next run
+    with np.load(tmp_path / "series.static.npz") as kept:  # the scored series, for later readings
+        assert set(kept.files) == {"real", "audio-ours", "audio-original"} and len(kept["real"]) == ours.n_frames
+
+
+def test_shift_real_takes_out_a_late_picture():
+    from talkingface.eval.crosshalf import shift_real, shifted_row
+
+    rng = np.random.default_rng(0)
+    sound = np.convolve(rng.standard_normal(200), np.ones(5) / 5, mode="same")  # a mouth that follows the sound
+    picture = np.concatenate([np.full(3, sound[0]), sound[:-3]])  # the real picture 3 frames late
+    moved = shift_real(picture, 3)
+    assert np.allclose(moved[:-3], sound[:-3]) and np.isnan(moved[-3:]).all()
+    assert np.allclose(shift_real(moved[:-3], -3)[3:], moved[:-6])  # a negative offset moves it later
+    row = shifted_row("mini", sound, picture, 3, with_amplitude=True)
+    assert row.method == "mini (real shifted +3)" and row.offset == 0 and row.r > 0.999 and row.n_frames == 197
+    assert shifted_row("mini", sound, picture, 0, with_amplitude=True).offset == -3  # raw: generated 3 frames early
+
+
+def test_sync_shift_reading_of_kept_series(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import crosshalf_sync_shift
+
+    rng = np.random.default_rng(1)
+    sound = np.convolve(rng.standard_normal(150), np.ones(5) / 5, mode="same")
+    (tmp_path / "work" / "clipA").mkdir(parents=True)
+    np.savez(tmp_path / "work" / "clipA" / "series.mini.npz", real=np.r_[np.zeros(2), sound[:-2]],  # picture 2 late
+             mini=sound, **{"audio-ours": sound, "audio-original": sound})
+    (tmp_path / "sync.tsv").write_text("id\tlocal\tbest_lag\ndm1\tsome__repo/clipA.mp4\t2\n")
+    assert crosshalf_sync_shift.main([str(tmp_path / "work"), "--sync", str(tmp_path / "sync.tsv"),
+                                      "--out", str(tmp_path / "out.md")]) == 0
+    text = (tmp_path / "out.md").read_text()
+    assert "| clipA | +2 | -2 / -2 / -2 |" in text  # the raw lags: the generated mouth 2 frames early
+    assert "| mini (real shifted) | 1 | 1.000 | 1.000 | 100% | +0 | 1.00 |" in text

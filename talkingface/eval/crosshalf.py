@@ -22,7 +22,10 @@ that). Reference rows on the same frames, without rendering:
 - ``energy``: the in-sample linear fit of per-frame log energy (a floor).
 
 The real halves, their tracks and the audio cut are cached in the clip's work folder
-(``<workdir>/<clip>/``), keyed by the source file's size and modification time.
+(``<workdir>/<clip>/``), keyed by the source file's size and modification time. The per-frame opening
+series each row was scored on are kept there too (``series.<pipeline>.npz``: ``real`` and one array per
+row), so a later reading (e.g. :func:`shifted_row`, the real half moved by a clip's known audio/video
+offset) needs no rendering or tracking.
 """
 from __future__ import annotations
 
@@ -131,10 +134,13 @@ def coefficient_opening(coefs: np.ndarray, basis: BlendshapeBasis) -> np.ndarray
     return mouth_opening(face)
 
 
-def series_row(method: str, pred: np.ndarray, ref: Reference, with_amplitude: bool) -> MetricRow:
+def series_row(method: str, pred: np.ndarray, ref: Reference, with_amplitude: bool,
+               series: Optional[dict] = None) -> MetricRow:
     """Score a per-frame predicted opening series (no landmarks, no images) against the real one."""
     n = min(len(pred), ref.track.n_frames)
     pred, gt = np.asarray(pred[:n], np.float64), ref.opening[:n]
+    if series is not None:
+        series[method] = pred
     lag, r_best = best_offset(pred, gt)
     return MetricRow(method=method, n_frames=n, r=pearson(pred, gt), offset=lag, r_offset=r_best, lmd=math.nan,
                      amp=amplitude_ratio(pred, gt) if with_amplitude else math.nan,
@@ -142,16 +148,44 @@ def series_row(method: str, pred: np.ndarray, ref: Reference, with_amplitude: bo
 
 
 def audio_rows(wav: np.ndarray, ref: Reference, ours: Optional[Path], basis: Optional[BlendshapeBasis],
-               original: Optional[Path]) -> list:
-    """``audio-ours`` (our audio model alone) and ``audio-original`` rows on the second half's speech."""
+               original: Optional[Path], series: Optional[dict] = None) -> list:
+    """``audio-ours`` (our audio model alone) and ``audio-original`` rows on the second half's speech;
+    each predicted series is also put in ``series`` (by row name) when given."""
     rows = []
     if ours is not None and basis is not None:
         coefs = AudioModel(ours).interface_wav(wav)
-        rows.append(series_row("audio-ours", coefficient_opening(coefs, basis), ref, with_amplitude=True))
+        rows.append(series_row("audio-ours", coefficient_opening(coefs, basis), ref, with_amplitude=True,
+                               series=series))
     if original is not None:
         c0 = AudioModel(original, lookahead_steps=ORIGINAL_LOOKAHEAD).interface_wav(wav)[:, 0]
-        rows.append(series_row("audio-original", c0, ref, with_amplitude=False))
+        rows.append(series_row("audio-original", c0, ref, with_amplitude=False, series=series))
     return rows
+
+
+def shift_real(gt: np.ndarray, picture_late: int) -> np.ndarray:
+    """The real opening series with its picture moved ``picture_late`` frames earlier (NaN fills the end;
+    a negative value moves it later): ``out[t] = gt[t + picture_late]``. For a clip whose picture is
+    ``picture_late`` frames behind its own sound (``best_lag`` of ``av_more/SYNC_CHECK.tsv``)."""
+    gt = np.asarray(gt, np.float64)
+    out = np.full_like(gt, np.nan)
+    k = int(picture_late)
+    if k >= 0:
+        out[:len(gt) - k] = gt[k:]
+    else:
+        out[-k:] = gt[:len(gt) + k]
+    return out
+
+
+def shifted_row(method: str, pred: np.ndarray, gt: np.ndarray, picture_late: int, with_amplitude: bool) -> MetricRow:
+    """A row scored against the real series moved by the clip's own audio/video offset
+    (:func:`shift_real`): an extra reading beside the raw row, never the protocol's row."""
+    n = min(len(pred), len(gt))
+    pred, real = np.asarray(pred[:n], np.float64), shift_real(gt[:n], picture_late)
+    lag, r_best = best_offset(pred, real)
+    return MetricRow(method=f"{method} (real shifted {int(picture_late):+d})", n_frames=int(np.isfinite(real).sum()),
+                     r=pearson(pred, real), offset=lag, r_offset=r_best, lmd=math.nan,
+                     amp=amplitude_ratio(pred, real) if with_amplitude else math.nan,
+                     fail_gt=int((~np.isfinite(real)).sum()))
 
 
 def mouth_looks(generated: Path, real: Path, ref: Reference) -> dict:
@@ -185,6 +219,7 @@ def crosshalf(clip: PathLike, pipeline: str, workdir: PathLike, options: Pipelin
         raise UserInputError(f"{clip}: no face found in the second half")
     wav = load_audio(split.wav)
     rows, generated = [], None
+    series = {"real": ref.opening}
     if pipe.name != "static":
         out_dir = work / pipe.name
         out_dir.mkdir(exist_ok=True)
@@ -194,8 +229,11 @@ def crosshalf(clip: PathLike, pipeline: str, workdir: PathLike, options: Pipelin
         row = compare_videos(generated, split.real, method=pipe.name, ref=ref, progress=options.progress)
         row.extra.update(mouth_looks(generated, split.real, ref))
         rows.append(row)
-    rows += audio_rows(wav, ref, audio_ours, basis, original)
+        series[pipe.name] = mouth_opening(track_video(generated, size=ref.track.size, progress=False).points)
+    rows += audio_rows(wav, ref, audio_ours, basis, original, series)
     rows.append(energy_baseline(ref, wav))
+    with atomic_write(work / f"series.{pipe.name}.npz") as tmp:
+        np.savez_compressed(tmp, **series)
     return ClipResult(clip=clip.name, kind="crosshalf", pipeline=pipe.name, gt=str(clip),
                       pred=str(generated) if generated is not None else None, rows=rows)
 
