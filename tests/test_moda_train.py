@@ -33,7 +33,7 @@ def records(sample_data, tmp_path_factory):
 
 
 def _cfg(**kw):
-    model = MODAConfig(no_audio_token=True, prob_mode=kw.pop("prob_mode", "moda"))
+    model = kw.pop("model", None) or MODAConfig(no_audio_token=True, prob_mode=kw.pop("prob_mode", "moda"))
     return MODATrainConfig(window=24, batch_size=3, max_steps=4, save_every=2, log_every=1, model=model, **kw)
 
 
@@ -59,6 +59,27 @@ def test_moda_stage_resume_is_exact(records, tmp_path):
         assert torch.equal(v1, v2), k
     assert res["steps"] == 4 and "mse_eye" in res["val"] and "lip_gap_r" in res["val"]
     assert (tmp_path / "a" / "log").is_dir()
+
+
+def test_moda_chunked_cvae_free_bits_and_frozen_lip_path(records, tmp_path):
+    """The all-heads recipe of docs/MODA.md: chunked cvae latent with free bits, lip path frozen."""
+    clips = [prepare(r) for r in records]
+    model = MODAConfig(no_audio_token=True, prob_mode="cvae", latent_dim=8, latent_chunk=4, z_to_query=True,
+                       vae_pe_fix=True, lip_from_spec_only=True)
+    init = MODATrainer(_cfg(stage="lips"), clips, [], tmp_path / "lips")
+    init.run()
+    init.export(tmp_path / "lips.pth")
+    cfg = _cfg(stage="all", kl_weight=0.5, free_bits=0.25, kl_anneal_steps=2, freeze_lip_path=True, model=model)
+    t = MODATrainer(cfg, clips, clips[:1], tmp_path / "all", init=tmp_path / "lips.pth")
+    frozen = {k: v.clone() for k, v in t.model.state_dict().items() if k.split(".")[0] in ("audio", "subject", "spec")}
+    assert any("running_mean" in k for k in frozen)
+    head = t.model.head_head.net[0].weight.clone()
+    res = t.run()
+    assert res["steps"] == 4 and np.isfinite(res["val"]["mse_head"])
+    now = t.model.state_dict()
+    assert all(torch.equal(now[k], v) for k, v in frozen.items())  # weights and BatchNorm statistics
+    assert not torch.equal(t.model.head_head.net[0].weight, head)
+    assert t.model.prob.to_mu.out_features == 8  # resized from the lips checkpoint's 128
 
 
 def test_moda_lips_stage_learns(records, tmp_path):
