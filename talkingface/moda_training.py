@@ -4,7 +4,8 @@ MODA loss (the code's, plus masks): ``5 MSE(lip) + MSE(eye) + MSE(head) + MSE(to
 L1 of first differences weighted ``(5, 1, 1, 0.5)``, each averaged over the valid frames of the
 samples whose source trains that head, on standardised targets; ``+ beta KL`` with beta annealed
 linearly over ``kl_anneal_steps`` (0 = the code), the KL optionally with ``free_bits`` per latent
-dimension. ``freeze_lip_path`` keeps the audio encoder, the subject encoder and SpecAttn as the
+dimension; in ``cvae`` mode optionally ``+ prior_stat_weight * motion_stat_loss`` of a pass with z
+from the prior (:func:`motion_stat_loss`). ``freeze_lip_path`` keeps the audio encoder, the subject encoder and SpecAttn as the
 initialising checkpoint left them (the all-heads stage otherwise drags the lips' features towards
 the eye/head losses: lip r 0.48 -> 0.42-0.44 in the runs of docs/MODA.md). AdamW (0.9, 0.99), weight decay 0.01, cosine
 decay of the learning rate over ``max_steps``.
@@ -69,6 +70,34 @@ def masked_losses(pred: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor])
         wv = w[:, 1:] * w[:, :-1]
         out[f"vel_{k}"] = (dv * wv).sum() / wv.sum().clamp(min=1.0)
     return out
+
+
+def motion_stat_loss(pred: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor],
+                     heads: Sequence[str] = ("eye", "head")) -> torch.Tensor:
+    """Spread/energy matching of sampled motion: per sample and dimension, the temporal std over the
+    valid frames and the mean absolute first difference, L1 between prediction and target, averaged
+    over dimensions and the samples whose mask trains the head; summed over ``heads``.
+
+    A statistic of the window, not of each frame: a sample drawn from the prior cannot know where the
+    real clip blinks or turns, but it can be made to move as much and as fast (blinks are the fast,
+    sparse part of the eye signal that the velocity term sees)."""
+    valid = batch["valid"].float()
+    n = valid.sum(1).clamp(min=2.0)[:, None]  # (B, 1)
+    wv = valid[:, 1:] * valid[:, :-1]
+    total = 0.0
+    for k in heads:
+        m = batch[f"mask_{k}"] * (valid.sum(1) > 2).float()
+        if m.sum() == 0:
+            continue
+        stats = []
+        for x in (pred[k], batch[k]):
+            mean = (x * valid[..., None]).sum(1) / n
+            std = ((((x - mean[:, None]) ** 2) * valid[..., None]).sum(1) / n + 1e-6).sqrt()
+            vel = ((x[:, 1:] - x[:, :-1]).abs() * wv[..., None]).sum(1) / wv.sum(1).clamp(min=1.0)[:, None]
+            stats.append((std, vel))
+        err = ((stats[0][0] - stats[1][0]).abs() + (stats[0][1] - stats[1][1]).abs()).mean(-1)  # (B,)
+        total = total + (err * m).sum() / m.sum()
+    return torch.as_tensor(total)
 
 
 class MODATrainer:
@@ -143,6 +172,10 @@ class MODATrainer:
         with torch.no_grad():
             parts["kl"] = kl_divergence(pred["mu"], pred["logvar"], lat_valid)  # logged: the plain KL
         kl_term = kl_divergence(pred["mu"], pred["logvar"], lat_valid, cfg.free_bits)
+        if cfg.prior_stat_weight > 0 and tg is not None and cfg.stage != "lips":
+            prior = self.model(batch["fbank"], batch["subject"], batch["valid"], batch["has_audio"])
+            parts["prior_stat"] = motion_stat_loss(prior, batch)
+            total = total + cfg.prior_stat_weight * parts["prior_stat"]
         beta = cfg.kl_weight * min(1.0, step / max(cfg.kl_anneal_steps, 1))
         parts["total"] = total + beta * kl_term
         return parts
@@ -200,8 +233,9 @@ class MODATrainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                 for k, v in parts.items():
                     self.tb.add_scalar(f"train/{k}", float(v.detach()), self.step)
-                log.info("step %d loss %.4f lip %.4f eye %.4f head %.4f kl %.3f", self.step,
-                         *(float(parts[k].detach()) for k in ("total", "lip", "eye", "head", "kl")))
+                log.info("step %d loss %.4f lip %.4f eye %.4f head %.4f kl %.3f prior_stat %.3f", self.step,
+                         *(float(parts[k].detach()) for k in ("total", "lip", "eye", "head", "kl")),
+                         float(parts.get("prior_stat", torch.zeros(())).detach()))
             if self.step % cfg.save_every == 0 or self.step == stop:
                 self.wall_s += time.time() - t0
                 t0 = time.time()

@@ -131,6 +131,12 @@ class MODATrainConfig:
         "help": "nats per latent dimension the KL does not penalise (batch-averaged KL of each dimension "
                 "clamped from below, Kingma et al. 2016): the posterior keeps that much information about the "
                 "target motion however large kl_weight is, so the decoder keeps using z; 0 = plain KL"})
+    prior_stat_weight: float = field(default=0.0, metadata={
+        "help": "cvae: weight of a second pass with z from the prior whose eye and head outputs must match "
+                "each window's per-dimension temporal std and mean absolute velocity (not the frames): MSE "
+                "rewards the mean, so a prior draw moves less than real motion. Measured: harmful from step 0 "
+                "(1.0: the decoder dropped z, head spread 0.06-0.16 x real); as a 600-step fine-tune of a model "
+                "that uses z, 0.5 raised head spread from 0.44-0.65 to 0.69-0.89 x real: 0 = off"})
     freeze_lip_path: bool = field(default=False, metadata={
         "help": "freeze the audio encoder, the subject encoder and SpecAttn (BatchNorm statistics too) so "
                 "the all-heads stage cannot move the features the lips read; the heads and ProbAttn train"})
