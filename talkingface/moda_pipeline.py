@@ -88,9 +88,13 @@ class MODAPredictor:
         if starts[-1] + WINDOW < n:
             starts.append(n - WINDOW)
         f = self.cfg.fbank_per_frame
+        # cvae: one prior draw for the whole clip, so overlapping windows decode the same motion plan
+        # (independent draws per window would be averaged in the overlaps, halving the variance).
+        latent = self.net.prob.sample_prior(1, n, gen) if self.cfg.prob_mode == "cvae" else None
         for s in starts:
             e = min(s + WINDOW, n)
-            out = self.net(torch.from_numpy(fb[f * s: f * e])[None], subj, generator=gen)
+            out = self.net(torch.from_numpy(fb[f * s: f * e])[None], subj, generator=gen,
+                           latent=None if latent is None else latent[:, s:e])
             for k in HEADS:
                 acc[k][s:e] += out[k][0].numpy() * self.stats.std[k]
             weight[s:e] += 1

@@ -3,7 +3,11 @@
 MODA loss (the code's, plus masks): ``5 MSE(lip) + MSE(eye) + MSE(head) + MSE(torso)`` and velocity
 L1 of first differences weighted ``(5, 1, 1, 0.5)``, each averaged over the valid frames of the
 samples whose source trains that head, on standardised targets; ``+ beta KL`` with beta annealed
-linearly over ``kl_anneal_steps`` (0 = the code). AdamW (0.9, 0.99), weight decay 0.01, cosine
+linearly over ``kl_anneal_steps`` (0 = the code), the KL optionally with ``free_bits`` per latent
+dimension; in ``cvae`` mode optionally ``+ prior_stat_weight * motion_stat_loss`` of a pass with z
+from the prior (:func:`motion_stat_loss`). ``freeze_lip_path`` keeps the audio encoder, the subject encoder and SpecAttn as the
+initialising checkpoint left them (the all-heads stage otherwise drags the lips' features towards
+the eye/head losses: lip r 0.48 -> 0.42-0.44 in the runs of docs/MODA.md). AdamW (0.9, 0.99), weight decay 0.01, cosine
 decay of the learning rate over ``max_steps``.
 
 FaCo loss: ``LSGAN(D(fake) -> 1) + lambda_l1 * L1(dense)``; D: ``(2 MSE(D(real), 1) + MSE(D(fake), 0)) / 2``
@@ -68,6 +72,34 @@ def masked_losses(pred: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor])
     return out
 
 
+def motion_stat_loss(pred: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor],
+                     heads: Sequence[str] = ("eye", "head")) -> torch.Tensor:
+    """Spread/energy matching of sampled motion: per sample and dimension, the temporal std over the
+    valid frames and the mean absolute first difference, L1 between prediction and target, averaged
+    over dimensions and the samples whose mask trains the head; summed over ``heads``.
+
+    A statistic of the window, not of each frame: a sample drawn from the prior cannot know where the
+    real clip blinks or turns, but it can be made to move as much and as fast (blinks are the fast,
+    sparse part of the eye signal that the velocity term sees)."""
+    valid = batch["valid"].float()
+    n = valid.sum(1).clamp(min=2.0)[:, None]  # (B, 1)
+    wv = valid[:, 1:] * valid[:, :-1]
+    total = 0.0
+    for k in heads:
+        m = batch[f"mask_{k}"] * (valid.sum(1) > 2).float()
+        if m.sum() == 0:
+            continue
+        stats = []
+        for x in (pred[k], batch[k]):
+            mean = (x * valid[..., None]).sum(1) / n
+            std = ((((x - mean[:, None]) ** 2) * valid[..., None]).sum(1) / n + 1e-6).sqrt()
+            vel = ((x[:, 1:] - x[:, :-1]).abs() * wv[..., None]).sum(1) / wv.sum(1).clamp(min=1.0)[:, None]
+            stats.append((std, vel))
+        err = ((stats[0][0] - stats[1][0]).abs() + (stats[0][1] - stats[1][1]).abs()).mean(-1)  # (B,)
+        total = total + (err * m).sum() / m.sum()
+    return torch.as_tensor(total)
+
+
 class MODATrainer:
     """Train MODANet on prepared clips; ``run()`` until ``cfg.max_steps``."""
 
@@ -82,10 +114,14 @@ class MODATrainer:
             ck = torch.load(init, map_location="cpu", weights_only=False)
             if "state_dict" not in ck:  # another run's last.pth
                 ck = {"state_dict": ck["model"], "stats": ck["stats"]}
-            missing, _ = self.model.load_state_dict(ck["state_dict"], strict=False)
+            own = self.model.state_dict()
+            state = {k: v for k, v in ck["state_dict"].items() if k in own and own[k].shape == v.shape}
+            missing, _ = self.model.load_state_dict(state, strict=False)
             self.stats = TargetStats.from_dict(ck["stats"])
-            log.info("initialised from %s (new parameters: %s)", init, missing)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas),
+            log.info("initialised from %s (new or resized parameters: %s)", init, missing)
+        for p in self.frozen_parameters():
+            p.requires_grad_(False)
+        self.opt = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr, betas=tuple(cfg.betas),
                                      weight_decay=cfg.weight_decay)
         self.rng = np.random.default_rng(cfg.seed)
         self.step, self.wall_s = 0, 0.0
@@ -107,6 +143,20 @@ class MODATrainer:
 
         self.tb = SummaryWriter(str(self.out / "log"))
 
+    def frozen_modules(self) -> list:
+        """The sub-networks ``freeze_lip_path`` keeps fixed (none without it)."""
+        m = self.model
+        return [m.audio, m.subject, m.spec] if self.cfg.freeze_lip_path else []
+
+    def frozen_parameters(self) -> list:
+        return [p for mod in self.frozen_modules() for p in mod.parameters()]
+
+    def train_mode(self) -> None:
+        """model.train(), with the frozen sub-networks in eval mode (fixed BatchNorm statistics, no dropout)."""
+        self.model.train()
+        for mod in self.frozen_modules():
+            mod.eval()
+
     def loss(self, batch: Dict[str, torch.Tensor], step: int) -> Dict[str, torch.Tensor]:
         cfg = self.cfg
         tg = None
@@ -118,9 +168,16 @@ class MODATrainer:
         w = dict(zip(HEADS, (cfg.lip_weight, 1.0, 1.0, 1.0)))
         vw = dict(zip(HEADS, cfg.vel_weights))
         total = sum(w[k] * parts[k] + vw[k] * parts[f"vel_{k}"] for k in heads)
-        parts["kl"] = kl_divergence(pred["mu"], pred["logvar"], batch["valid"])
+        lat_valid = pred.get("latent_valid", batch["valid"])
+        with torch.no_grad():
+            parts["kl"] = kl_divergence(pred["mu"], pred["logvar"], lat_valid)  # logged: the plain KL
+        kl_term = kl_divergence(pred["mu"], pred["logvar"], lat_valid, cfg.free_bits)
+        if cfg.prior_stat_weight > 0 and tg is not None and cfg.stage != "lips":
+            prior = self.model(batch["fbank"], batch["subject"], batch["valid"], batch["has_audio"])
+            parts["prior_stat"] = motion_stat_loss(prior, batch)
+            total = total + cfg.prior_stat_weight * parts["prior_stat"]
         beta = cfg.kl_weight * min(1.0, step / max(cfg.kl_anneal_steps, 1))
-        parts["total"] = total + beta * parts["kl"]
+        parts["total"] = total + beta * kl_term
         return parts
 
     def _lr(self) -> float:
@@ -152,7 +209,7 @@ class MODATrainer:
                 gap_t = lip_gap(c.targets["lip"] + mean_lip_points(c))
                 if gap_p.std() > 0 and gap_t.std() > 0:
                     rs.append(float(np.corrcoef(gap_p, gap_t)[0, 1]))
-        self.model.train()
+        self.train_mode()
         out = {f"mse_{k}": float(np.mean(v)) for k, v in errs.items() if v}
         if rs:
             out["lip_gap_r"] = float(np.mean(rs))
@@ -162,7 +219,7 @@ class MODATrainer:
         """Train to ``max_steps`` (or stop early at step ``until``, saving, as an interruption would)."""
         cfg = self.cfg
         stop = min(cfg.max_steps, until or cfg.max_steps)
-        self.model.train()
+        self.train_mode()
         t0, last = time.time(), {}
         while self.step < stop:
             for group in self.opt.param_groups:
@@ -176,8 +233,9 @@ class MODATrainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                 for k, v in parts.items():
                     self.tb.add_scalar(f"train/{k}", float(v.detach()), self.step)
-                log.info("step %d loss %.4f lip %.4f eye %.4f head %.4f kl %.3f", self.step,
-                         *(float(parts[k].detach()) for k in ("total", "lip", "eye", "head", "kl")))
+                log.info("step %d loss %.4f lip %.4f eye %.4f head %.4f kl %.3f prior_stat %.3f", self.step,
+                         *(float(parts[k].detach()) for k in ("total", "lip", "eye", "head", "kl")),
+                         float(parts.get("prior_stat", torch.zeros(())).detach()))
             if self.step % cfg.save_every == 0 or self.step == stop:
                 self.wall_s += time.time() - t0
                 t0 = time.time()

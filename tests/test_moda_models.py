@@ -105,3 +105,46 @@ def test_faco_and_renderer_forward():
     tpe = temporal_encoding(0.5, 4)
     assert tpe.shape == (13, 4, 4) and tpe[0, 0, 0] == 0.5 and abs(tpe[2, 1, 1] - np.cos(0.5)) < 1e-6
     assert TPERenderer(RendererConfig(resolution=64, n_downs=5, ngf=8, tpe=False)).cfg.in_channels == 6
+
+
+def test_chunked_cvae_latent_reaches_the_output_and_lips_stay_fixed():
+    """latent_chunk pools the posterior per chunk; z_to_query makes the sample change eyes/head at O(1)
+    from initialisation (the code's memory-only path barely moves them); lips read SpecAttn only."""
+    cfg = MODAConfig(prob_mode="cvae", latent_dim=8, latent_chunk=4, z_to_query=True, vae_pe_fix=True,
+                     lip_from_spec_only=True, dropout=0.0)
+    torch.manual_seed(0)
+    net = MODANet(cfg).eval()
+    fb, subj = _inputs(b=2, t=30)
+    valid = torch.ones(2, 30, dtype=torch.bool)
+    valid[1, 10:] = False
+    with torch.no_grad():
+        post = net(fb, subj, valid, targets=torch.randn(2, 30, 241))
+        assert post["mu"].shape == (2, 8, 8)  # ceil(30 / 4) chunks
+        assert post["latent_valid"][0].all() and post["latent_valid"][1].tolist() == [True] * 3 + [False] * 5
+        z = net.prob.sample_prior(1, 30, torch.Generator().manual_seed(3))
+        assert z.shape == (1, 30, 8)
+        assert torch.allclose(z[0, 2:6].diff(dim=0), z[0, 2:6].diff(dim=0)[:1].expand(3, 8), atol=1e-6)  # linear
+        a = net(fb[:1], subj[:1], latent=z)
+        b = net(fb[:1], subj[:1], latent=net.prob.sample_prior(1, 30, torch.Generator().manual_seed(4)))
+        c = net(fb[:1], subj[:1], generator=torch.Generator().manual_seed(5))  # no latent: drawn per call
+    assert torch.equal(a["lip"], b["lip"]) and torch.equal(a["lip"], c["lip"])
+    assert (a["head"] - b["head"]).abs().mean() > 0.05 * a["head"].abs().mean()
+    old = MODANet(MODAConfig(prob_mode="cvae")).eval()
+    with torch.no_grad():
+        d1 = old(fb[:1], subj[:1], generator=torch.Generator().manual_seed(1))["head"]
+        d2 = old(fb[:1], subj[:1], generator=torch.Generator().manual_seed(2))["head"]
+    assert (a["head"] - b["head"]).abs().mean() > 5 * (d1 - d2).abs().mean()
+
+
+def test_kl_free_bits():
+    mu, logvar = torch.zeros(2, 3, 4), torch.zeros(2, 3, 4)
+    assert kl_divergence(mu, logvar).item() == 0
+    assert kl_divergence(mu, logvar, free_bits=0.5).item() == pytest.approx(0.5)
+    mu = torch.zeros(2, 3, 4, requires_grad=True)
+    kl_divergence(mu + 0.1, logvar, free_bits=0.5).backward()
+    assert torch.all(mu.grad == 0)  # below the free bits: no pull towards the prior
+    big = torch.full((2, 3, 4), 2.0)
+    assert kl_divergence(big, logvar, free_bits=0.5).item() == pytest.approx(2.0)  # 0.5 * mu^2
+    valid = torch.tensor([[True, False, False], [True, False, False]])
+    big[:, 1:] = 100.0
+    assert kl_divergence(big, logvar, valid).item() == pytest.approx(2.0)

@@ -12,7 +12,7 @@ from talkingface.audio_model import AudioModel
 from talkingface.config.moda import BASIS_PATH, TEACHER_CHECKPOINT, FaCoTrainConfig, MODAConfig, MODATrainConfig
 from talkingface.data.moda_clips import ClipRecord, record_from_speech, record_from_video
 from talkingface.data.moda_dataset import prepare
-from talkingface.moda_training import FaCoTrainer, MODATrainer, faco_rows
+from talkingface.moda_training import FaCoTrainer, MODATrainer, faco_rows, motion_stat_loss
 from talkingface.mouth_basis import BlendshapeBasis
 from talkingface.util.media import count_frames, load_audio, probe_video
 
@@ -33,7 +33,7 @@ def records(sample_data, tmp_path_factory):
 
 
 def _cfg(**kw):
-    model = MODAConfig(no_audio_token=True, prob_mode=kw.pop("prob_mode", "moda"))
+    model = kw.pop("model", None) or MODAConfig(no_audio_token=True, prob_mode=kw.pop("prob_mode", "moda"))
     return MODATrainConfig(window=24, batch_size=3, max_steps=4, save_every=2, log_every=1, model=model, **kw)
 
 
@@ -59,6 +59,44 @@ def test_moda_stage_resume_is_exact(records, tmp_path):
         assert torch.equal(v1, v2), k
     assert res["steps"] == 4 and "mse_eye" in res["val"] and "lip_gap_r" in res["val"]
     assert (tmp_path / "a" / "log").is_dir()
+
+
+def test_moda_chunked_cvae_free_bits_and_frozen_lip_path(records, tmp_path):
+    """The all-heads recipe of docs/MODA.md: chunked cvae latent with free bits, lip path frozen."""
+    clips = [prepare(r) for r in records]
+    model = MODAConfig(no_audio_token=True, prob_mode="cvae", latent_dim=8, latent_chunk=4, z_to_query=True,
+                       vae_pe_fix=True, lip_from_spec_only=True)
+    init = MODATrainer(_cfg(stage="lips"), clips, [], tmp_path / "lips")
+    init.run()
+    init.export(tmp_path / "lips.pth")
+    cfg = _cfg(stage="all", kl_weight=0.5, free_bits=0.25, kl_anneal_steps=2, freeze_lip_path=True,
+               prior_stat_weight=1.0, model=model)
+    t = MODATrainer(cfg, clips, clips[:1], tmp_path / "all", init=tmp_path / "lips.pth")
+    frozen = {k: v.clone() for k, v in t.model.state_dict().items() if k.split(".")[0] in ("audio", "subject", "spec")}
+    assert any("running_mean" in k for k in frozen)
+    head = t.model.head_head.net[0].weight.clone()
+    res = t.run()
+    assert res["steps"] == 4 and np.isfinite(res["val"]["mse_head"])
+    now = t.model.state_dict()
+    assert all(torch.equal(now[k], v) for k, v in frozen.items())  # weights and BatchNorm statistics
+    assert not torch.equal(t.model.head_head.net[0].weight, head)
+    assert t.model.prob.to_mu.out_features == 8  # resized from the lips checkpoint's 128
+    parts = t.loss({k: torch.from_numpy(v) for k, v in t.sampler.sample(np.random.default_rng(1), 3).items()}, 4)
+    assert "prior_stat" in parts and torch.isfinite(parts["prior_stat"])
+
+
+def test_motion_stat_loss_rewards_spread_not_the_mean():
+    g = torch.Generator().manual_seed(0)
+    tgt = {"eye": torch.randn(2, 40, 6, generator=g), "head": torch.randn(2, 40, 7, generator=g)}
+    batch = {**tgt, "valid": torch.ones(2, 40, dtype=torch.bool), "mask_eye": torch.ones(2), "mask_head": torch.ones(2)}
+    batch["valid"][1, 30:] = False
+    flat = {k: torch.zeros_like(v) for k, v in tgt.items()}
+    other = {k: torch.randn(v.shape, generator=g) for k, v in tgt.items()}  # other frames, same statistics
+    assert motion_stat_loss(flat, batch) > 1.0
+    assert motion_stat_loss(other, batch) < 0.4 * motion_stat_loss(flat, batch)
+    assert motion_stat_loss(tgt, batch).item() == pytest.approx(0.0, abs=1e-5)
+    batch["mask_head"] = torch.zeros(2)
+    assert motion_stat_loss(flat, batch) < motion_stat_loss(flat, {**batch, "mask_head": torch.ones(2)})
 
 
 def test_moda_lips_stage_learns(records, tmp_path):

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--init", type=Path, default=None, help="start from this moda_lite.pth (or a run's last.pth)")
     add_config_flags(ap, MODATrainConfig)
     add_config_flags(ap, MODAConfig, only=("audio_head", "prob_mode", "vae_pe_fix", "vae_causal",
-                                           "lip_from_spec_only"))
+                                           "lip_from_spec_only", "latent_dim", "latent_chunk", "z_to_query"))
     ap.set_defaults(speech_fraction=None)  # None: 0.75 for --stage lips, 0.3 for all
     add_run_args(ap)
     args = ap.parse_args(argv)

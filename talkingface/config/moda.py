@@ -38,6 +38,15 @@ class MODAConfig:
     lip_from_spec_only: the lip head reads SpecAttn only (ProbAttn half zeroed), so lips do not
     depend on the sample; the code feeds both branches to every head.
     no_audio_token: a learned 128-d vector replaces the audio features of silent clips.
+    latent_dim: size of ProbAttn's latent z per latent step; 0 = ``hidden`` (the code's 128).
+    latent_chunk: frames per latent step. 1 (the code) draws an independent z for every frame; > 1
+    pools the posterior over chunks of that many frames and linearly interpolates the chunk latents
+    back to frames, so a prior sample is a smooth motion "plan" (not frame-wise white noise that the
+    decoder's attention averages away) and the latent can be drawn once for a whole clip.
+    z_to_query: also add Linear(z) to ProbAttn's decoder input (the query stream). The code feeds z
+    only as cross-attention memory (Linear(z), N(0, 0.02) init): the softmax over all frames averages
+    per-frame noise and the decoder learns to ignore z (measured: posterior z, z = mu and two prior
+    samples give the same outputs to 0.006 std). This path is initialised at N(0, 1/latent_dim).
     """
 
     fps: int = FPS
@@ -61,7 +70,14 @@ class MODAConfig:
     vae_causal: bool = False
     lip_from_spec_only: bool = False
     no_audio_token: bool = False
+    latent_dim: int = 0
+    latent_chunk: int = 1
+    z_to_query: bool = False
     max_len: int = 5000
+
+    @property
+    def z_dim(self) -> int:
+        return self.latent_dim or self.hidden
 
 
 @dataclass
@@ -111,6 +127,19 @@ class MODATrainConfig:
     max_steps: int = 3000
     kl_weight: float = field(default=0.0, metadata={"help": "0: the code (no KL); > 0: the paper's t-VAE"})
     kl_anneal_steps: int = field(default=1000, metadata={"help": "KL weight ramps up linearly over N steps"})
+    free_bits: float = field(default=0.0, metadata={
+        "help": "nats per latent dimension the KL does not penalise (batch-averaged KL of each dimension "
+                "clamped from below, Kingma et al. 2016): the posterior keeps that much information about the "
+                "target motion however large kl_weight is, so the decoder keeps using z; 0 = plain KL"})
+    prior_stat_weight: float = field(default=0.0, metadata={
+        "help": "cvae: weight of a second pass with z from the prior whose eye and head outputs must match "
+                "each window's per-dimension temporal std and mean absolute velocity (not the frames): MSE "
+                "rewards the mean, so a prior draw moves less than real motion. Measured: harmful from step 0 "
+                "(1.0: the decoder dropped z, head spread 0.06-0.16 x real); as a 600-step fine-tune of a model "
+                "that uses z, 0.5 raised head spread from 0.44-0.65 to 0.69-0.89 x real: 0 = off"})
+    freeze_lip_path: bool = field(default=False, metadata={
+        "help": "freeze the audio encoder, the subject encoder and SpecAttn (BatchNorm statistics too) so "
+                "the all-heads stage cannot move the features the lips read; the heads and ProbAttn train"})
     lip_weight: float = 5.0
     vel_weights: Tuple[float, float, float, float] = field(default=(5.0, 1.0, 1.0, 0.5), metadata={"nargs": 4})
     speech_fraction: float = field(default=0.5, metadata={"help": "share of windows drawn from pseudo-labelled speech "

@@ -216,43 +216,92 @@ class ProbAttn(nn.Module):
     """Probabilistic branch (transformer VAE).
 
     enc_in = PE(v_s repeated over T) + s_a (+ Linear(targets) in ``cvae`` training);
-    encoder -> mu, logvar (B, T, 128); z = mu + exp(logvar / 2) * eps; decoder(tgt = enc_in,
-    memory = Linear(z)) -> Linear -> x_long (B, T, 128). In ``cvae`` mode without targets (inference)
-    z is drawn from the prior N(0, I) instead.
+    encoder -> mu, logvar; z = mu + exp(logvar / 2) * eps; decoder(tgt = enc_in [+ Linear(z) with
+    ``z_to_query``], memory = Linear(z)) -> Linear -> x_long (B, T, 128). In ``cvae`` mode without
+    targets (inference) z is drawn from the prior N(0, I) instead, or taken from ``latent``.
+
+    With ``latent_chunk`` K > 1, mu and logvar are pooled (masked mean of the encoder output) over
+    chunks of K frames: shapes (B, ceil(T / K), z_dim); z is sampled per chunk and linearly
+    interpolated to frames (:func:`chunks_to_frames`). Otherwise they are per frame (B, T, z_dim).
     """
 
     def __init__(self, cfg: MODAConfig, target_dim: int):
         super().__init__()
-        h = cfg.hidden
+        h, zd = cfg.hidden, cfg.z_dim
         self.cfg = cfg
         self.pe = PositionalEncoding(h, cfg.max_len, cfg.dropout, time_axis=cfg.vae_pe_fix)
         self.encoder = _encoder(cfg)
-        self.to_mu = nn.Linear(h, h)
-        self.to_logvar = nn.Linear(h, h)
-        self.from_z = nn.Linear(h, h)
+        self.to_mu = nn.Linear(h, zd)
+        self.to_logvar = nn.Linear(h, zd)
+        self.from_z = nn.Linear(zd, h)
+        self.z_query = nn.Linear(zd, h) if cfg.z_to_query else None
         self.decoder = _decoder(cfg)
         self.out = nn.Linear(h, h)
         self.posterior = nn.Linear(target_dim, h) if cfg.prob_mode == "cvae" else None
 
+    def n_latent(self, t: int) -> int:
+        """Latent steps of a T-frame window."""
+        return -(-t // self.cfg.latent_chunk)
+
+    def sample_prior(self, b: int, t: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """A prior draw z ~ N(0, I) for B sequences of T frames, at frame rate: (B, T, z_dim)."""
+        z = torch.randn((b, self.n_latent(t), self.cfg.z_dim), generator=generator)
+        return chunks_to_frames(z, self.cfg.latent_chunk, t)
+
+    def _pool(self, hid: torch.Tensor, valid: Optional[torch.Tensor]):
+        """(B, T, h) -> per-chunk masked means (B, C, h) and the chunks' validity (B, C) bool."""
+        k = self.cfg.latent_chunk
+        b, t, h = hid.shape
+        w = hid.new_ones(b, t) if valid is None else valid.float()
+        c = self.n_latent(t)
+        pad = c * k - t
+        hid = torch.nn.functional.pad(hid * w[..., None], (0, 0, 0, pad)).reshape(b, c, k, h).sum(2)
+        n = torch.nn.functional.pad(w, (0, pad)).reshape(b, c, k).sum(2)
+        return hid / n.clamp(min=1)[..., None], n > 0
+
     def forward(self, s_a: torch.Tensor, v_s: torch.Tensor, valid: Optional[torch.Tensor] = None,
                 targets: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
-                z_scale: float = 1.0) -> Dict[str, torch.Tensor]:
+                z_scale: float = 1.0, latent: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         b, t, h = s_a.shape
+        k = self.cfg.latent_chunk
         enc_in = self.pe(v_s[:, None].expand(b, t, h)) + s_a
         pad = _pad_bias(valid)
+        lat_valid = None
         if self.posterior is not None and targets is None:
-            mu = torch.zeros(b, t, h, device=s_a.device)
+            c = self.n_latent(t) if k > 1 else t
+            mu = torch.zeros(b, c, self.cfg.z_dim, device=s_a.device)
             logvar = torch.zeros_like(mu)
         else:
             x = enc_in if self.posterior is None else enc_in + self.posterior(targets)
             hid = self.encoder(x, src_key_padding_mask=pad)
+            if k > 1:
+                hid, lat_valid = self._pool(hid, valid)
             mu, logvar = self.to_mu(hid), self.to_logvar(hid)
-        eps = torch.randn(mu.shape, generator=generator).to(mu.device)  # drawn on every call, eval too
-        z = mu + torch.exp(0.5 * logvar) * eps * z_scale
+        if latent is not None and targets is None:  # a given prior draw at frame rate (whole-clip sampling)
+            z = latent.to(s_a.device) * z_scale
+        else:
+            eps = torch.randn(mu.shape, generator=generator).to(mu.device)  # drawn on every call, eval too
+            z = mu + torch.exp(0.5 * logvar) * eps * z_scale
+            if k > 1:
+                z = chunks_to_frames(z, k, t)
         self_mask = future_mask(t, self.cfg.vae_causal).to(s_a.device)
-        dec = self.decoder(enc_in, self.from_z(z), tgt_mask=self_mask, tgt_key_padding_mask=pad,
+        tgt = enc_in if self.z_query is None else enc_in + self.z_query(z)
+        dec = self.decoder(tgt, self.from_z(z), tgt_mask=self_mask, tgt_key_padding_mask=pad,
                            memory_key_padding_mask=pad)
-        return {"x_long": self.out(dec), "mu": mu, "logvar": logvar}
+        out = {"x_long": self.out(dec), "mu": mu, "logvar": logvar}
+        if lat_valid is not None:
+            out["latent_valid"] = lat_valid
+        return out
+
+
+def chunks_to_frames(z: torch.Tensor, chunk: int, t: int) -> torch.Tensor:
+    """Chunk latents (B, C, D) -> frame latents (B, T, D): linear interpolation between chunk centres
+    (edges held), so a latent path is continuous. chunk 1: returned as it is."""
+    if chunk <= 1:
+        return z[:, :t]
+    frames = torch.nn.functional.interpolate(z.transpose(1, 2), scale_factor=chunk, mode="linear",
+                                             align_corners=False)
+    return frames.transpose(1, 2)[:, :t]
 
 
 # ------------------------------------------------------------------------------------------- MODA
@@ -280,22 +329,28 @@ class MODANet(nn.Module):
         self.torso_head = MaskedMLP([2 * h, 256, 256, cfg.torso_dim])
         self.no_audio = nn.Parameter(torch.zeros(h)) if cfg.no_audio_token else None
         self.apply(_init_weights)
+        if self.prob.z_query is not None:  # z must reach the decoder at O(1) scale from the first step
+            nn.init.normal_(self.prob.z_query.weight, 0.0, cfg.z_dim ** -0.5)
 
     def forward(self, fbank: torch.Tensor, subject: torch.Tensor, valid: Optional[torch.Tensor] = None,
                 has_audio: Optional[torch.Tensor] = None, targets: Optional[torch.Tensor] = None,
-                generator: Optional[torch.Generator] = None, z_scale: float = 1.0) -> Dict[str, torch.Tensor]:
+                generator: Optional[torch.Generator] = None, z_scale: float = 1.0,
+                latent: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         s_a = self.audio(fbank, valid)
         if has_audio is not None and self.no_audio is not None:
             s_a = torch.where(has_audio[:, None, None], s_a, self.no_audio.expand_as(s_a))
         v_s = self.subject(subject)
         x_short = self.spec(s_a, v_s)
-        prob = self.prob(s_a, v_s, valid, targets, generator, z_scale)
+        prob = self.prob(s_a, v_s, valid, targets, generator, z_scale, latent)
         x_long = prob["x_long"]
         both = torch.cat([x_short, x_long], -1)
         lip_in = torch.cat([x_short, torch.zeros_like(x_long)], -1) if self.cfg.lip_from_spec_only else both
-        return {"lip": self.lip_head(lip_in, valid), "eye": self.eye_head(both, valid),
-                "head": self.head_head(both, valid), "torso": self.torso_head(both, valid),
-                "mu": prob["mu"], "logvar": prob["logvar"]}
+        out = {"lip": self.lip_head(lip_in, valid), "eye": self.eye_head(both, valid),
+               "head": self.head_head(both, valid), "torso": self.torso_head(both, valid),
+               "mu": prob["mu"], "logvar": prob["logvar"]}
+        if "latent_valid" in prob:
+            out["latent_valid"] = prob["latent_valid"]
+        return out
 
 
 def _init_weights(m: nn.Module) -> None:
@@ -306,12 +361,20 @@ def _init_weights(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """KL(N(mu, sigma^2) || N(0, I)) per latent dimension, averaged over (valid) frames: scalar."""
-    kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).mean(-1)
-    if valid is None:
-        return kl.mean()
-    return (kl * valid).sum() / valid.sum().clamp(min=1)
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor, valid: Optional[torch.Tensor] = None,
+                  free_bits: float = 0.0) -> torch.Tensor:
+    """KL(N(mu, sigma^2) || N(0, I)) per latent dimension, averaged over (valid) latent steps: scalar.
+
+    ``free_bits`` > 0: each dimension's KL is first averaged over the valid steps of the batch and
+    clamped from below at ``free_bits`` nats, then averaged over dimensions; a dimension carrying less
+    information than that costs a constant (no gradient), so the KL cannot push the posterior back to
+    the prior and the decoder does not learn to ignore z (posterior collapse)."""
+    kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp())  # (B, C, D)
+    w = torch.ones(kl.shape[:-1], device=kl.device) if valid is None else valid.float()
+    per_dim = (kl * w[..., None]).sum((0, 1)) / w.sum().clamp(min=1)
+    if free_bits > 0:
+        per_dim = per_dim.clamp(min=free_bits)
+    return per_dim.mean()
 
 
 def count_parameters(module: nn.Module) -> int:
