@@ -107,7 +107,7 @@ class FastMiniPipeline:
         self.net, self.precision, self.int8_psnr_db = self.float_net, "float32", None
         if self.warp_only:
             return
-        inputs = [self._network_input(self.warp(c.astype(np.float32), w)[ROWS, COLS], g[ROWS, COLS])
+        inputs = [self._network_input(np.ascontiguousarray(self.warp(c.astype(np.float32), w)[ROWS, COLS]), g[ROWS, COLS])
                   for c, g, w in calibration if mouth_interior_visible(g)]
         if not inputs:
             return
@@ -132,19 +132,20 @@ class FastMiniPipeline:
     def _network_input(win: np.ndarray, gl_win: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(network input 1x3x72x72 RGB in [0, 1], the warped window 72x72x3 BGR 0..255, interior
         weight 72x72) of one warped window (float32 BGR 0..255) and its label window (72x72x4 uint8):
-        ``network_input`` and ``interior_weight`` of the torch pipeline."""
-        mask = _LABEL_MASK[gl_win[..., 2]][..., None]  # 72x72x1
-        inside = mask[..., 0] * _RED_INTERIOR[gl_win[..., 0]]
-        rgb = win[..., ::-1] / np.float32(255.0)
-        x = rgb * (np.float32(1.0) - mask) + (gl_win[..., :3] / np.float32(255.0)) * mask
+        ``network_input`` and ``interior_weight`` of the torch pipeline. OpenCV does the per-pixel
+        mix (``blendLinear``: its weights sum to 1 here, it divides by that sum plus 1e-5) and the
+        HWC BGR -> NCHW RGB layout change: about half the time of the same numpy expressions."""
+        mask = _LABEL_MASK[gl_win[..., 2]]  # 72x72
+        inside = mask * _RED_INTERIOR[gl_win[..., 0]]
+        x = cv2.blendLinear(win, gl_win[..., 2::-1].astype(np.float32), np.float32(1.0) - mask, mask)
         weight = cv2.blur(cv2.dilate(inside, _GROW), (3, 3), borderType=cv2.BORDER_CONSTANT)
-        return np.ascontiguousarray(x.transpose(2, 0, 1))[None], win, weight
+        return cv2.dnn.blobFromImage(x, 1.0 / 255.0, swapRB=True), win, weight
 
     @staticmethod
     def _blend(mouth: np.ndarray, win: np.ndarray, blend: np.ndarray) -> np.ndarray:
         """mouth 1x3x72x72 RGB [0, 1], warped window 72x72x3 BGR 0..255, blend 72x72 -> 72x72x3 BGR 0..255."""
-        b = blend[..., None]
-        return mouth[0, ::-1].transpose(1, 2, 0) * (np.float32(255.0) * b) + win * (np.float32(1.0) - b)
+        bgr = cv2.merge([mouth[0, 2], mouth[0, 1], mouth[0, 0]]) * np.float32(255.0)
+        return cv2.blendLinear(bgr, win, blend, np.float32(1.0) - blend)
 
     def delta(self, crop_bgr: np.ndarray, gl: Optional[np.ndarray], gl_warp: np.ndarray) -> np.ndarray:
         """crop_bgr 128x128x3 uint8, gl / gl_warp 128x128x4 uint8 -> 128x128x3 float32 BGR change."""
@@ -155,7 +156,7 @@ class FastMiniPipeline:
             if self.ref_feature is None:
                 raise RuntimeError("call set_reference(feature) before delta()")
             self.network_frames += 1
-            x, win, weight = self._network_input(out[ROWS, COLS], gl[ROWS, COLS])
+            x, win, weight = self._network_input(np.ascontiguousarray(out[ROWS, COLS]), gl[ROWS, COLS])
             (mouth,) = self.net(x, self.ref_feature)
             out[ROWS, COLS] = self._blend(mouth, win, self._fusion * weight)
         out -= crop
