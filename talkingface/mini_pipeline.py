@@ -21,7 +21,7 @@ import torch
 
 from talkingface.audio_loader import load_audio_model
 from talkingface.errors import UserInputError
-from talkingface.fast.yuv import I420Frames
+from talkingface.fast.yuv import I420Frames, join_parts
 from talkingface.mini_pack import DEFAULT_CHECKPOINT, PathLike, load_asset_pack, write_avatar_pack
 from talkingface.preparation import PrepConfig, prepare_mini_avatar
 from talkingface.render_model_mini import RenderModelMini, loop_index
@@ -135,7 +135,7 @@ def synthesize(pack_dir: PathLike, audio_path: PathLike, out_path: PathLike,
                 stats.frames = i + 1
                 if i in picks:
                     if yuv:
-                        i420 = np.frombuffer(b"".join(planes), np.uint8).reshape(-1, pack.frames.width)
+                        i420 = np.frombuffer(join_parts(planes), np.uint8).reshape(-1, pack.frames.width)
                         frame = cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
                     tiles.append(_mosaic_tile(frame, pack.rects[k], i, float(bs[0])))
             t1 = time.perf_counter()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from talkingface.fast.mini import mouth_interior_visible
-from talkingface.fast.yuv import I420Frames, even_box
+from talkingface.fast.yuv import FileSpan, I420Frames, even_box, join_parts
 from talkingface.models.DINet_mini import PAD_X, PAD_Y, DINet_mini_pipeline
 from talkingface.util.media import VideoWriter, read_video
 
@@ -136,7 +136,7 @@ def test_i420_frames_regions_and_passthrough(small_video, tmp_path):
     assert len(back) == 5 and back[0].shape == (48, 64, 3)
 
 
-def test_i420_frames_spilled_to_a_file_read_back_equal(small_video):
+def test_i420_frames_spilled_to_a_file_read_back_equal(small_video, tmp_path):
     in_memory = I420Frames.from_video(small_video)
     spilled = I420Frames.from_video(small_video, spill=True)
     assert len(spilled) == 5 and spilled.nbytes == in_memory.nbytes
@@ -145,7 +145,16 @@ def test_i420_frames_spilled_to_a_file_read_back_equal(small_video):
     box = even_box((11, 7, 40, 33), 64, 48)
     assert np.array_equal(spilled.region_bgr(1, box), in_memory.region_bgr(1, box))
     region = in_memory.region_bgr(2, box)
-    assert b"".join(spilled.planes_with_region(2, box, region)) == b"".join(in_memory.planes_with_region(2, box, region))
+    parts = list(spilled.planes_with_region(2, box, region))
+    assert any(isinstance(p, FileSpan) for p in parts), "untouched rows come straight from the file"
+    assert join_parts(parts) == join_parts(in_memory.planes_with_region(2, box, region))
+    # the writer sends file spans (sendfile) and buffers alike: the same video as from memory
+    for name, frames in (("spilled", spilled), ("memory", in_memory)):
+        with VideoWriter(tmp_path / f"{name}.mp4", threads=1) as w:
+            for i in range(len(frames)):
+                w.write_i420(frames.planes_with_region(i, box, frames.region_bgr(i, box)), 64, 48)
+    back, want = read_video(tmp_path / "spilled.mp4"), read_video(tmp_path / "memory.mp4")
+    assert len(back) == len(want) == 5 and all(np.array_equal(a, b) for a, b in zip(back, want))
     head = spilled.truncate(2)
     assert len(head) == 2 and np.array_equal(head.data[1], in_memory.data[1])
     with pytest.raises(IndexError):

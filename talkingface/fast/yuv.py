@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import BinaryIO, Iterator, Sequence, Tuple
+from typing import BinaryIO, Iterator, NamedTuple, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -32,6 +32,20 @@ def even_box(rect: Sequence[int], width: int, height: int) -> Tuple[int, int, in
     """The smallest box with even corners holding ``rect`` (x0, y0, x1, y1), clipped to the frame."""
     x0, y0, x1, y1 = (int(v) for v in rect)
     return x0 - x0 % 2, y0 - y0 % 2, min(x1 + x1 % 2, width), min(y1 + y1 % 2, height)
+
+
+class FileSpan(NamedTuple):
+    """``length`` bytes at ``offset`` of the open file ``fd``: a part of a frame that an encoder's pipe can
+    take straight from the file (``os.sendfile``), without passing through this process's memory."""
+
+    fd: int
+    offset: int
+    length: int
+
+
+def join_parts(parts) -> bytes:
+    """The bytes of a frame given as :meth:`I420Frames.planes_with_region` parts (file spans read)."""
+    return b"".join(os.pread(p.fd, p.length, p.offset) if isinstance(p, FileSpan) else bytes(p) for p in parts)
 
 
 class _SpilledFrames:
@@ -49,6 +63,19 @@ class _SpilledFrames:
     def head(self, n: int) -> "_SpilledFrames":
         """The first ``n`` frames (same file)."""
         return _SpilledFrames(self.file, min(max(n, 0), self.count), self.shape)
+
+    def offset(self, i: int) -> int:
+        """Byte offset of frame ``i`` in the file."""
+        if not 0 <= i < self.count:
+            raise IndexError(f"frame {i} of {self.count}")
+        return i * self._buffer.nbytes
+
+    def read(self, offset: int, shape: Tuple[int, int]) -> np.ndarray:
+        """A new (rows, width) uint8 array read from ``offset``."""
+        out = np.empty(shape, np.uint8)
+        if os.preadv(self.file.fileno(), [memoryview(out).cast("B")], offset) != out.nbytes:
+            raise MediaError("the spilled avatar frames were truncated")
+        return out
 
     def __getitem__(self, i: int) -> np.ndarray:
         i = int(i)
@@ -121,44 +148,58 @@ class I420Frames:
         """Bytes of all frames (wherever they are kept)."""
         return len(self.data) * self.height * 3 // 2 * self.width
 
-    def _planes(self, i: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _plane_geometry(self):
+        """Per plane (Y, U, V): (byte offset in a frame, rows, row width)."""
         h, w = self.height, self.width
+        return ((0, h, w), (h * w, h // 2, w // 2), (h * w * 5 // 4, h // 2, w // 2))
+
+    def _plane_rows(self, i: int, plane: int, r0: int, r1: int) -> np.ndarray:
+        """Rows r0..r1 of one plane (0 = Y, 1 = U, 2 = V) of frame ``i``: a view of a frame held in
+        memory, or just those rows read from a spilled file."""
+        start, rows, width = self._plane_geometry()[plane]
+        if isinstance(self.data, _SpilledFrames):
+            return self.data.read(self.data.offset(i) + start + r0 * width, (r1 - r0, width))
         flat = self.data[i].reshape(-1)
-        y = flat[: h * w].reshape(h, w)
-        u = flat[h * w: h * w * 5 // 4].reshape(h // 2, w // 2)
-        v = flat[h * w * 5 // 4:].reshape(h // 2, w // 2)
-        return y, u, v
+        return flat[start: start + rows * width].reshape(rows, width)[r0:r1]
 
     def region_i420(self, i: int, box: Sequence[int]) -> np.ndarray:
         """The even ``box`` of frame ``i`` as its own small I420 image (copied)."""
         x0, y0, x1, y1 = box
-        y, u, v = self._planes(i)
         bw, bh = x1 - x0, y1 - y0
         out = np.empty((bh * 3 // 2, bw), np.uint8)
         flat = out.reshape(-1)
-        flat[: bh * bw] = y[y0:y1, x0:x1].reshape(-1)
-        flat[bh * bw: bh * bw * 5 // 4] = u[y0 // 2:y1 // 2, x0 // 2:x1 // 2].reshape(-1)
-        flat[bh * bw * 5 // 4:] = v[y0 // 2:y1 // 2, x0 // 2:x1 // 2].reshape(-1)
+        flat[: bh * bw] = self._plane_rows(i, 0, y0, y1)[:, x0:x1].reshape(-1)
+        flat[bh * bw: bh * bw * 5 // 4] = self._plane_rows(i, 1, y0 // 2, y1 // 2)[:, x0 // 2:x1 // 2].reshape(-1)
+        flat[bh * bw * 5 // 4:] = self._plane_rows(i, 2, y0 // 2, y1 // 2)[:, x0 // 2:x1 // 2].reshape(-1)
         return out
 
     def region_bgr(self, i: int, box: Sequence[int]) -> np.ndarray:
         """The even ``box`` (x0, y0, x1, y1) of frame ``i`` as BGR uint8."""
         return cv2.cvtColor(self.region_i420(i, box), cv2.COLOR_YUV2BGR_I420)
 
-    def planes_with_region(self, i: int, box: Sequence[int], region_bgr: np.ndarray) -> Iterator[memoryview]:
+    def planes_with_region(self, i: int, box: Sequence[int], region_bgr: np.ndarray
+                           ) -> Iterator[Union[memoryview, FileSpan]]:
         """The bytes of frame ``i`` (I420) with the even ``box`` replaced by ``region_bgr`` (its BGR
-        pixels), as consecutive buffers: untouched rows are views of the stored frame (no copy)."""
+        pixels), as consecutive parts: the box's rows are new buffers; the untouched rows above and
+        below are views of a frame held in memory, or :class:`FileSpan` parts of a spilled file
+        (``talkingface.util.media.VideoWriter.write_i420`` sends those from the file directly)."""
         x0, y0, x1, y1 = box
         bw, bh = x1 - x0, y1 - y0
         small = cv2.cvtColor(np.ascontiguousarray(region_bgr), cv2.COLOR_BGR2YUV_I420).reshape(-1)
         parts = (small[: bh * bw].reshape(bh, bw), small[bh * bw: bh * bw * 5 // 4].reshape(bh // 2, bw // 2),
                  small[bh * bw * 5 // 4:].reshape(bh // 2, bw // 2))
-        for plane, part, (r0, r1, c0, c1) in zip(self._planes(i), parts,
-                                                ((y0, y1, x0, x1), (y0 // 2, y1 // 2, x0 // 2, x1 // 2),
-                                                 (y0 // 2, y1 // 2, x0 // 2, x1 // 2))):
-            rows = plane[r0:r1].copy()
-            rows[:, c0:c1] = part
-            yield memoryview(plane[:r0].reshape(-1))
-            yield memoryview(rows.reshape(-1))
-            yield memoryview(plane[r1:].reshape(-1))
-
+        spans = ((y0, y1, x0, x1), (y0 // 2, y1 // 2, x0 // 2, x1 // 2), (y0 // 2, y1 // 2, x0 // 2, x1 // 2))
+        spilled = isinstance(self.data, _SpilledFrames)
+        for plane, ((start, rows, width), part, (r0, r1, c0, c1)) in enumerate(zip(self._plane_geometry(), parts, spans)):
+            changed = self._plane_rows(i, plane, r0, r1).copy() if not spilled else self._plane_rows(i, plane, r0, r1)
+            changed[:, c0:c1] = part
+            if spilled:
+                base = self.data.offset(i) + start
+                yield FileSpan(self.data.file.fileno(), base, r0 * width)
+                yield memoryview(changed.reshape(-1))
+                yield FileSpan(self.data.file.fileno(), base + r1 * width, (rows - r1) * width)
+            else:
+                whole = self._plane_rows(i, plane, 0, rows)
+                yield memoryview(whole[:r0].reshape(-1))
+                yield memoryview(changed.reshape(-1))
+                yield memoryview(whole[r1:].reshape(-1))

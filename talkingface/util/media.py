@@ -253,6 +253,26 @@ def _widen_pipe(stream) -> None:
         pass
 
 
+def _send_span(out_fd: int, in_fd: int, offset: int, length: int) -> None:
+    """Copy ``length`` bytes at ``offset`` of ``in_fd`` to ``out_fd`` (kernel-side with sendfile where the
+    platform has it for these file kinds; else a read and a write)."""
+    done = 0
+    try:
+        while done < length:
+            sent = os.sendfile(out_fd, in_fd, offset + done, length - done)
+            if sent == 0:
+                raise MediaError("the spilled avatar frames were truncated")
+            done += sent
+        return
+    except (AttributeError, OSError) as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+    data = os.pread(in_fd, length - done, offset + done)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(out_fd, view):]
+
+
 class VideoWriter:
     """Write BGR uint8 frames to an h264/yuv420p mp4, optionally muxing an audio file.
 
@@ -333,10 +353,18 @@ class VideoWriter:
         self._write(buffers)
 
     def _write(self, buffers: Iterable) -> None:
+        """Send the parts of one frame: byte buffers, or spans of an open file (anything with ``fd``,
+        ``offset`` and ``length``, e.g. ``talkingface.fast.yuv.FileSpan``), which go from the file to
+        the pipe with ``os.sendfile`` (no copy through this process), else through a read."""
         assert self._proc is not None and self._proc.stdin is not None
+        stdin = self._proc.stdin
         try:
             for buf in buffers:
-                self._proc.stdin.write(buf)
+                if isinstance(buf, (bytes, bytearray, memoryview)):
+                    stdin.write(buf)
+                elif buf.length > 0:
+                    stdin.flush()
+                    _send_span(stdin.fileno(), buf.fd, buf.offset, buf.length)
         except BrokenPipeError:
             self._fail()
         self.frames_written += 1
