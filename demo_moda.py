@@ -15,6 +15,9 @@ landmark condition images. --debug writes [render | condition | reference] side 
 whole face of that frame is warped to MODA's landmarks with an OpenGL triangle mesh and the opened mouth
 is painted as a dark cavity (talkingface/moda_warp.py). Output at the photo's size; --debug adds the
 source frame beside it. --lip_gain scales MODA's lip deltas (its lips move about 0.36x real).
+--mouth dinet (experimental) lets DINet_mini paint the opened mouth over the dark cavity: the shipped
+checkpoint draws a pale, lilac-grey band of blurred teeth that reads less as an opening than the cavity,
+so the cavity is the default.
 """
 from __future__ import annotations
 
@@ -47,6 +50,8 @@ def main(argv=None) -> int:
     ap.add_argument("--renderer", type=Path, default=None,
                     help="a per-person renderer checkpoint, or 'warp': SUBJECT is a photo or short video")
     ap.add_argument("--lip_gain", type=float, default=1.0, help="scale of the predicted lip deltas")
+    ap.add_argument("--mouth", choices=("cavity", "dinet"), default="cavity",
+                    help="--renderer warp: the opened mouth as a dark cavity, or painted by DINet_mini (experimental)")
     ap.add_argument("--size", type=int, default=256, help="condition image size without a renderer")
     args = ap.parse_args(argv)
     setup_logging()
@@ -100,7 +105,7 @@ def main(argv=None) -> int:
 
 def _warp_main(args) -> int:
     """--renderer warp: a photo or short video -> the whole face warped to MODA's landmarks."""
-    from talkingface.moda_warp import FaceWarper, fill_mouth, inner_gap, subject_from_media
+    from talkingface.moda_warp import FaceWarper, MouthPainter, fill_mouth, inner_gap, subject_from_media
 
     check_input_file(args.subject, "photo or video")
     subject, frame, source_lm = subject_from_media(args.subject)  # no face: one error line, nothing written
@@ -120,14 +125,17 @@ def _warp_main(args) -> int:
             dense = (faco.dense(motion["lip"], motion["eye"], subject) if faco
                      else paste_dense(motion["lip"], motion["eye"], subject))
             points = frame_landmarks(dense, motion["head"], subject)
+            painter = MouthPainter(frame, source_lm, points) if args.mouth == "dinet" else None
             t1 = time.time()
             out = args.out if k == 0 else args.out.with_name(f"{args.out.stem}_s{k}.mp4")
             with VideoWriter(out, audio=wav) as writer:
                 for i in range(n):
                     img = fill_mouth(warper.warp(points[i]), points[i], source_gap)
+                    if painter is not None:  # over the cavity: no stretched lip texture at the blend's edge
+                        img = painter.paint(img, i)
                     writer.write(np.hstack([img, frame]) if args.debug else img)
             t2 = time.time()
-            log.info("wrote %s: %d frames (%.1f s of audio): motion %.1f s, warp + encode %.1f ms/frame", out, n,
+            log.info("wrote %s: %d frames (%.1f s of audio): motion %.1f s, warp + mouth %.1f ms/frame", out, n,
                      audio.size / 16000, t1 - t0, 1000 * (t2 - t1) / n)
     return 0
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ctypes
 import logging
 from pathlib import Path
-from typing import Tuple, Union
+from typing import Optional, Tuple, Union
 
 import cv2
 import numpy as np
@@ -283,3 +283,79 @@ def fill_mouth(frame: np.ndarray, target_landmarks: np.ndarray, source_gap: floa
     roi = frame[y0:y1, x0:x1].astype(np.float32)
     frame[y0:y1, x0:x1] = np.round(roi * (1 - a) + colour * a).astype(np.uint8)
     return frame
+
+
+# ------------------------------------------------------------------------- DINet_mini's interior
+class MouthPainter:
+    """DINet_mini paints the opened mouth of the warped frames, as in the mini route's interior blend.
+
+    Per frame: the 128 mouth crop of the warped frame (rects of the whole clip from the target landmarks,
+    :func:`talkingface.data.mouth_crop.video_mouth_rects`), a label image in place of the mini renderer's
+    GL render (zero warp field everywhere, the lips and, inside the target's inner lips, the renderer's
+    procedural teeth bands and cavity, :func:`talkingface.data.teeth_labels.renderer_teeth_labels`), the
+    reference feature of the photo's own mouth window plus teeth references
+    (:func:`talkingface.mini_reference.build_reference`: the photo's teeth when its mouth is open,
+    else procedural ones). The network's output replaces only the mouth opening (blend "interior");
+    lips and skin stay the warp's pixels.
+    """
+
+    def __init__(self, photo: np.ndarray, source_landmarks: np.ndarray, target_landmarks: np.ndarray,
+                 checkpoint: Optional[Union[str, Path]] = None):
+        import torch
+
+        from mini_live.generate_fusion_mask import load_fusion_masks
+        from talkingface.data.mouth_crop import standard_points, video_mouth_rects
+        from talkingface.mini_pack import DEFAULT_CHECKPOINT
+        from talkingface.mini_reference import build_reference, reference_tensor, teeth_references
+        from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini_pipeline, load_dinet_mini
+
+        self._torch = torch
+        h, w = photo.shape[:2]
+        face_mask, mouth_mask = load_fusion_masks()
+        self.pipe = DINet_mini_pipeline(3, 12, face_mask, mouth_mask, blend="interior").eval()
+        net, _ = load_dinet_mini(checkpoint or DEFAULT_CHECKPOINT)
+        self.pipe.infer_model = net.eval().fused()
+        src = np.asarray(source_landmarks, np.float64)[None]
+        tgt = np.asarray(target_landmarks, np.float64)
+        try:
+            src_rect = video_mouth_rects(src, (w, h), smooth=False)
+            self.rects = video_mouth_rects(tgt, (w, h))
+        except ValueError as exc:  # the mouth leaves the frame
+            raise UserInputError(f"mouth crop: {exc}") from exc
+        src_std = standard_points(src, src_rect, MODEL_SIZE)
+        teeth = teeth_references([photo], src_rect, src_std)
+        ref = build_reference(photo, src_rect[0], src_std[0], teeth)
+        with torch.no_grad():
+            self.pipe.ref_input(reference_tensor(ref))
+        self.points = standard_points(tgt, self.rects, MODEL_SIZE)
+        self.size = MODEL_SIZE
+        self._no_warp = torch.full((1, 4, MODEL_SIZE, MODEL_SIZE), 128.0 / 255.0)
+        self._no_warp[:, 3] = 1.0
+
+    def labels(self, i: int) -> np.ndarray:
+        """The label image of frame i (128, 128, 4) uint8 RGBA, the mini renderer's colour code."""
+        from talkingface.data.teeth_labels import label_colours, lip_labels, renderer_teeth_labels
+
+        lm = self.points[i]
+        labels = renderer_teeth_labels(lip_labels(lm, (self.size, self.size)), lm)
+        colour, mask = label_colours(labels)
+        rgb = np.where(mask[..., None] > 0, colour * 255.0, 128.0)
+        return np.dstack([np.round(rgb), np.full(mask.shape, 255.0)]).astype(np.uint8)
+
+    def paint(self, frame: np.ndarray, i: int) -> np.ndarray:
+        """Warped frame i (H, W, 3) BGR -> a new frame with the mouth opening painted by DINet_mini."""
+        from talkingface.data.mouth_crop import standard_image
+        from talkingface.render_model_mini import crop_change, paste_change
+
+        torch = self._torch
+        gl = self.labels(i)
+        if not ((gl[..., 0] < 64) & ((gl[..., 2] < 64) | (gl[..., 2] > 192))).any():  # no opening: lips only
+            return frame
+        rect = self.rects[i]
+        crop = standard_image(frame, rect, self.size)
+        src = np.dstack([cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.full(crop.shape[:2], 255, np.uint8)])
+        src_t = torch.from_numpy(src.transpose(2, 0, 1).copy())[None].float().div_(255.0)
+        gl_t = torch.from_numpy(gl.transpose(2, 0, 1).copy())[None].float().div_(255.0)
+        with torch.no_grad():
+            out = self.pipe.interface(src_t, gl_t, gl_warp=self._no_warp)[0, :3]
+        return paste_change(frame, rect, crop_change(src[..., :3], out.permute(1, 2, 0).numpy()))

@@ -101,3 +101,28 @@ def test_photo_without_a_face_is_refused(inputs):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "no face" in lines[0]
     assert not out.exists() and not list(d.glob(".tmp_*"))
+
+
+def test_dinet_mouth_paints_only_the_mouth(inputs, rendered):
+    """--mouth dinet: DINet_mini paints the opening over the cavity; the rest of the frame is the cavity
+    run's, and the painted opening is brighter than the dark cavity (teeth)."""
+    from talkingface.mediapipe_utils import FaceLandmarker
+
+    d, photo, wav, frame = inputs
+    out = d / "dinet.mp4"
+    res = _run("--renderer", "warp", str(photo), str(wav), str(out), "--lip_gain", "2", "--mouth", "dinet")
+    assert res.returncode == 0, res.stderr
+    a = np.stack(read_video(rendered[0])).astype(np.float32)
+    b = np.stack(read_video(out)).astype(np.float32)
+    assert a.shape == b.shape
+    with FaceLandmarker(static_image_mode=True) as mesh:
+        src = mesh(frame)
+    mx0, my0 = src[[61, 0], :2].min(0).astype(int) - 30
+    mx1, my1 = src[[291, 17], :2].max(0).astype(int) + 30
+    outside = np.ones(a.shape[1:3], bool)
+    outside[my0:my1, mx0:mx1] = False
+    assert np.abs(a[:, outside] - b[:, outside]).mean() < 0.5
+    diff = np.abs(a[:, my0:my1, mx0:mx1] - b[:, my0:my1, mx0:mx1]).mean((1, 2, 3))
+    assert diff.max() > 1.0
+    k = int(np.argmax(diff))
+    assert b[k, my0:my1, mx0:mx1].mean() > a[k, my0:my1, mx0:mx1].mean()
