@@ -16,6 +16,9 @@ Pipeline (demo_moda.py --renderer warp PHOTO AUDIO OUT.mp4):
    the landmarks (lips, lids, head pose), hair and neck follow the head partly, the background stays put.
 4. :func:`fill_mouth`: where the target's inner lips open wider than the source's, the inner-lip polygon
    is painted with a dark cavity (feathered edge, darker in its middle). No teeth are drawn.
+5. Optionally (``--mouth dinet``, experimental) :class:`MouthPainter`: DINet_mini paints teeth and cavity
+   into the opening over that fill, from a label image of the target landmarks (the mini route's
+   interior blend without its GL render). docs/MODA.md describes how both look.
 """
 from __future__ import annotations
 
