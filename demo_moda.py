@@ -1,6 +1,7 @@
 """MODA demo: speech -> lips, eyes and head motion of a person (MODA-lite + FaCo-Net) -> video.
 
 Usage: python demo_moda.py SUBJECT_DIR AUDIO OUT.mp4 [--seed N] [--n_samples K] [--debug]
+       python demo_moda.py --renderer warp PHOTO_OR_VIDEO AUDIO OUT.mp4 [--lip_gain G]
 
 SUBJECT_DIR is a person folder of `python data_preparation_moda.py --avatar VIDEO SUBJECT_DIR`. The
 video has 25 frames per second of audio (ceil(samples / 640) frames) and the audio muxed in. With a
@@ -8,6 +9,15 @@ per-person renderer (--renderer, default SUBJECT_DIR/renderer.pth when present; 
 train_moda/train_renderer.py) the frames are rendered faces; without one they are the drawn
 landmark condition images. --debug writes [render | condition | reference] side by side.
 --n_samples K writes K motion samples (seeds N..N+K-1): OUT.mp4, OUT_s1.mp4, ...
+
+--renderer warp: no person folder and no per-person training. The first argument is a photo (jpg, png,
+...) or a short video (its first 10 s give the means; its most closed mouth is the source frame); the
+whole face of that frame is warped to MODA's landmarks with an OpenGL triangle mesh and the opened mouth
+is painted as a dark cavity (talkingface/moda_warp.py). Output at the photo's size; --debug adds the
+source frame beside it. --lip_gain scales MODA's lip deltas (its lips move about 0.36x real).
+--mouth dinet (experimental) lets DINet_mini paint the opened mouth over the dark cavity: the shipped
+checkpoint draws a pale, lilac-grey band of blurred teeth that reads less as an opening than the cavity,
+so the cavity is the default.
 """
 from __future__ import annotations
 
@@ -37,7 +47,11 @@ def main(argv=None) -> int:
     ap.add_argument("--debug", action="store_true", help="side by side: render | condition | reference")
     ap.add_argument("--moda", type=Path, default=MODA_CHECKPOINT)
     ap.add_argument("--faco", type=Path, default=FACO_CHECKPOINT, help="'none': paste lips and eyes into the mean")
-    ap.add_argument("--renderer", type=Path, default=None)
+    ap.add_argument("--renderer", type=Path, default=None,
+                    help="a per-person renderer checkpoint, or 'warp': SUBJECT is a photo or short video")
+    ap.add_argument("--lip_gain", type=float, default=1.0, help="scale of the predicted lip deltas")
+    ap.add_argument("--mouth", choices=("cavity", "dinet"), default="cavity",
+                    help="--renderer warp: the opened mouth as a dark cavity, or painted by DINet_mini (experimental)")
     ap.add_argument("--size", type=int, default=256, help="condition image size without a renderer")
     args = ap.parse_args(argv)
     setup_logging()
@@ -46,7 +60,11 @@ def main(argv=None) -> int:
     check_output_file(args.out, "output video")
     if args.out.suffix.lower() != ".mp4":
         raise UserInputError(f"output must be an .mp4 file: {args.out}")
+    if args.lip_gain <= 0:
+        raise UserInputError("--lip_gain must be > 0")
     check_audio(check_input_file(args.audio, "audio file"))  # bad audio fails before the models load
+    if str(args.renderer) == "warp":
+        return _warp_main(args)
     subject = Subject.load(args.subject)
     audio = load_audio(args.audio)
     if audio.size == 0:
@@ -67,6 +85,7 @@ def main(argv=None) -> int:
     for k in range(args.n_samples):
         t0 = time.time()
         motion = moda.predict(audio, subject, seed=args.seed + k, n_frames=n)
+        motion["lip"] = motion["lip"] * args.lip_gain
         dense = (faco.dense(motion["lip"], motion["eye"], subject) if faco
                  else paste_dense(motion["lip"], motion["eye"], subject))
         points = frame_landmarks(dense, motion["head"], subject)
@@ -81,6 +100,43 @@ def main(argv=None) -> int:
                 writer.write(frame)
         log.info("wrote %s: %d frames (%.1f s of audio) in %.1f s", out, n, audio.size / 16000, time.time() - t0)
     tmp.cleanup()
+    return 0
+
+
+def _warp_main(args) -> int:
+    """--renderer warp: a photo or short video -> the whole face warped to MODA's landmarks."""
+    from talkingface.moda_warp import FaceWarper, MouthPainter, fill_mouth, inner_gap, subject_from_media
+
+    check_input_file(args.subject, "photo or video")
+    subject, frame, source_lm = subject_from_media(args.subject)  # no face: one error line, nothing written
+    audio = load_audio(args.audio)
+    if audio.size == 0:
+        raise UserInputError(f"no audio in {args.audio}")
+    moda = MODAPredictor(args.moda)
+    faco = None if str(args.faco) == "none" else FaCoPredictor(args.faco)
+    n = int(np.ceil(audio.size / 640))
+    source_gap = inner_gap(source_lm)
+    with tempfile.TemporaryDirectory(prefix="demo_moda_") as tmp, FaceWarper(frame, source_lm) as warper:
+        wav = save_wav(Path(tmp) / "audio.wav", np.pad(audio, (0, n * 640 - audio.size)))
+        for k in range(args.n_samples):
+            t0 = time.time()
+            motion = moda.predict(audio, subject, seed=args.seed + k, n_frames=n)
+            motion["lip"] = motion["lip"] * args.lip_gain
+            dense = (faco.dense(motion["lip"], motion["eye"], subject) if faco
+                     else paste_dense(motion["lip"], motion["eye"], subject))
+            points = frame_landmarks(dense, motion["head"], subject)
+            painter = MouthPainter(frame, source_lm, points) if args.mouth == "dinet" else None
+            t1 = time.time()
+            out = args.out if k == 0 else args.out.with_name(f"{args.out.stem}_s{k}.mp4")
+            with VideoWriter(out, audio=wav) as writer:
+                for i in range(n):
+                    img = fill_mouth(warper.warp(points[i]), points[i], source_gap)
+                    if painter is not None:  # over the cavity: no stretched lip texture at the blend's edge
+                        img = painter.paint(img, i)
+                    writer.write(np.hstack([img, frame]) if args.debug else img)
+            t2 = time.time()
+            log.info("wrote %s: %d frames (%.1f s of audio): motion %.1f s, warp + mouth %.1f ms/frame", out, n,
+                     audio.size / 16000, t1 - t0, 1000 * (t2 - t1) / n)
     return 0
 
 
