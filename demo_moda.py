@@ -25,6 +25,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -84,11 +85,7 @@ def main(argv=None) -> int:
     wav = save_wav(Path(tmp.name) / "audio.wav", np.pad(audio, (0, n * 640 - audio.size)))
     for k in range(args.n_samples):
         t0 = time.time()
-        motion = moda.predict(audio, subject, seed=args.seed + k, n_frames=n)
-        motion["lip"] = motion["lip"] * args.lip_gain
-        dense = (faco.dense(motion["lip"], motion["eye"], subject) if faco
-                 else paste_dense(motion["lip"], motion["eye"], subject))
-        points = frame_landmarks(dense, motion["head"], subject)
+        points = _landmarks(moda, faco, audio, subject, args.seed + k, n, args.lip_gain)
         out = args.out if k == 0 else args.out.with_name(f"{args.out.stem}_s{k}.mp4")
         ref = cv2.resize(subject.reference, (size, size)) if subject.reference is not None else None
         with VideoWriter(out, audio=wav) as writer:
@@ -101,6 +98,16 @@ def main(argv=None) -> int:
         log.info("wrote %s: %d frames (%.1f s of audio) in %.1f s", out, n, audio.size / 16000, time.time() - t0)
     tmp.cleanup()
     return 0
+
+
+def _landmarks(moda: MODAPredictor, faco: Optional[FaCoPredictor], audio: np.ndarray, subject: Subject, seed: int,
+               n: int, lip_gain: float) -> np.ndarray:
+    """One motion sample -> (n, 478, 3) landmarks per frame in the person's video px: MODA's lips (times ``lip_gain``),
+    eyes and head, composed into the dense mesh by FaCo (or pasted into the subject's mean)."""
+    motion = moda.predict(audio, subject, seed=seed, n_frames=n)
+    lip = motion["lip"] * lip_gain
+    dense = faco.dense(lip, motion["eye"], subject) if faco else paste_dense(lip, motion["eye"], subject)
+    return frame_landmarks(dense, motion["head"], subject)
 
 
 def _warp_main(args) -> int:
@@ -120,11 +127,7 @@ def _warp_main(args) -> int:
         wav = save_wav(Path(tmp) / "audio.wav", np.pad(audio, (0, n * 640 - audio.size)))
         for k in range(args.n_samples):
             t0 = time.time()
-            motion = moda.predict(audio, subject, seed=args.seed + k, n_frames=n)
-            motion["lip"] = motion["lip"] * args.lip_gain
-            dense = (faco.dense(motion["lip"], motion["eye"], subject) if faco
-                     else paste_dense(motion["lip"], motion["eye"], subject))
-            points = frame_landmarks(dense, motion["head"], subject)
+            points = _landmarks(moda, faco, audio, subject, args.seed + k, n, args.lip_gain)
             painter = MouthPainter(frame, source_lm, points) if args.mouth == "dinet" else None
             t1 = time.time()
             out = args.out if k == 0 else args.out.with_name(f"{args.out.stem}_s{k}.mp4")

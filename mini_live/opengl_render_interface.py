@@ -253,6 +253,41 @@ def compile_program(gl, vertex_src: str, fragment_src: str) -> int:
     return prog
 
 
+class MeshProgram:
+    """Base of the offscreen mesh renderers (``mini_live.render.MouthRenderer``,
+    ``talkingface.moda_warp.FaceWarper``): one GL context with one framebuffer ``_fbo``, vertex array
+    ``_vao``, texture ``_tex``, program ``_prog`` and the buffers :meth:`_gl_buffers` names.
+    :meth:`close` frees them and the context (idempotent); usable as a context manager."""
+
+    _ctx = None
+
+    def _gl_buffers(self) -> list:
+        """The GL buffer objects to delete on :meth:`close`."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free the GL objects and the context (idempotent)."""
+        if getattr(self, "_ctx", None) is None or self._ctx.handle is None:
+            return
+        gl = self._gl
+        try:
+            self._ctx.make_current()
+            self._fbo.release()
+            buffers = self._gl_buffers()
+            gl.glDeleteBuffers(len(buffers), buffers)
+            gl.glDeleteVertexArrays(1, [self._vao])
+            gl.glDeleteTextures([self._tex])
+            gl.glDeleteProgram(self._prog)
+        finally:
+            self._ctx.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class Framebuffer:
     """An RGBA8 + 24-bit depth framebuffer object of ``width x height`` with uint8 read-back."""
 

@@ -52,7 +52,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from mini_live.obj.wrap_utils import WrapMesh
-from mini_live.opengl_render_interface import Framebuffer, GLError, compile_program, create_context
+from mini_live.opengl_render_interface import Framebuffer, GLError, MeshProgram, compile_program, create_context
 from talkingface.config.paths import SHADER_DIR
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def draw_order(labels: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return np.argsort(key, kind="stable")
 
 
-class MouthRenderer:
+class MouthRenderer(MeshProgram):
     """Offscreen renderer of a :class:`WrapMesh` into a (size, size, 4) uint8 warp/label image."""
 
     def __init__(self, size: int = 256, backend: str = "auto"):
@@ -240,26 +240,8 @@ class MouthRenderer:
             gl.glDisable(gl.GL_SCISSOR_TEST)
         return self._fbo.read(region)
 
-    def close(self) -> None:
-        """Free the GL objects and the context (idempotent)."""
-        if getattr(self, "_ctx", None) is None or self._ctx.handle is None:
-            return
-        gl = self._gl
-        try:
-            self._ctx.make_current()
-            self._fbo.release()
-            gl.glDeleteBuffers(3, [self._vbo, self._tbo, self._ebo])
-            gl.glDeleteVertexArrays(1, [self._vao])
-            gl.glDeleteTextures([self._tex])
-            gl.glDeleteProgram(self._prog)
-        finally:
-            self._ctx.release()
-
-    def __enter__(self) -> "MouthRenderer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def _gl_buffers(self) -> list:
+        return [self._vbo, self._tbo, self._ebo]
 
 
 def _offset(n: int):

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
+from mini_live.opengl_render_interface import Framebuffer, MeshProgram, compile_program, create_context
 from talkingface.errors import NoFaceError, UserInputError
 from talkingface.moda_geometry import canonicalize
 from talkingface.moda_pipeline import Subject
@@ -167,13 +168,11 @@ class WarpMesh:
         return out
 
 
-class FaceWarper:
+class FaceWarper(MeshProgram):
     """Offscreen OpenGL renderer of a frame warped by a :class:`WarpMesh`: ``warp(target_landmarks)`` ->
     (H, W, 3) uint8 BGR. One EGL context per warper; ``close()`` frees it."""
 
     def __init__(self, frame_bgr: np.ndarray, landmarks: np.ndarray, backend: str = "auto"):
-        from mini_live.opengl_render_interface import Framebuffer, compile_program, create_context
-
         self.frame = np.ascontiguousarray(frame_bgr)
         h, w = self.frame.shape[:2]
         self.mesh = WarpMesh(landmarks, (h, w))
@@ -232,25 +231,8 @@ class FaceWarper:
         gl.glBindVertexArray(0)
         return np.ascontiguousarray(self._fbo.read()[:, :, :3])
 
-    def close(self) -> None:
-        if getattr(self, "_ctx", None) is None or self._ctx.handle is None:
-            return
-        gl = self._gl
-        try:
-            self._ctx.make_current()
-            self._fbo.release()
-            gl.glDeleteBuffers(3, [self._pos, self._uv, self._ebo])
-            gl.glDeleteVertexArrays(1, [self._vao])
-            gl.glDeleteTextures([self._tex])
-            gl.glDeleteProgram(self._prog)
-        finally:
-            self._ctx.release()
-
-    def __enter__(self) -> "FaceWarper":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def _gl_buffers(self) -> list:
+        return [self._pos, self._uv, self._ebo]
 
 
 # ---------------------------------------------------------------------------------- the cavity
