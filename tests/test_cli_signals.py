@@ -21,6 +21,7 @@ import termios
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from talkingface.config.paths import SAMPLE_AVATAR_VIDEO, SAMPLE_SPEECH_EN
@@ -104,9 +105,15 @@ def test_sigterm_while_writing_leaves_nothing(tmp_path):
 
 
 def _signal_mid_run(short_pack, tmp_path, sig, code):
+    from talkingface.util.media import load_audio, save_wav
+
+    # a minute of speech: the fast path renders the 9.7-s sample in about 2 s, so with it the signal could
+    # land after the run (during interpreter shutdown, where SIGINT kills with the default action)
+    speech = load_audio(SAMPLE_SPEECH_EN)
+    long_wav = save_wav(tmp_path / "speech_60s.wav", np.tile(speech, 7)[: 60 * 16000])
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.Popen([sys.executable, str(REPO / "demo_mini.py"), str(short_pack), str(SAMPLE_SPEECH_EN),
+    proc = subprocess.Popen([sys.executable, str(REPO / "demo_mini.py"), str(short_pack), str(long_wav),
                              str(out / "talk.mp4"), "--mosaic", str(out / "mouths.png")],
                             cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
