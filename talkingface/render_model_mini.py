@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -31,7 +31,7 @@ from talkingface.data.mouth_crop import standard_image
 from talkingface.errors import UserInputError
 from talkingface.export.runtime import resolve_engine
 from talkingface.fast.mini import FastMiniPipeline
-from talkingface.fast.yuv import I420Frames, even_box
+from talkingface.fast.yuv import FileSpan, I420Frames, even_box
 from talkingface.mini_pack import DEFAULT_CHECKPOINT, AssetPack, PathLike, load_asset_pack, pack_reference, weights_id
 from talkingface.mini_reference import reference_tensor
 from talkingface.models.DINet_mini import (INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE, PAD_X, PAD_Y, DINet_mini_pipeline,
@@ -205,13 +205,14 @@ class RenderModelMini:
         return self._render_into(frame_index, bs, self.pack.frames[frame_index], self.pack.rects[frame_index])
 
     @torch.no_grad()
-    def render_i420(self, frame_index: int, bs: Sequence[float]) -> List[memoryview]:
-        """Like :meth:`interface` for a pack loaded with ``frame_store="i420"``: the output frame as I420
-        byte buffers for ``VideoWriter.write_i420``. Only the mouth rect (grown to even coordinates)
-        is converted to BGR, rendered into and converted back; the rest is the stored frame as is."""
+    def render_i420(self, frame_index: int, bs: Sequence[float]) -> List[Union[memoryview, FileSpan]]:
+        """Like :meth:`interface` for a pack loaded with ``frame_store="i420"`` or ``"i420-spill"``: the
+        output frame as I420 parts for ``VideoWriter.write_i420`` (:meth:`I420Frames.planes_with_region`).
+        Only the mouth rect (grown to even coordinates) is converted to BGR, rendered into and converted
+        back; the rest is the stored frame as is."""
         frames = self.pack.frames if self.pack is not None else None
         if not isinstance(frames, I420Frames):
-            raise RuntimeError("render_i420 needs a pack loaded with frame_store='i420'")
+            raise RuntimeError("render_i420 needs a pack loaded with frame_store='i420' or 'i420-spill'")
         t0 = time.perf_counter(), time.thread_time()
         box = even_box(self.pack.rects[frame_index], frames.width, frames.height)
         region = frames.region_bgr(frame_index, box)
