@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     wav = save_wav(Path(tmp.name) / "audio.wav", np.pad(audio, (0, n * 640 - audio.size)))
     for k in range(args.n_samples):
         t0 = time.time()
-        points = _landmarks(moda, faco, audio, subject, args.seed + k, n, args.lip_gain)
+        points = sample_landmarks(moda, faco, audio, subject, args.seed + k, n, args.lip_gain)
         out = args.out if k == 0 else args.out.with_name(f"{args.out.stem}_s{k}.mp4")
         ref = cv2.resize(subject.reference, (size, size)) if subject.reference is not None else None
         with VideoWriter(out, audio=wav) as writer:
@@ -100,8 +100,8 @@ def main(argv=None) -> int:
     return 0
 
 
-def _landmarks(moda: MODAPredictor, faco: Optional[FaCoPredictor], audio: np.ndarray, subject: Subject, seed: int,
-               n: int, lip_gain: float) -> np.ndarray:
+def sample_landmarks(moda: MODAPredictor, faco: Optional[FaCoPredictor], audio: np.ndarray, subject: Subject,
+                     seed: int, n: int, lip_gain: float) -> np.ndarray:
     """One motion sample -> (n, 478, 3) landmarks per frame in the person's video px: MODA's lips (times ``lip_gain``),
     eyes and head, composed into the dense mesh by FaCo (or pasted into the subject's mean)."""
     motion = moda.predict(audio, subject, seed=seed, n_frames=n)
@@ -127,7 +127,7 @@ def _warp_main(args) -> int:
         wav = save_wav(Path(tmp) / "audio.wav", np.pad(audio, (0, n * 640 - audio.size)))
         for k in range(args.n_samples):
             t0 = time.time()
-            points = _landmarks(moda, faco, audio, subject, args.seed + k, n, args.lip_gain)
+            points = sample_landmarks(moda, faco, audio, subject, args.seed + k, n, args.lip_gain)
             painter = MouthPainter(frame, source_lm, points) if args.mouth == "dinet" else None
             t1 = time.time()
             out = args.out if k == 0 else args.out.with_name(f"{args.out.stem}_s{k}.mp4")

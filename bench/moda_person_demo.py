@@ -20,23 +20,14 @@ mouths. Outputs show a person of the sample data: keep them outside the reposito
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 
-import demo_moda
-from talkingface.config.moda import FACO_CHECKPOINT, MODA_CHECKPOINT
-from talkingface.eval.baselines import frame_log_energy
-from talkingface.eval.crosshalf import real_track, split_clip
 from talkingface.eval.metrics import best_offset, pearson
-from talkingface.eval.tracking import track_video
-from talkingface.moda_pipeline import FaCoPredictor, MODAPredictor, Subject
-from talkingface.util.media import load_audio, probe_video, read_video
-from talkingface.utils import mouth_opening
+from talkingface.util.cli import run_cli, script_parser
 
 
 def lag_stats(x: np.ndarray, y: np.ndarray) -> dict:
@@ -48,23 +39,39 @@ def lag_stats(x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def main(argv=None) -> int:
-    head, _, rest = __doc__.strip().partition("\n\n")
-    ap = argparse.ArgumentParser(description=head, epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("clip", type=Path)
-    ap.add_argument("workdir", type=Path)
+    ap = script_parser(__doc__)
+    ap.add_argument("clip", type=Path, help="the talking clip (>= 8 s)")
+    ap.add_argument("workdir", type=Path, help="work folder (the halves, the demo's output)")
     ap.add_argument("person", type=Path, help="person folder made from the first half only")
-    ap.add_argument("renderer", type=Path)
+    ap.add_argument("renderer", type=Path, help="the person's renderer.pth (train_moda/train_renderer.py)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lip_gain", type=float, default=1.0, help="demo_moda.py --lip_gain")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
+    import demo_moda
+    from talkingface.config.moda import FACO_CHECKPOINT, MODA_CHECKPOINT
+    from talkingface.errors import UserInputError
+    from talkingface.eval.baselines import frame_log_energy
+    from talkingface.eval.crosshalf import real_track, split_clip
+    from talkingface.eval.tracking import track_video
+    from talkingface.moda_pipeline import FaCoPredictor, MODAPredictor, Subject
+    from talkingface.util.files import check_input_file
+    from talkingface.util.media import load_audio, probe_video, read_video
+    from talkingface.utils import mouth_opening
 
+    check_input_file(args.clip, "clip")
+    check_input_file(args.renderer, "renderer checkpoint")
+    if not (args.person / "subject.npz").is_file():
+        raise UserInputError(f"not a person folder (no subject.npz): {args.person}")
     split = split_clip(args.clip, args.workdir / "split")
     out = args.workdir / "split" / "moda" / "moda.mp4"  # the layout bench/crosshalf_mosaic.py reads
     out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
-    demo_moda.main([str(args.person), str(split.wav), str(out), "--renderer", str(args.renderer),
-                    "--seed", str(args.seed), "--lip_gain", str(args.lip_gain)])
+    rc = demo_moda.main([str(args.person), str(split.wav), str(out), "--renderer", str(args.renderer),
+                         "--seed", str(args.seed), "--lip_gain", str(args.lip_gain)])
+    if rc:
+        return rc
 
     wav = load_audio(split.wav)
     n_expected = int(math.ceil(wav.size / 640))
@@ -76,7 +83,7 @@ def main(argv=None) -> int:
 
     # the same motion sample as the video (demo_moda's own landmark step, same seed)
     subject = Subject.load(args.person)
-    points = demo_moda._landmarks(MODAPredictor(MODA_CHECKPOINT), FaCoPredictor(FACO_CHECKPOINT), wav, subject,
+    points = demo_moda.sample_landmarks(MODAPredictor(MODA_CHECKPOINT), FaCoPredictor(FACO_CHECKPOINT), wav, subject,
                                   args.seed, n_expected, args.lip_gain)
     real = real_track(split)
     series = {
@@ -106,4 +113,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)
