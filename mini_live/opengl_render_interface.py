@@ -256,14 +256,26 @@ def compile_program(gl, vertex_src: str, fragment_src: str) -> int:
 class MeshProgram:
     """Base of the offscreen mesh renderers (``mini_live.render.MouthRenderer``,
     ``talkingface.moda_warp.FaceWarper``): one GL context with one framebuffer ``_fbo``, vertex array
-    ``_vao``, texture ``_tex``, program ``_prog`` and the buffers :meth:`_gl_buffers` names.
-    :meth:`close` frees them and the context (idempotent); usable as a context manager."""
+    ``_vao``, texture ``_tex``, program ``_prog``, ``_n_index`` mesh indices and the buffers
+    :meth:`_gl_buffers` names. :meth:`_draw` draws a frame; :meth:`close` frees them and the context (idempotent); usable as a context manager."""
 
     _ctx = None
 
     def _gl_buffers(self) -> list:
         """The GL buffer objects to delete on :meth:`close`."""
         raise NotImplementedError
+
+    def _draw(self, buffer: int, data: np.ndarray) -> None:
+        """Upload ``data`` (float32, contiguous) into the per-frame vertex ``buffer`` and draw the mesh's
+        ``_n_index`` indices with the bound program, texture unit 0 = ``_tex``."""
+        gl = self._gl
+        gl.glActiveTexture(gl.GL_TEXTURE0)
+        gl.glBindTexture(gl.GL_TEXTURE_2D, self._tex)
+        gl.glBindVertexArray(self._vao)
+        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, buffer)
+        gl.glBufferSubData(gl.GL_ARRAY_BUFFER, 0, data.nbytes, data)
+        gl.glDrawElements(gl.GL_TRIANGLES, self._n_index, gl.GL_UNSIGNED_INT, None)
+        gl.glBindVertexArray(0)
 
     def close(self) -> None:
         """Free the GL objects and the context (idempotent)."""

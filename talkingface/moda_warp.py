@@ -222,13 +222,7 @@ class FaceWarper(MeshProgram):
         self._fbo.bind()
         gl.glUseProgram(self._prog)
         gl.glClear(gl.GL_COLOR_BUFFER_BIT)
-        gl.glActiveTexture(gl.GL_TEXTURE0)
-        gl.glBindTexture(gl.GL_TEXTURE_2D, self._tex)
-        gl.glBindVertexArray(self._vao)
-        gl.glBindBuffer(gl.GL_ARRAY_BUFFER, self._pos)
-        gl.glBufferSubData(gl.GL_ARRAY_BUFFER, 0, pos.nbytes, pos)
-        gl.glDrawElements(gl.GL_TRIANGLES, self._n_index, gl.GL_UNSIGNED_INT, None)
-        gl.glBindVertexArray(0)
+        self._draw(self._pos, pos)
         return np.ascontiguousarray(self._fbo.read()[:, :, :3])
 
     def _gl_buffers(self) -> list:

@@ -59,11 +59,17 @@ _LABEL_MASK, _RED_INTERIOR = _label_tables()
 _GROW = np.ones((5, 5), np.uint8)  # interior_weight's 5x5 max-pool
 
 
+def _label_masks(gl_win: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(label mask, teeth/cavity mask) of a label window (72x72x4 uint8), 72x72 float32 each: the torch
+    pipeline's ``mouth_label_mask`` and the ``inside`` term of its ``interior_weight``."""
+    mask = _LABEL_MASK[gl_win[..., 2]]
+    return mask, mask * _RED_INTERIOR[gl_win[..., 0]]
+
+
 def mouth_interior_visible(gl: np.ndarray) -> bool:
     """True when the label render (128x128x4 uint8) has a teeth/cavity pixel in the network window,
     i.e. when the interior blend weight is non-zero somewhere."""
-    win = gl[ROWS, COLS]
-    return bool(np.any((_LABEL_MASK[win[..., 2]] > 0) & _RED_INTERIOR[win[..., 0]]))
+    return bool(_label_masks(gl[ROWS, COLS])[1].any())
 
 
 class FastMiniPipeline:
@@ -107,15 +113,14 @@ class FastMiniPipeline:
         self.net, self.precision, self.int8_psnr_db = self.float_net, "float32", None
         if self.warp_only:
             return
-        inputs = [self._network_input(np.ascontiguousarray(self.warp(c.astype(np.float32), w)[ROWS, COLS]), g[ROWS, COLS])
-                  for c, g, w in calibration if mouth_interior_visible(g)]
+        windows = (self._window_input(self.warp(c.astype(np.float32), w), g) for c, g, w in calibration)
+        inputs = [w for w in windows if w is not None]
         if not inputs:
             return
         int8 = OnnxGraph(quantized_onnx(self._float_bytes, [(x, self.ref_feature) for x, _, _ in inputs]),
                          threads=self.threads)
         scores = []
-        for x, win, weight in inputs:
-            blend = self._fusion * weight
+        for x, win, blend in inputs:
             a = self._blend(self.float_net(x, self.ref_feature)[0], win, blend)
             b = self._blend(int8(x, self.ref_feature)[0], win, blend)
             scores.append(psnr_db(a, b, peak=255.0))
@@ -128,18 +133,21 @@ class FastMiniPipeline:
         maps = self._map_base - gl_warp[..., :2] * self._map_gain
         return cv2.remap(crop, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
-    @staticmethod
-    def _network_input(win: np.ndarray, gl_win: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(network input 1x3x72x72 RGB in [0, 1], the warped window 72x72x3 BGR 0..255, interior
-        weight 72x72) of one warped window (float32 BGR 0..255) and its label window (72x72x4 uint8):
-        ``network_input`` and ``interior_weight`` of the torch pipeline. OpenCV does the per-pixel
-        mix (``blendLinear``: its weights sum to 1 here, it divides by that sum plus 1e-5) and the
-        HWC BGR -> NCHW RGB layout change: about half the time of the same numpy expressions."""
-        mask = _LABEL_MASK[gl_win[..., 2]]  # 72x72
-        inside = mask * _RED_INTERIOR[gl_win[..., 0]]
+    def _window_input(self, warped: np.ndarray, gl: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(network input 1x3x72x72 RGB in [0, 1], the warped window 72x72x3 BGR 0..255, blend weight
+        72x72) of a warped crop (128x128x3 float32 BGR 0..255) and its label render (128x128x4 uint8):
+        ``network_input`` and ``mouth_fusion * interior_weight`` of the torch pipeline; None when no
+        teeth/cavity pixel is in the window (the weight is 0 everywhere: the network is not needed).
+        OpenCV does the per-pixel mix (``blendLinear``: its weights sum to 1 here, it divides by that
+        sum plus 1e-5) and the HWC BGR -> NCHW RGB layout change: about half the time of numpy."""
+        gl_win = gl[ROWS, COLS]
+        mask, inside = _label_masks(gl_win)
+        if not inside.any():
+            return None
+        win = np.ascontiguousarray(warped[ROWS, COLS])
         x = cv2.blendLinear(win, gl_win[..., 2::-1].astype(np.float32), np.float32(1.0) - mask, mask)
         weight = cv2.blur(cv2.dilate(inside, _GROW), (3, 3), borderType=cv2.BORDER_CONSTANT)
-        return cv2.dnn.blobFromImage(x, 1.0 / 255.0, swapRB=True), win, weight
+        return cv2.dnn.blobFromImage(x, 1.0 / 255.0, swapRB=True), win, self._fusion * weight
 
     @staticmethod
     def _blend(mouth: np.ndarray, win: np.ndarray, blend: np.ndarray) -> np.ndarray:
@@ -152,12 +160,13 @@ class FastMiniPipeline:
         crop = crop_bgr.astype(np.float32)
         out = self.warp(crop, gl_warp)
         self.frames += 1
-        if not self.warp_only and gl is not None and mouth_interior_visible(gl):
+        window = None if self.warp_only or gl is None else self._window_input(out, gl)
+        if window is not None:
             if self.ref_feature is None:
                 raise RuntimeError("call set_reference(feature) before delta()")
             self.network_frames += 1
-            x, win, weight = self._network_input(np.ascontiguousarray(out[ROWS, COLS]), gl[ROWS, COLS])
+            x, win, blend = window
             (mouth,) = self.net(x, self.ref_feature)
-            out[ROWS, COLS] = self._blend(mouth, win, self._fusion * weight)
+            out[ROWS, COLS] = self._blend(mouth, win, blend)
         out -= crop
         return out

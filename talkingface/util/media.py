@@ -264,9 +264,10 @@ def _send_span(out_fd: int, in_fd: int, offset: int, length: int) -> None:
                 raise MediaError("the spilled avatar frames were truncated")
             done += sent
         return
-    except (AttributeError, OSError) as exc:
-        if isinstance(exc, BrokenPipeError):
-            raise
+    except BrokenPipeError:
+        raise
+    except (AttributeError, OSError):  # no sendfile here, or not between these kinds of file
+        pass
     data = os.pread(in_fd, length - done, offset + done)
     view = memoryview(data)
     while view:
