@@ -35,15 +35,13 @@ from mini_live.opengl_render_interface import Framebuffer, MeshProgram, compile_
 from talkingface.errors import NoFaceError, UserInputError
 from talkingface.moda_geometry import canonicalize
 from talkingface.moda_pipeline import Subject
-from talkingface.utils import MP_LIPS_INNER, MP_LOWER_INNER_LIP_MID, MP_UPPER_INNER_LIP_MID, inter_ocular, mouth_opening
+from talkingface.utils import (MP_FACE_OVAL, MP_LIPS_INNER, MP_LOWER_INNER_LIP_MID, MP_UPPER_INNER_LIP_MID, inter_ocular,
+                               mouth_opening)
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 MAX_VIDEO_FRAMES = 250  # 10 s: enough for the means; the face mesh costs ~20 ms a frame
-#: MediaPipe's face-oval ring, in order around the face.
-FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
-             176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
 INNER_RING, OUTER_RING = 1.3, 1.9  # ring radii relative to the face oval, from the oval's centre
 OUTER_FOLLOW = 0.4  # share of the head's motion the outer ring follows
 BORDER_STEPS = 6  # points per frame edge
@@ -132,7 +130,7 @@ class WarpMesh:
         self.size = (w, h)
         lm = np.asarray(landmarks, np.float64)[:, :2]
         self.source_landmarks = lm
-        oval = lm[FACE_OVAL]
+        oval = lm[MP_FACE_OVAL]
         centre = oval.mean(0)
         inner = centre + INNER_RING * (oval - centre)
         outer = centre + OUTER_RING * (oval - centre)
@@ -151,7 +149,7 @@ class WarpMesh:
         self.source = np.concatenate([lm, inner, outer, border]).astype(np.float64)
         self.triangles = Delaunay(self.source).simplices.astype(np.uint32)
         self.uv = (self.source / [w, h]).astype(np.float32)
-        self._rigid = np.array(FACE_OVAL + [1, 4, 6, 168, 33, 133, 263, 362], np.int64)
+        self._rigid = np.array(MP_FACE_OVAL + [1, 4, 6, 168, 33, 133, 263, 362], np.int64)
 
     def target(self, landmarks: np.ndarray) -> np.ndarray:
         """Target landmarks (478, >=2) px -> all vertex positions (V, 2) px."""
@@ -326,9 +324,11 @@ class MouthPainter:
         from talkingface.data.mouth_crop import standard_image
         from talkingface.render_model_mini import crop_change, paste_change
 
+        from talkingface.fast.mini import mouth_interior_visible
+
         torch = self._torch
         gl = self.labels(i)
-        if not ((gl[..., 0] < 64) & ((gl[..., 2] < 64) | (gl[..., 2] > 192))).any():  # no opening: lips only
+        if not mouth_interior_visible(gl):  # the interior blend weight is 0 everywhere: nothing to paint
             return frame
         rect = self.rects[i]
         crop = standard_image(frame, rect, self.size)

@@ -25,8 +25,11 @@ MP_LIPS_INNER = [78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311
 MP_LIPS_OUTER = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185]
 MP_LEFT_EYE = [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466]
 MP_RIGHT_EYE = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246]
-MP_FACE_OVAL_LOWER = [454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176, 149, 150, 136, 172, 58,
-                      132, 93, 234]
+#: The whole face-oval ring, in order around the face (from the forehead's top, clockwise in the image).
+MP_FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
+                176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
+#: Its lower part, ear to ear under the chin (the original's "oval" main keypoints).
+MP_FACE_OVAL_LOWER = MP_FACE_OVAL[8:29]
 MP_MUSCLE = [371, 266, 425, 427, 434, 394, 169, 214, 207, 205, 36, 142]
 
 #: The 141 main keypoints, in the original's concatenation order.
