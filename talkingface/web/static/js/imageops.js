@@ -1,7 +1,7 @@
 // Crop and paste of the 128 x 128 mouth crop, matching the Python pipeline:
 //   crop:  talkingface.data.mouth_crop.standard_image (cv2.resize of the rect to 128: INTER_AREA when
 //          the rect is wider than 128, else INTER_LINEAR);
-//   paste: render_model_mini.paste_change (frame + cv2.resize(out - src, rect size, INTER_CUBIC)).
+//   paste: render_model_mini.paste_change (frame + cv2.resize(out - src, rect size, INTER_LINEAR)).
 // Images are RGBA Uint8ClampedArray (ImageData layout); tensors are planar Float32Array.
 
 export const MODEL_SIZE = 128;
@@ -38,29 +38,6 @@ function linearTable(srcLen, dstLen) {
     idx[2 * d + 1] = Math.min(s + 1, srcLen - 1);
     wt[2 * d] = 1 - f;
     wt[2 * d + 1] = f;
-  }
-  return { idx, wt };
-}
-
-// Bicubic weights of one axis (cv2's INTER_CUBIC: a = -0.75, half-pixel centres, four taps with the
-// source index clamped at the edges): idx and wt hold 4 entries per output index.
-function cubicTable(srcLen, dstLen) {
-  const A = -0.75;
-  const scale = srcLen / dstLen;
-  const idx = new Int32Array(4 * dstLen);
-  const wt = new Float32Array(4 * dstLen);
-  for (let d = 0; d < dstLen; d++) {
-    const f = (d + 0.5) * scale - 0.5;
-    const s = Math.floor(f);
-    const x = f - s;
-    const w0 = ((A * (x + 1) - 5 * A) * (x + 1) + 8 * A) * (x + 1) - 4 * A;
-    const w1 = ((A + 2) * x - (A + 3)) * x * x + 1;
-    const w2 = ((A + 2) * (1 - x) - (A + 3)) * (1 - x) * (1 - x) + 1;
-    const w = [w0, w1, w2, 1 - w0 - w1 - w2];
-    for (let k = 0; k < 4; k++) {
-      idx[4 * d + k] = Math.min(Math.max(s - 1 + k, 0), srcLen - 1);
-      wt[4 * d + k] = w[k];
-    }
   }
   return { idx, wt };
 }
@@ -153,25 +130,16 @@ export function pasteDelta(rgba, w, h, src, out) {
   for (let i = 0; i < n; i++) {
     for (let c = 0; c < 3; c++) delta[3 * i + c] = out[c * n + i] * 255 - src[3 * i + c];
   }
-  const tx = cached('cubic', MODEL_SIZE, w, cubicTable);
-  const ty = cached('cubic', MODEL_SIZE, h, cubicTable);
-  // x pass: 128 rows x w, then the y pass straight into the rect
-  const rows = new Float32Array(3 * MODEL_SIZE * w);
-  for (let y = 0; y < MODEL_SIZE; y++) {
-    for (let x = 0; x < w; x++) {
-      for (let c = 0; c < 3; c++) {
-        let v = 0;
-        for (let k = 0; k < 4; k++) v += tx.wt[4 * x + k] * delta[3 * (y * MODEL_SIZE + tx.idx[4 * x + k]) + c];
-        rows[3 * (y * w + x) + c] = v;
-      }
-    }
-  }
+  const tx = cached('lin', MODEL_SIZE, w, linearTable);
+  const ty = cached('lin', MODEL_SIZE, h, linearTable);
   for (let y = 0; y < h; y++) {
+    const y0 = ty.idx[2 * y], y1 = ty.idx[2 * y + 1], wy0 = ty.wt[2 * y], wy1 = ty.wt[2 * y + 1];
     for (let x = 0; x < w; x++) {
+      const x0 = tx.idx[2 * x], x1 = tx.idx[2 * x + 1], wx0 = tx.wt[2 * x], wx1 = tx.wt[2 * x + 1];
       const p = 4 * (y * w + x);
       for (let c = 0; c < 3; c++) {
-        let d = 0;
-        for (let k = 0; k < 4; k++) d += ty.wt[4 * y + k] * rows[3 * (ty.idx[4 * y + k] * w + x) + c];
+        const d = wy0 * (wx0 * delta[3 * (y0 * MODEL_SIZE + x0) + c] + wx1 * delta[3 * (y0 * MODEL_SIZE + x1) + c]) +
+          wy1 * (wx0 * delta[3 * (y1 * MODEL_SIZE + x0) + c] + wx1 * delta[3 * (y1 * MODEL_SIZE + x1) + c]);
         rgba[p + c] = Math.round(rgba[p + c] + d); // Uint8ClampedArray clips
       }
     }
