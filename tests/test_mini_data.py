@@ -112,3 +112,25 @@ def test_renderer_teeth_labels_follow_the_segmentation(smiling_clip):
     dark[dark >= T.CAVITY] = T.CAVITY
     cavity_only = T.renderer_teeth_labels(dark, lm, follow_segmentation=True)
     assert np.array_equal(cavity_only, dark)
+
+
+def test_teeth_stay_inside_the_opening():
+    """OpenCV's opening with a 2x2 kernel can move a pixel by one; teeth found at the opening's
+    edge used to land in a column without opening and crash the row assignment (a real avatar
+    video, av_more 00285b43…, failed in data_preparation_web). Random openings with bright
+    patches: every teeth label lies inside the opening, and nothing raises."""
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        labels = np.zeros((40, 40), np.uint8)
+        labels[8:14, 5:35] = T.UPPER_LIP
+        labels[26:32, 5:35] = T.LOWER_LIP
+        y0, x0 = rng.integers(14, 20), rng.integers(8, 20)
+        labels[y0:y0 + rng.integers(3, 12), x0:x0 + rng.integers(4, 14)] = T.CAVITY
+        image = np.full((40, 40, 3), (150, 60, 70), np.uint8)  # red lips
+        opening = labels == T.CAVITY
+        image[opening] = (20, 10, 10)
+        bright = opening & (rng.random((40, 40)) < 0.6)
+        image[bright] = (235, 235, 230)
+        out = T.segment_teeth(image, labels)
+        teeth = (out == T.UPPER_TEETH) | (out == T.LOWER_TEETH)
+        assert not (teeth & ~opening).any()

@@ -84,6 +84,8 @@ def segment_teeth(image_rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
     redness_limit = float(np.median(redness[lips]))
     teeth = opening & (lightness > threshold) & (redness < redness_limit)
     teeth = cv2.morphologyEx(teeth.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).astype(bool)
+    # a 2x2 kernel has no centre pixel: OpenCV's opening can move a pixel by one, out of the opening
+    teeth &= opening
     if teeth.sum() < _MIN_TEETH_PIXELS:
         return out
     out[teeth] = _assign_rows(teeth, opening)[teeth]
