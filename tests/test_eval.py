@@ -170,3 +170,44 @@ def test_cli_bad_input_exits_2(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "talkingface.eval", "compare", "--pred", str(tmp_path / "no.mp4"),
                            "--gt", str(tmp_path / "no.mp4")], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error:") and "not found" in proc.stderr
+
+
+def test_shipped_models_never_trained_on_heldout_clips(repo_root):
+    """The rule of talkingface/eval/heldout.py: no clip a shipped model trained or validated on is held out
+    (read from the model cards' sidecars, which list every file)."""
+    import json
+
+    from talkingface.eval.heldout import never_train_on
+
+    held = never_train_on()
+    ck = repo_root / "checkpoint"
+    audio = json.loads((ck / "lstm" / "lstm_blendshape.json").read_text())["data"]
+    used = {"audio model": [c["path"] for c in audio["real_train"] + audio["real_val"]]}
+    mini = json.loads((ck / "DINet_mini" / "epoch_40.json").read_text())
+    used["DINet_mini"] = mini["train_files"] + mini["val_files"]
+    for name in ("moda_lite", "faco"):
+        card = json.loads((ck / "moda" / f"{name}.json").read_text())
+        used[name] = card["train_records"] + card["val_records"]
+    for model, files in used.items():
+        assert files, model
+        assert not held & set(files), f"{model} trained on held-out clips: {sorted(held & set(files))}"
+
+
+def test_heldout_av_more_people_follow_their_rule(sample_data):
+    """HELDOUT_AV_MORE: clips of >= 8 s with speech whose own picture/sound offset (av_more/SYNC_CHECK.tsv,
+    best_lag) is within +-1 frame, one per person; the short language clips are in sync too."""
+    import csv
+
+    from talkingface.eval.crosshalf import MIN_SECONDS
+    from talkingface.eval.heldout import HELDOUT_AV_MORE, HELDOUT_SHORT_AV_MORE, heldout_paths
+    from talkingface.util.media import probe_video
+
+    with open(sample_data / "av_more" / "SYNC_CHECK.tsv", newline="") as f:
+        lag = {"av_more/" + row["local"]: int(row["best_lag"]) for row in csv.DictReader(f, delimiter="\t")}
+    assert len(HELDOUT_AV_MORE) >= 10 and len(set(HELDOUT_AV_MORE)) == len(HELDOUT_AV_MORE)
+    assert len(heldout_paths(sample_data, HELDOUT_AV_MORE)) == len(HELDOUT_AV_MORE)
+    for rel in HELDOUT_AV_MORE + HELDOUT_SHORT_AV_MORE:
+        assert abs(lag[rel]) <= 1, rel
+    for path in heldout_paths(sample_data, HELDOUT_AV_MORE):
+        info = probe_video(path)
+        assert info.has_audio and info.duration >= MIN_SECONDS, path
