@@ -12,17 +12,18 @@ The mosaic shows people of the sample data: write it outside the repository.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import List
 
 import cv2
 import numpy as np
 
+from talkingface.errors import UserInputError
 from talkingface.eval.tracking import track_video
+from talkingface.util.cli import run_cli, script_parser
+from talkingface.util.files import write_image
 from talkingface.util.media import read_video
-from talkingface.utils import mouth_opening
+from talkingface.utils import inter_ocular, mouth_opening, safe_crop
 
 TILE = 192
 QUANTILES = (0.1, 0.5, 0.75, 0.9, 0.97, 1.0)  # of the real opening: mostly open mouths (teeth, inner mouth)
@@ -32,17 +33,10 @@ def lower_face(frame: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Square crop centred on the mouth, 1.5 inter-ocular distances wide, resized to TILE."""
     if not np.isfinite(points[0, 0]):
         return np.zeros((TILE, TILE, 3), np.uint8)
-    eye = np.linalg.norm(points[33, :2] - points[263, :2])
-    cx, cy = float(points[13, 0] + points[14, 0]) / 2, float(points[13, 1] + points[14, 1]) / 2
-    half = max(0.75 * eye, 8.0)
-    x0, y0 = int(round(cx - half)), int(round(cy - half))
-    x1, y1 = int(round(cx + half)), int(round(cy + half))
-    h, w = frame.shape[:2]
-    pad = max(0, -x0, -y0, x1 - w, y1 - h)
-    if pad:
-        frame = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT)
-        x0, y0, x1, y1 = x0 + pad, y0 + pad, x1 + pad, y1 + pad
-    return cv2.resize(frame[y0:y1, x0:x1], (TILE, TILE), interpolation=cv2.INTER_AREA)
+    cx, cy = (points[13, :2] + points[14, :2]) / 2
+    half = max(0.75 * float(inter_ocular(points)), 8.0)
+    box = (round(cx - half), round(cy - half), round(cx + half), round(cy + half))
+    return cv2.resize(safe_crop(frame, box), (TILE, TILE), interpolation=cv2.INTER_AREA)
 
 
 def label(tile: np.ndarray, text: str) -> np.ndarray:
@@ -54,6 +48,9 @@ def label(tile: np.ndarray, text: str) -> np.ndarray:
 
 def clip_rows(folder: Path, pipeline: str, n_frames: int) -> List[np.ndarray]:
     real_path, gen_path = folder / "real_second_half.mp4", folder / pipeline / f"{pipeline}.mp4"
+    for needed in (real_path, gen_path, folder / "real_second_half.track.npz"):
+        if not needed.is_file():
+            raise UserInputError(f"{needed} not found (a cross-half run of --pipeline {pipeline} writes it)")
     with np.load(folder / "real_second_half.track.npz") as d:
         real_pts = d["points"]
     real = read_video(real_path)
@@ -74,8 +71,7 @@ def clip_rows(folder: Path, pipeline: str, n_frames: int) -> List[np.ndarray]:
 
 
 def main(argv=None) -> int:
-    head, _, rest = __doc__.strip().partition("\n\n")
-    ap = argparse.ArgumentParser(description=head, epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("workdir", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("clips", nargs="+", help="clip folder names inside WORKDIR (the clip file stems)")
@@ -88,10 +84,10 @@ def main(argv=None) -> int:
     width = max(r.shape[1] for r in rows)
     rows = [cv2.copyMakeBorder(r, 0, 0, 0, width - r.shape[1], cv2.BORDER_CONSTANT) for r in rows]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), np.vstack(rows))
+    write_image(args.out, np.vstack(rows))
     print(args.out)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

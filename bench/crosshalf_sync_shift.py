@@ -13,8 +13,6 @@ then the means (same columns as the protocol's acceptance table, rows named ``<r
 """
 from __future__ import annotations
 
-import argparse
-import csv
 import math
 import sys
 from pathlib import Path
@@ -22,27 +20,24 @@ from typing import Dict
 
 import numpy as np
 
+from talkingface.errors import UserInputError
 from talkingface.eval.crosshalf import shifted_row
+from talkingface.eval.heldout import sync_check_lags
 from talkingface.eval.metrics import best_offset
+from talkingface.util.cli import run_cli, script_parser
 from talkingface.util.files import write_text
-from talkingface.util.sample_data import sample_data_dir
-
-
-def read_offsets(tsv: Path) -> Dict[str, int]:
-    """Clip file stem -> best_lag of SYNC_CHECK.tsv (> 0: the picture is late on its own sound)."""
-    with open(tsv, newline="") as fh:
-        return {Path(r["local"]).stem: int(r["best_lag"]) for r in csv.DictReader(fh, delimiter="\t")}
 
 
 def main(argv=None) -> int:
-    head, _, rest = __doc__.strip().partition("\n\n")
-    ap = argparse.ArgumentParser(description=head, epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = script_parser(__doc__)
     ap.add_argument("workdir", type=Path, help="the --workdir of the cross-half run")
     ap.add_argument("--pipeline", default="mini")
     ap.add_argument("--sync", type=Path, default=None, help="default: av_more/SYNC_CHECK.tsv of the sample data")
     ap.add_argument("--out", type=Path, default=None, help="also write the tables here (markdown)")
     args = ap.parse_args(argv)
-    offsets = read_offsets(args.sync or sample_data_dir() / "av_more" / "SYNC_CHECK.tsv")
+    offsets = {Path(rel).stem: lag for rel, lag in sync_check_lags(args.sync).items()}
+    if not any(args.workdir.glob(f"*/series.{args.pipeline}.npz")):
+        raise UserInputError(f"no series.{args.pipeline}.npz below {args.workdir} (run the cross-half evaluation first)")
     per_method: Dict[str, list] = {}
     lines = ["| clip | SYNC_CHECK best_lag (picture late) | " + "raw best lag: mini / audio-ours / audio-original | "
              "shifted r@0 / best (lag): mini | audio-ours | audio-original |", "|---|---:|---|---|---|---|"]
@@ -85,4 +80,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

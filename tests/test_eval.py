@@ -196,14 +196,11 @@ def test_shipped_models_never_trained_on_heldout_clips(repo_root):
 def test_heldout_av_more_people_follow_their_rule(sample_data):
     """HELDOUT_AV_MORE: clips of >= 8 s with speech whose own picture/sound offset (av_more/SYNC_CHECK.tsv,
     best_lag) is within +-1 frame, one per person; the short language clips are in sync too."""
-    import csv
-
     from talkingface.eval.crosshalf import MIN_SECONDS
-    from talkingface.eval.heldout import HELDOUT_AV_MORE, HELDOUT_SHORT_AV_MORE, heldout_paths
+    from talkingface.eval.heldout import HELDOUT_AV_MORE, HELDOUT_SHORT_AV_MORE, heldout_paths, sync_check_lags
     from talkingface.util.media import probe_video
 
-    with open(sample_data / "av_more" / "SYNC_CHECK.tsv", newline="") as f:
-        lag = {"av_more/" + row["local"]: int(row["best_lag"]) for row in csv.DictReader(f, delimiter="\t")}
+    lag = sync_check_lags(sample_data / "av_more" / "SYNC_CHECK.tsv")
     assert len(HELDOUT_AV_MORE) >= 10 and len(set(HELDOUT_AV_MORE)) == len(HELDOUT_AV_MORE)
     assert len(heldout_paths(sample_data, HELDOUT_AV_MORE)) == len(HELDOUT_AV_MORE)
     for rel in HELDOUT_AV_MORE + HELDOUT_SHORT_AV_MORE:

@@ -10,8 +10,9 @@ real faces, validating on MEAD ``W011_*`` (silent, so unusable here) and ``d20_z
 """
 from __future__ import annotations
 
+import csv
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from talkingface.util.sample_data import sample_data_dir
 
@@ -70,6 +71,14 @@ def heldout_paths(data_dir: Optional[Path] = None, clips=HELDOUT_CLIPS) -> List[
     """Absolute paths of the held-out clips (``clips``: one of the lists above) present in the data folder."""
     root = Path(data_dir) if data_dir is not None else sample_data_dir()
     return [root / rel for rel in clips if (root / rel).is_file()]
+
+
+def sync_check_lags(tsv: Optional[Path] = None) -> Dict[str, int]:
+    """A SYNC_CHECK table (default: ``av_more/SYNC_CHECK.tsv`` of the sample-data folder): clip path relative
+    to the data folder (``av_more/`` + its ``local`` column) -> ``best_lag`` (frames; > 0: the clip's picture
+    is late on its own sound, as the original's audio model measured it)."""
+    with open(tsv if tsv is not None else sample_data_dir() / "av_more" / "SYNC_CHECK.tsv", newline="") as fh:
+        return {"av_more/" + row["local"]: int(row["best_lag"]) for row in csv.DictReader(fh, delimiter="\t")}
 
 
 def never_train_on() -> frozenset:
