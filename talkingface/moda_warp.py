@@ -286,7 +286,6 @@ class MouthPainter:
         from talkingface.mini_reference import build_reference, reference_tensor, teeth_references
         from talkingface.models.DINet_mini import MODEL_SIZE, DINet_mini_pipeline, load_dinet_mini
 
-        self._torch = torch
         h, w = photo.shape[:2]
         face_mask, mouth_mask = load_fusion_masks()
         self.pipe = DINet_mini_pipeline(3, 12, face_mask, mouth_mask, blend="interior").eval()
@@ -306,8 +305,7 @@ class MouthPainter:
             self.pipe.ref_input(reference_tensor(ref))
         self.points = standard_points(tgt, self.rects, MODEL_SIZE)
         self.size = MODEL_SIZE
-        self._no_warp = torch.full((1, 4, MODEL_SIZE, MODEL_SIZE), 128.0 / 255.0)
-        self._no_warp[:, 3] = 1.0
+        self._no_warp = np.full((MODEL_SIZE, MODEL_SIZE, 4), (128, 128, 128, 255), np.uint8)  # zero warp field
 
     def labels(self, i: int) -> np.ndarray:
         """The label image of frame i (128, 128, 4) uint8 RGBA, the mini renderer's colour code."""
@@ -322,19 +320,12 @@ class MouthPainter:
     def paint(self, frame: np.ndarray, i: int) -> np.ndarray:
         """Warped frame i (H, W, 3) BGR -> a new frame with the mouth opening painted by DINet_mini."""
         from talkingface.data.mouth_crop import standard_image
-        from talkingface.render_model_mini import crop_change, paste_change
-
         from talkingface.fast.mini import mouth_interior_visible
+        from talkingface.render_model_mini import eager_change, paste_change
 
-        torch = self._torch
         gl = self.labels(i)
         if not mouth_interior_visible(gl):  # the interior blend weight is 0 everywhere: nothing to paint
             return frame
         rect = self.rects[i]
         crop = standard_image(frame, rect, self.size)
-        src = np.dstack([cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.full(crop.shape[:2], 255, np.uint8)])
-        src_t = torch.from_numpy(src.transpose(2, 0, 1).copy())[None].float().div_(255.0)
-        gl_t = torch.from_numpy(gl.transpose(2, 0, 1).copy())[None].float().div_(255.0)
-        with torch.no_grad():
-            out = self.pipe.interface(src_t, gl_t, gl_warp=self._no_warp)[0, :3]
-        return paste_change(frame, rect, crop_change(src[..., :3], out.permute(1, 2, 0).numpy()))
+        return paste_change(frame, rect, eager_change(self.pipe, crop, gl, self._no_warp))

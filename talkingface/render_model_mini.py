@@ -38,7 +38,7 @@ from talkingface.models.DINet_mini import (INPUT_HEIGHT, INPUT_WIDTH, MODEL_SIZE
                                            load_dinet_mini)
 from talkingface.util.files import check_input_file
 
-__all__ = ["RenderModelMini", "mesh_bs_table", "warp_only_mesh", "loop_index", "paste_change",
+__all__ = ["RenderModelMini", "mesh_bs_table", "warp_only_mesh", "loop_index", "paste_change", "eager_change",
            # the pack names a user of the renderer needs, re-exported from talkingface.mini_pack
            "AssetPack", "load_asset_pack", "DEFAULT_CHECKPOINT"]
 
@@ -241,21 +241,12 @@ class RenderModelMini:
         if self.fast is not None:
             delta = self.fast.delta(crop, None if self.warp_only else gl, gl if gl_clean is None else gl_clean)
         else:
-            delta = self._torch_delta(crop, gl, gl_clean)
+            delta = eager_change(self.pipeline, crop, gl, gl_clean, self.device, use_network=not self.warp_only)
         self._add_time("network", t0)
         t0 = time.perf_counter(), time.thread_time()
         result = paste_change(image, rect, delta)
         self._add_time("paste", t0)
         return result
-
-    def _torch_delta(self, crop: np.ndarray, gl: np.ndarray, gl_clean: Optional[np.ndarray]) -> np.ndarray:
-        """The eager pipeline on one frame: 128x128x3 BGR crop + renders -> 128x128x3 float32 BGR change."""
-        src = np.dstack([cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.full(crop.shape[:2], 255, np.uint8)])
-        src_t = torch.from_numpy(src.transpose(2, 0, 1).copy())[None].float().div_(255.0).to(self.device)
-        gl_warp = _gl_tensor(gl_clean, self.device) if gl_clean is not None else None
-        out = self.pipeline.interface(src_t, _gl_tensor(gl, self.device), use_network=not self.warp_only,
-                                      gl_warp=gl_warp)[0, :3]
-        return crop_change(src[..., :3], out.permute(1, 2, 0).cpu().numpy())
 
     def close(self) -> None:
         self.renderer.close()
@@ -263,9 +254,22 @@ class RenderModelMini:
             self.warp_renderer.close()
 
 
-def _gl_tensor(gl: np.ndarray, device: str) -> torch.Tensor:
-    """HxWx4 uint8 GL render -> 1x4xHxW float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(gl.transpose(2, 0, 1)))[None].float().div_(255.0).to(device)
+def _rgba_tensor(image: np.ndarray, device: str) -> torch.Tensor:
+    """HxWx4 uint8 RGBA (a crop or a GL render) -> 1x4xHxW float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float().div_(255.0).to(device)
+
+
+@torch.no_grad()
+def eager_change(pipeline: DINet_mini_pipeline, crop: np.ndarray, gl: np.ndarray, gl_warp: Optional[np.ndarray] = None,
+                 device: str = "cpu", use_network: bool = True) -> np.ndarray:
+    """The torch pipeline on one frame: 128x128x3 uint8 BGR crop, its label render ``gl`` and optional
+    label-free render ``gl_warp`` (128x128x4 uint8 RGBA) -> the 128x128x3 float32 BGR change that
+    :func:`paste_change` pastes (:class:`talkingface.fast.mini.FastMiniPipeline` ``delta`` is its fast twin)."""
+    src = np.dstack([cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), np.full(crop.shape[:2], 255, np.uint8)])
+    warp_t = _rgba_tensor(gl_warp, device) if gl_warp is not None else None
+    out = pipeline.interface(_rgba_tensor(src, device), _rgba_tensor(gl, device), use_network=use_network,
+                             gl_warp=warp_t)[0, :3]
+    return crop_change(src[..., :3], out.permute(1, 2, 0).cpu().numpy())
 
 
 def crop_change(src_rgb: np.ndarray, out_rgb: np.ndarray) -> np.ndarray:

@@ -191,7 +191,9 @@ class I420Frames:
         spans = ((y0, y1, x0, x1), (y0 // 2, y1 // 2, x0 // 2, x1 // 2), (y0 // 2, y1 // 2, x0 // 2, x1 // 2))
         spilled = isinstance(self.data, _SpilledFrames)
         for plane, ((start, rows, width), part, (r0, r1, c0, c1)) in enumerate(zip(self._plane_geometry(), parts, spans)):
-            changed = self._plane_rows(i, plane, r0, r1).copy() if not spilled else self._plane_rows(i, plane, r0, r1)
+            changed = self._plane_rows(i, plane, r0, r1)
+            if not spilled:
+                changed = changed.copy()  # a view of the stored frame; a spilled read is already a new array
             changed[:, c0:c1] = part
             if spilled:
                 base = self.data.offset(i) + start

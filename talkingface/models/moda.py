@@ -268,8 +268,7 @@ class ProbAttn(nn.Module):
         pad = _pad_bias(valid)
         lat_valid = None
         if self.posterior is not None and targets is None:
-            c = self.n_latent(t) if k > 1 else t
-            mu = torch.zeros(b, c, self.cfg.z_dim, device=s_a.device)
+            mu = torch.zeros(b, self.n_latent(t), self.cfg.z_dim, device=s_a.device)
             logvar = torch.zeros_like(mu)
         else:
             x = enc_in if self.posterior is None else enc_in + self.posterior(targets)
