@@ -5,7 +5,8 @@ L1 of first differences weighted ``(5, 1, 1, 0.5)``, each averaged over the vali
 samples whose source trains that head, on standardised targets; ``+ beta KL`` with beta annealed
 linearly over ``kl_anneal_steps`` (0 = the code), the KL optionally with ``free_bits`` per latent
 dimension; in ``cvae`` mode optionally ``+ prior_stat_weight * motion_stat_loss`` of a pass with z
-from the prior (:func:`motion_stat_loss`). ``freeze_lip_path`` keeps the audio encoder, the subject encoder and SpecAttn as the
+from the prior (:func:`motion_stat_loss`) and ``+ blink_stat_weight * blink_stat_loss`` of the same pass
+(:func:`blink_stat_loss`). ``freeze_lip_path`` keeps the audio encoder, the subject encoder and SpecAttn as the
 initialising checkpoint left them (the all-heads stage otherwise drags the lips' features towards
 the eye/head losses: lip r 0.48 -> 0.42-0.44 in the runs of docs/MODA.md). AdamW (0.9, 0.99), weight decay 0.01, cosine
 decay of the learning rate over ``max_steps``.
@@ -35,12 +36,16 @@ from talkingface.data.moda_dataset import (HEADS, SUBJECT_SCALE, PreparedClip, T
 from talkingface.gan_training import adam_pair, restore_training_checkpoint, save_training_checkpoint
 from talkingface.models.faco import FaCoNet, PointDiscriminator, lsgan_loss
 from talkingface.models.moda import MODANet, kl_divergence
+from talkingface.eval.motion import EAR_PAIRS
 from talkingface.moda_geometry import EYES, LIPS, canonical_mean_face
 from talkingface.util.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 UPPER_LIP, LOWER_LIP = LIPS.index(13), LIPS.index(14)
+#: Flat indices into the eye head (180 = 60 points x (x, y, z)) of the y of the upper and lower lid
+#: points of the 6 vertical eyelid pairs the blink measure (eval.motion.EAR_PAIRS) uses.
+LID_Y = tuple(torch.tensor([3 * EYES.index(pair[j]) + 1 for eye in EAR_PAIRS for pair in eye[:3]]) for j in (0, 1))
 
 
 def save_atomic(obj, path: Path) -> None:
@@ -100,6 +105,33 @@ def motion_stat_loss(pred: Dict[str, torch.Tensor], batch: Dict[str, torch.Tenso
     return torch.as_tensor(total)
 
 
+def eye_opening(eye: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Eyelid opening change (B, T) in canonical px from standardised eye deltas (B, T, 180) and their
+    per-dimension std (180,): the mean over both eyes' 3 vertical lid pairs of lower-lid y minus
+    upper-lid y (the subject's mean opening cancels; a blink is a sharp negative dip)."""
+    upper, lower = LID_Y
+    return (eye[..., lower] * std[lower] - eye[..., upper] * std[upper]).mean(-1)
+
+
+def blink_stat_loss(pred_eye: torch.Tensor, batch: Dict[str, torch.Tensor], std: torch.Tensor) -> torch.Tensor:
+    """1-D Wasserstein distance between the distributions of the eyelid opening (:func:`eye_opening`)
+    over each window's valid frames, predicted vs target, in canonical px, averaged over the samples
+    whose eye mask is on.
+
+    Why: :func:`motion_stat_loss` matches the eye signal's std and mean speed, which a sample can meet
+    with small continuous lid wobble and no blink; matching the sorted openings (every quantile) asks
+    for as many deeply closed frames as the real window has, wherever they fall in time."""
+    valid = batch["valid"]
+    op_p, op_t = eye_opening(pred_eye, std), eye_opening(batch["eye"], std)
+    terms = []
+    for b in range(len(valid)):
+        v = valid[b]
+        if batch["mask_eye"][b] <= 0 or v.sum() < 2:
+            continue
+        terms.append((op_p[b][v].sort().values - op_t[b][v].sort().values).abs().mean())
+    return torch.stack(terms).mean() if terms else pred_eye.new_zeros(())
+
+
 class MODATrainer:
     """Train MODANet on prepared clips; ``run()`` until ``cfg.max_steps``."""
 
@@ -143,6 +175,11 @@ class MODATrainer:
 
         self.tb = SummaryWriter(str(self.out / "log"))
 
+    @property
+    def eye_std(self) -> torch.Tensor:
+        """(180,) std of the standardised eye targets (canonical px)."""
+        return torch.from_numpy(self.stats.std["eye"])
+
     def frozen_modules(self) -> list:
         """The sub-networks ``freeze_lip_path`` keeps fixed (none without it)."""
         m = self.model
@@ -172,10 +209,11 @@ class MODATrainer:
         with torch.no_grad():
             parts["kl"] = kl_divergence(pred["mu"], pred["logvar"], lat_valid)  # logged: the plain KL
         kl_term = kl_divergence(pred["mu"], pred["logvar"], lat_valid, cfg.free_bits)
-        if cfg.prior_stat_weight > 0 and tg is not None and cfg.stage != "lips":
+        if (cfg.prior_stat_weight > 0 or cfg.blink_stat_weight > 0) and tg is not None and cfg.stage != "lips":
             prior = self.model(batch["fbank"], batch["subject"], batch["valid"], batch["has_audio"])
             parts["prior_stat"] = motion_stat_loss(prior, batch)
-            total = total + cfg.prior_stat_weight * parts["prior_stat"]
+            parts["blink_stat"] = blink_stat_loss(prior["eye"], batch, self.eye_std)
+            total = total + cfg.prior_stat_weight * parts["prior_stat"] + cfg.blink_stat_weight * parts["blink_stat"]
         beta = cfg.kl_weight * min(1.0, step / max(cfg.kl_anneal_steps, 1))
         parts["total"] = total + beta * kl_term
         return parts
@@ -233,9 +271,9 @@ class MODATrainer:
             if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
                 for k, v in parts.items():
                     self.tb.add_scalar(f"train/{k}", float(v.detach()), self.step)
-                log.info("step %d loss %.4f lip %.4f eye %.4f head %.4f kl %.3f prior_stat %.3f", self.step,
-                         *(float(parts[k].detach()) for k in ("total", "lip", "eye", "head", "kl")),
-                         float(parts.get("prior_stat", torch.zeros(())).detach()))
+                log.info("step %d loss %.4f lip %.4f eye %.4f head %.4f kl %.3f prior_stat %.3f blink_stat %.3f",
+                         self.step, *(float(parts[k].detach()) for k in ("total", "lip", "eye", "head", "kl")),
+                         *(float(parts.get(k, torch.zeros(())).detach()) for k in ("prior_stat", "blink_stat")))
             if self.step % cfg.save_every == 0 or self.step == stop:
                 self.wall_s += time.time() - t0
                 t0 = time.time()

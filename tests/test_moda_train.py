@@ -12,7 +12,8 @@ from talkingface.audio_model import AudioModel
 from talkingface.config.moda import BASIS_PATH, TEACHER_CHECKPOINT, FaCoTrainConfig, MODAConfig, MODATrainConfig
 from talkingface.data.moda_clips import ClipRecord, record_from_speech, record_from_video
 from talkingface.data.moda_dataset import prepare
-from talkingface.moda_training import FaCoTrainer, MODATrainer, faco_rows, motion_stat_loss
+from talkingface.moda_training import (LID_Y, FaCoTrainer, MODATrainer, blink_stat_loss, eye_opening, faco_rows,
+                                       motion_stat_loss)
 from talkingface.mouth_basis import BlendshapeBasis
 from talkingface.util.media import count_frames, load_audio, probe_video
 
@@ -83,6 +84,9 @@ def test_moda_chunked_cvae_free_bits_and_frozen_lip_path(records, tmp_path):
     assert t.model.prob.to_mu.out_features == 8  # resized from the lips checkpoint's 128
     parts = t.loss({k: torch.from_numpy(v) for k, v in t.sampler.sample(np.random.default_rng(1), 3).items()}, 4)
     assert "prior_stat" in parts and torch.isfinite(parts["prior_stat"])
+    t.cfg.blink_stat_weight = 1.0
+    parts = t.loss({k: torch.from_numpy(v) for k, v in t.sampler.sample(np.random.default_rng(1), 3).items()}, 4)
+    assert torch.isfinite(parts["blink_stat"]) and parts["blink_stat"].requires_grad
 
 
 def test_motion_stat_loss_rewards_spread_not_the_mean():
@@ -163,3 +167,29 @@ def test_prep_renderer_demo_and_eval(sample_data, records, tmp_path, repo_root):
     assert {"moda-lite", "lstm-basis", "audio-lin", "energy"} <= set(s)
     assert np.isfinite(s["lstm-basis"]["r"]) and s["head_and_seeds"]["diversity_deg"] > 0
     assert "| moda-lite |" in markdown(res)
+
+
+def _blink_window(t: int, start: int, depth: float) -> torch.Tensor:
+    """Standardised eye deltas (t, 180) with unit std whose lids close by ``depth`` px at frames start..start+4."""
+    eye = torch.zeros(t, 180)
+    upper, lower = LID_Y
+    eye[start:start + 4, upper] = depth / 2
+    eye[start:start + 4, lower] = -depth / 2
+    return eye
+
+
+def test_blink_stat_loss_asks_for_blinks_not_their_timing():
+    std = torch.ones(180)
+    target = torch.stack([_blink_window(50, 10, 3.0), _blink_window(50, 30, 2.0)])
+    batch = {"eye": target, "valid": torch.ones(2, 50, dtype=torch.bool), "mask_eye": torch.ones(2)}
+    batch["valid"][1, 40:] = False
+    assert eye_opening(target, std)[0, 10].item() == pytest.approx(-3.0)
+    moved = torch.stack([_blink_window(50, 25, 3.0), _blink_window(50, 5, 2.0)])  # same blinks, other frames
+    none = torch.zeros_like(target)  # open eyes throughout
+    shallow = torch.stack([_blink_window(50, 10, 1.0), _blink_window(50, 30, 0.5)])
+    assert blink_stat_loss(moved, batch, std).item() == pytest.approx(0.0, abs=1e-6)
+    assert blink_stat_loss(none, batch, std) > blink_stat_loss(shallow, batch, std) > 0.1
+    batch["mask_eye"] = torch.tensor([0.0, 1.0])  # only the second window trains the eyes: 4 of 40 frames at 2 px
+    assert blink_stat_loss(none, batch, std).item() == pytest.approx(2.0 * 4 / 40)
+    batch["mask_eye"] = torch.zeros(2)
+    assert blink_stat_loss(none, batch, std).item() == 0.0

@@ -137,6 +137,10 @@ class MODATrainConfig:
                 "rewards the mean, so a prior draw moves less than real motion. Measured: harmful from step 0 "
                 "(1.0: the decoder dropped z, head spread 0.06-0.16 x real); as a 600-step fine-tune of a model "
                 "that uses z, 0.5 raised head spread from 0.44-0.65 to 0.69-0.89 x real: 0 = off"})
+    blink_stat_weight: float = field(default=0.0, metadata={
+        "help": "cvae: weight of a term on the same prior pass: the distribution of the eyelid opening over "
+                "each window's frames (every quantile, canonical px) must match the real window's, so the sampled "
+                "eyes close as often and as deeply as real ones wherever the blinks fall; 0 = off"})
     freeze_lip_path: bool = field(default=False, metadata={
         "help": "freeze the audio encoder, the subject encoder and SpecAttn (BatchNorm statistics too) so "
                 "the all-heads stage cannot move the features the lips read; the heads and ProbAttn train"})
