@@ -33,10 +33,10 @@ from talkingface.config.moda import FaCoTrainConfig, MODATrainConfig
 from talkingface.data.moda_clips import ClipRecord, subject_means
 from talkingface.data.moda_dataset import (HEADS, SUBJECT_SCALE, PreparedClip, TargetStats, WindowSampler,
                                            full_clip_batch, subject_vector)
+from talkingface.eval.motion import EAR_PAIRS
 from talkingface.gan_training import adam_pair, restore_training_checkpoint, save_training_checkpoint
 from talkingface.models.faco import FaCoNet, PointDiscriminator, lsgan_loss
 from talkingface.models.moda import MODANet, kl_divergence
-from talkingface.eval.motion import EAR_PAIRS
 from talkingface.moda_geometry import EYES, LIPS, canonical_mean_face
 from talkingface.util.files import atomic_write
 

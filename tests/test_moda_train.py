@@ -170,7 +170,7 @@ def test_prep_renderer_demo_and_eval(sample_data, records, tmp_path, repo_root):
 
 
 def _blink_window(t: int, start: int, depth: float) -> torch.Tensor:
-    """Standardised eye deltas (t, 180) with unit std whose lids close by ``depth`` px at frames start..start+4."""
+    """Standardised eye deltas (t, 180), unit std, whose lids close by ``depth`` px for 4 frames from ``start``."""
     eye = torch.zeros(t, 180)
     upper, lower = LID_Y
     eye[start:start + 4, upper] = depth / 2
