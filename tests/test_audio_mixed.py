@@ -65,6 +65,7 @@ def test_aligned_pairs_audio_frame_with_shifted_video_frame():
 
 def test_sync_check_and_mixed_training(cache, sample_data, repo_root, tmp_path):
     from train_audio import sync_check, train_mixed
+    from train_audio.distill import speech_files
 
     teacher = sample_data / "dh_live" / "checkpoint" / "audio.pkl"
     table = tmp_path / "sync.tsv"
@@ -80,11 +81,15 @@ def test_sync_check_and_mixed_training(cache, sample_data, repo_root, tmp_path):
             "--speech", str(sample_data / "speech_corpus" / "jfk"),
             "--basis", str(repo_root / "checkpoint" / "mouth_basis" / "blendshape_basis.npz"), "--out", str(out),
             "--init", str(repo_root / "checkpoint" / "lstm" / "lstm_blendshape.pkl"), "--max_steps", "6",
-            "--save_every", "3", "--batch_size", "4", "--variants", "2", "--val_fraction", "0", "--device", "cpu"]
+            "--save_every", "3", "--batch_size", "4", "--variants", "2", "--val_fraction", "0", "--device", "cpu",
+            "--distill_real"]
     assert train_mixed.main(args) == 0
     assert torch.load(out / "last.pth", weights_only=False)["step"] == 6
     model = AudioModel(out / "lstm_blendshape.pkl")
     assert model.lookahead_steps == 4 and model.card["target"] == "blendshape"
     assert {c["path"] for c in model.card["data"]["real_train"]} == {BUFFETT, VOX}
+    # --distill_real: the teacher also labels both real training clips' audio
+    n_speech = len(speech_files([sample_data / "speech_corpus" / "jfk"], set()))
+    assert model.card["data"]["speech_files"] == n_speech + 2 and "real training clips' audio" in model.card["recipe"]
     y = model.interface_wav(np.zeros(16000, np.float32))
     assert y.shape == (25, 6) and np.isfinite(y).all()

@@ -10,9 +10,10 @@ in every batch (``--real_share`` of the windows from the first):
    the face mesh on every frame, against the clip's own neutral shape. Only clips that
    ``train_audio/sync_check.py`` kept or shifted are read, each moved by its measured offset
    (audio frame t pairs with video frame t + shift); held-out people are refused.
-2. **Distillation** over a speech corpus: the frozen teacher's outputs on each file (clean + augmented
-   copies), taken at the teacher's own lookahead and mapped onto the blendshape basis by a ridge
-   fit from teacher outputs to the measured coefficients of the real training clips.
+2. **Distillation** over a speech corpus (with ``--distill_real`` also over the real training clips' own
+   audio): the frozen teacher's outputs on each file (clean + augmented copies), taken at the teacher's
+   own lookahead and mapped onto the blendshape basis by a ridge fit from teacher outputs to the
+   measured coefficients of the real training clips.
 
 The student (Audio2Feature, the shipped network shape) learns ``pred[t + L] ~ target[t]`` with
 lookahead L = ``--lookahead`` LSTM steps (L1 on standardised targets, Adam, cosine decay), optionally
@@ -67,6 +68,8 @@ def parse_args(argv=None):
     ap.add_argument("--init", type=Path, help="start from this Audio2Feature state dict (blendshape outputs)")
     ap.add_argument("--lookahead", type=int, default=4, help="LSTM steps between hearing a frame and predicting it")
     ap.add_argument("--real_share", type=float, default=0.5, help="share of training windows from real videos")
+    ap.add_argument("--distill_real", action="store_true",
+                    help="also distil the teacher over the real training clips' own audio (added to the speech pool)")
     ap.add_argument("--person_cap_s", type=float, default=60.0,
                     help="a person with more real footage than this is down-weighted to this many seconds")
     ap.add_argument("--val_fraction", type=float, default=0.12, help="share of real people kept for validation")
@@ -163,6 +166,8 @@ def main(argv=None) -> int:
     log.info("teacher -> blendshape map: mean r(coef 0) on the training clips %.3f", float(np.nanmean(fit_r)))
     # ---- speech corpus, labelled by the teacher, mapped and frame-aligned
     files = speech_files(args.speech, set(args.exclude))
+    if args.distill_real:  # more voices, languages and rooms for the teacher's labels (never a validation clip)
+        files += [args.cache / f"{c['name']}.wav" for c in train_real]
     args.out.mkdir(parents=True, exist_ok=True)
     speech = labelled_fbank(files, args.variants, teacher, args.out / "fbank_cache.npz", args.seed)
     speech_fb = [v for v, _ in speech]
@@ -215,7 +220,9 @@ def main(argv=None) -> int:
     val_report = lag_report(AudioModel(path), val_real) if val_real else None
     train_report = lag_report(AudioModel(path), train_real)
     card = {
-        "recipe": "true targets + distillation (train_audio/train_mixed.py)", "teacher": args.teacher.name,
+        "recipe": "true targets + distillation" + (" over the speech corpus and the real training clips' audio"
+                                                   if args.distill_real else "") + " (train_audio/train_mixed.py)",
+        "teacher": args.teacher.name,
         "target": "blendshape", "basis": "../mouth_basis/blendshape_basis.npz", "lookahead_steps": args.lookahead,
         "sample_rate": 16000,
         "config": {k: str(v) for k, v in vars(args).items()},
