@@ -37,10 +37,10 @@ def main(argv=None) -> int:
         raise UserInputError("--seeds must be at least 1")
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.config.moda import FACO_CHECKPOINT, MODA_CHECKPOINT
-    from talkingface.data.moda_clips import load_records, subject_means
-    from talkingface.data.moda_dataset import head_from_targets
+    from talkingface.data.moda_clips import load_records
+    from talkingface.eval.moda_eval import sample_motion
     from talkingface.eval.motion import FPS, blink_stats, pose_spread
-    from talkingface.moda_pipeline import FaCoPredictor, MODAPredictor, Subject
+    from talkingface.moda_pipeline import FaCoPredictor, MODAPredictor
 
     recs = [r for r in load_records(args.records) if r.has_audio and not r.lip_only
             and (not args.source or any(r.source.startswith(s) for s in args.source))]
@@ -53,13 +53,11 @@ def main(argv=None) -> int:
         moda = MODAPredictor(path)
         n_pred, ratios = 0.0, []
         for r in recs:
-            means = subject_means(r)
-            subject = Subject(means["dense"], means["head7"])
+            sampled = sample_motion(r, moda, faco, range(args.seeds))
+            n_pred += sum(b["n_blinks"] for b in sampled["blinks"]) / args.seeds
             real = pose_spread(r.head7)
-            for seed in range(args.seeds):
-                m = moda.predict(r.audio, subject, seed=seed, n_frames=r.n_frames)
-                n_pred += blink_stats(faco.dense(m["lip"], m["eye"], subject))["n_blinks"] / args.seeds
-                pred = pose_spread(head_from_targets(m["head"], means["head7"]))
+            for head in sampled["heads"]:
+                pred = pose_spread(head)
                 ratios.append([pred[a] / max(real[a], 1e-6) for a in ("yaw", "pitch", "roll")])
         med = np.median(ratios, axis=0)
         print(f"{path}: {len(recs)} clips, {minutes * 60:.0f} s: blinks/min real {real_rate:.1f}, "

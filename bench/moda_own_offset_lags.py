@@ -10,7 +10,7 @@ share of clips within 0 +- 1 frame.
 
 Usage: python bench/moda_own_offset_lags.py MODA.json PROBE.json [--probe NAME]
 
-A clip's key in both files is ``<folder>__<stem>`` of its video (the evaluate.py naming).
+A clip's key in both files is :func:`talkingface.eval.audio_sync.clip_name` of its video.
 """
 from __future__ import annotations
 
@@ -21,12 +21,8 @@ from typing import Dict
 import numpy as np
 
 from talkingface.errors import UserInputError
+from talkingface.eval.audio_sync import clip_name
 from talkingface.util.cli import run_cli, script_parser
-
-
-def clip_key(path: str) -> str:
-    p = Path(path)
-    return f"{p.parent.name}__{p.stem}"
 
 
 def probe_lags(probe_json: Path, probe: str) -> Dict[str, int]:
@@ -52,7 +48,7 @@ def main(argv=None) -> int:
     print("| clip | probe lag | per method: raw lag -> relative lag |")
     print("|---|---:|---|")
     for c in clips:
-        key = clip_key(c["clip"])
+        key = clip_name(Path(c["clip"]))
         if key not in own:
             raise UserInputError(f"{key}: no probe row (run evaluate.py on the same clips)")
         cells = []

@@ -38,8 +38,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.data.av_clips import prepare_clip
-    from talkingface.eval.audio_sync import (common_lag_scores, energy_predictor, evaluate_clips, model_predictor,
-                                             rows_as_dicts, summarize)
+    from talkingface.eval.audio_sync import (clip_name, common_lag_scores, energy_predictor, evaluate_clips,
+                                             model_predictor, rows_as_dicts, summarize)
     from talkingface.eval.heldout import heldout_paths
     from talkingface.mouth_basis import BlendshapeBasis
     from talkingface.util.media import expand_inputs, list_videos
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
             raise UserInputError(f"--model expects NAME=CHECKPOINT[:SIGN], got {spec!r}")
         predictors[name] = model_predictor(Path(path), 0, float(sign or 1))
     basis = BlendshapeBasis.load(args.basis)
-    clips = [prepare_clip(v, args.cache, name=f"{v.parent.name}__{v.stem}") for v in videos]
+    clips = [prepare_clip(v, args.cache, name=clip_name(v)) for v in videos]
     rows = evaluate_clips(clips, basis, predictors)
     summary = summarize(rows)
     common = common_lag_scores(clips, basis, predictors)

@@ -9,6 +9,7 @@ the log energy of the frame's audio). Scores: Pearson r at lag 0 and the best r 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
 import numpy as np
@@ -29,6 +30,11 @@ class SyncScore:
     r: float
     best_lag: int
     r_best: float
+
+
+def clip_name(video: Path) -> str:
+    """A clip's name in these scores (and its face-mesh cache): ``<folder>__<stem>`` of its video path."""
+    return f"{video.parent.name}__{video.stem}"
 
 
 def score_series(clip: str, method: str, pred: np.ndarray, truth: np.ndarray, max_lag: int = MAX_LAG) -> SyncScore:

@@ -60,28 +60,37 @@ def teacher_lips(audio: np.ndarray, n: int, mean_lips: np.ndarray, teacher: Audi
     return lips - lips.mean(0) + mean_lips
 
 
-def evaluate_clip(rec: ClipRecord, moda: MODAPredictor, faco: Optional[FaCoPredictor], seeds: Sequence[int],
-                  teacher: AudioModel, basis: BlendshapeBasis, teacher_path: Path) -> dict:
+def sample_motion(rec: ClipRecord, moda: MODAPredictor, faco: Optional[FaCoPredictor], seeds: Sequence[int]) -> dict:
+    """MODA's motion for the clip's own audio and mean face, one prior draw per seed: ``means``
+    (:func:`subject_means`), ``motions`` (per seed, target units), ``heads`` (per seed, (N, 7) head pose) and
+    ``blinks`` (per seed, :func:`blink_stats` of the dense face: FaCo-Net's, or the mean face with lips and
+    eyes pasted in when ``faco`` is None)."""
     means = subject_means(rec)
     subject = Subject(means["dense"], means["head7"])
+    out: dict = {"means": means, "motions": [], "heads": [], "blinks": []}
+    for s in seeds:
+        m = moda.predict(rec.audio, subject, seed=s, n_frames=rec.n_frames)
+        dense = faco.dense(m["lip"], m["eye"], subject) if faco else paste_dense(m["lip"], m["eye"], subject)
+        out["motions"].append(m)
+        out["heads"].append(head_from_targets(m["head"], means["head7"]))
+        out["blinks"].append(blink_stats(dense))
+    return out
+
+
+def evaluate_clip(rec: ClipRecord, moda: MODAPredictor, faco: Optional[FaCoPredictor], seeds: Sequence[int],
+                  teacher: AudioModel, basis: BlendshapeBasis, teacher_path: Path) -> dict:
+    sampled = sample_motion(rec, moda, faco, seeds)
+    means, motions, heads = sampled["means"], sampled["motions"], sampled["heads"]
     n = rec.n_frames
     real_pts = from_canonical(rec.dense.astype(np.float64), rec.head7)
     ref = Reference.from_track(VideoTrack(real_pts, (0, 0)))
-    rows: List[MetricRow] = []
-    motions, heads, blink = [], [], []
-    for s in seeds:
-        m = moda.predict(rec.audio, subject, seed=s, n_frames=n)
-        motions.append(m)
-        lips = means["dense"][LIPS] + m["lip"].reshape(n, 40, 3)
-        rows.append(_lip_row(f"moda-lite/seed{s}", ref, rec, lips))
-        heads.append(head_from_targets(m["head"], means["head7"]))
-        dense = faco.dense(m["lip"], m["eye"], subject) if faco else paste_dense(m["lip"], m["eye"], subject)
-        blink.append(blink_stats(dense))
+    rows: List[MetricRow] = [_lip_row(f"moda-lite/seed{s}", ref, rec, means["dense"][LIPS] + m["lip"].reshape(n, 40, 3))
+                             for s, m in zip(seeds, motions)]
     rows.append(_lip_row("lstm-basis", ref, rec, teacher_lips(rec.audio, n, means["dense"][LIPS], teacher, basis)))
     rows.append(audio_model_row(ref, rec.audio, teacher_path))
     rows.append(energy_baseline(ref, rec.audio))
     out = {"clip": rec.source, "frames": n, "rows": [r.to_dict() for r in rows],
-           "blinks_real": blink_stats(rec.dense), "blinks_pred": blink,
+           "blinks_real": blink_stats(rec.dense), "blinks_pred": sampled["blinks"],
            "pose_std_real": pose_spread(rec.head7), "pose_std_pred": [pose_spread(h) for h in heads],
            "pose_diversity_deg": pose_diversity(heads)}
     if len(motions) > 1:
