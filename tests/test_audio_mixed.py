@@ -82,7 +82,7 @@ def test_sync_check_and_mixed_training(cache, sample_data, repo_root, tmp_path):
             "--basis", str(repo_root / "checkpoint" / "mouth_basis" / "blendshape_basis.npz"), "--out", str(out),
             "--init", str(repo_root / "checkpoint" / "lstm" / "lstm_blendshape.pkl"), "--max_steps", "6",
             "--save_every", "3", "--batch_size", "4", "--variants", "2", "--val_fraction", "0", "--device", "cpu",
-            "--distill_real"]
+            "--distill_real", "--speeds", "0.9", "1.0"]
     assert train_mixed.main(args) == 0
     assert torch.load(out / "last.pth", weights_only=False)["step"] == 6
     model = AudioModel(out / "lstm_blendshape.pkl")
@@ -91,5 +91,24 @@ def test_sync_check_and_mixed_training(cache, sample_data, repo_root, tmp_path):
     # --distill_real: the teacher also labels both real training clips' audio
     n_speech = len(speech_files([sample_data / "speech_corpus" / "jfk"], set()))
     assert model.card["data"]["speech_files"] == n_speech + 2 and "real training clips' audio" in model.card["recipe"]
+    # --speeds: every distillation file is labelled as recorded and played at 0.9x (about 1/0.9 as long)
+    with np.load(out / "fbank_cache.npz") as d:
+        names, lengths = list(d["names"]), d["lengths"]
+    assert len(names) == 2 * (n_speech + 2) and names[0].endswith("@0.9") and "@" not in names[1]
+    assert abs(lengths[0] / lengths[1] - 1 / 0.9) < 0.02
     y = model.interface_wav(np.zeros(16000, np.float32))
     assert y.shape == (25, 6) and np.isfinite(y).all()
+
+
+def test_speed_perturbation_scales_tempo_and_pitch_together():
+    from talkingface.data.dataset_wav import speed_perturb
+
+    t = np.arange(32000) / 16000.0
+    tone = (0.5 * np.sin(2 * np.pi * 200.0 * t)).astype(np.float32)
+    for factor in (0.9, 1.1):
+        out = speed_perturb(tone, factor)
+        assert out.dtype == np.float32 and abs(out.size - tone.size / factor) <= 1
+        spectrum = np.abs(np.fft.rfft(out * np.hanning(out.size)))
+        peak_hz = np.argmax(spectrum) * 16000.0 / out.size
+        assert abs(peak_hz - 200.0 * factor) < 2.0  # 200 Hz played 1.1x as fast sounds at 220 Hz
+    assert speed_perturb(tone, 1.0) is not None and np.array_equal(speed_perturb(tone, 1.0), tone)

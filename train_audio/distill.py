@@ -64,17 +64,20 @@ def _is_val(path: Path, fraction: float) -> bool:
     return (h % 10000) < fraction * 10000
 
 
-def labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
-    """Per file: (list of fbank variants, list of teacher outputs per variant), cached."""
+def labelled_fbank(files, n_variants, teacher, cache: Path, seed: int, speeds=(1.0,)):
+    """Per file and speed factor (file-major order): (list of fbank variants, list of teacher outputs per
+    variant), cached. ``speeds``: each file is also labelled played at these speeds
+    (:func:`~talkingface.data.dataset_wav.speed_perturb`; 1.0 = as recorded), each an entry of its own."""
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     import torch
 
     # Lazy: loaded after argument parsing, so --help and argument errors answer at once.
     from talkingface.audio_features import FBANK_PER_FRAME
-    from talkingface.data.dataset_wav import augmented_fbanks
+    from talkingface.data.dataset_wav import augmented_fbanks, speed_perturb
     from talkingface.util.media import load_audio
 
-    names = [str(f) for f in files]
+    speeds = [float(x) for x in speeds]
+    names = [f"{f}@{x:g}" if x != 1.0 else str(f) for f in files for x in speeds]
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as d:
             if list(d["names"]) == names and int(d["variants"]) == n_variants:
@@ -90,12 +93,14 @@ def labelled_fbank(files, n_variants, teacher, cache: Path, seed: int):
                 return out
     out = []
     for i, f in enumerate(progress(files, desc="fbank + teacher", unit="file")):
-        variants = augmented_fbanks(load_audio(f), n_variants, seed=seed + i)
-        with torch.no_grad():
-            x = torch.from_numpy(np.stack(variants))
-            h0, c0 = teacher.init_state(len(variants))
-            labels = teacher(x, h0, c0)[0].numpy()
-        out.append((variants, list(labels)))
+        audio = load_audio(f)
+        for k, speed in enumerate(speeds):
+            variants = augmented_fbanks(speed_perturb(audio, speed), n_variants, seed=seed + i + 100003 * k)
+            with torch.no_grad():
+                x = torch.from_numpy(np.stack(variants))
+                h0, c0 = teacher.init_state(len(variants))
+                labels = teacher(x, h0, c0)[0].numpy()
+            out.append((variants, list(labels)))
     with atomic_write(cache) as tmp:
         np.savez(tmp, names=np.array(names), variants=n_variants, lengths=np.array([len(v[0]) for v, _ in out]),
                  fbank=np.concatenate([np.concatenate(v) for v, _ in out]),

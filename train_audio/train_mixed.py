@@ -13,7 +13,8 @@ in every batch (``--real_share`` of the windows from the first):
 2. **Distillation** over a speech corpus (with ``--distill_real`` also over the real training clips' own
    audio): the frozen teacher's outputs on each file (clean + augmented copies), taken at the teacher's
    own lookahead and mapped onto the blendshape basis by a ridge fit from teacher outputs to the
-   measured coefficients of the real training clips.
+   measured coefficients of the real training clips. ``--speeds`` adds every distillation file played
+   faster or slower (relabelled by the teacher; the real-target windows are never resampled).
 
 The student (Audio2Feature, the shipped network shape) learns ``pred[t + L] ~ target[t]`` with
 lookahead L = ``--lookahead`` LSTM steps (L1 on standardised targets, Adam, cosine decay), optionally
@@ -74,6 +75,9 @@ def parse_args(argv=None):
                     help="a person with more real footage than this is down-weighted to this many seconds")
     ap.add_argument("--val_fraction", type=float, default=0.12, help="share of real people kept for validation")
     ap.add_argument("--variants", type=int, default=3, help="fbank copies per file: clean + augmented")
+    ap.add_argument("--speeds", type=float, nargs="+", default=[1.0],
+                    help="the teacher also labels every distillation file played at these speeds (tempo and pitch; "
+                         "e.g. 0.9 1.0 1.1); the real-target windows are never resampled")
     ap.add_argument("--seq_len", type=int, default=40)
     ap.add_argument("--skip", type=int, default=4, help="window steps left out of the loss (warm-up)")
     ap.add_argument("--batch_size", type=int, default=32)
@@ -85,7 +89,10 @@ def parse_args(argv=None):
     ap.add_argument("--device", default="auto", help="auto|cpu|cuda")
     ap.add_argument("--seed", type=int, default=777)
     ap.add_argument("-v", "--verbose", action="store_true")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if not all(0.5 <= x <= 2.0 for x in args.speeds):
+        ap.error(f"--speeds must lie in 0.5..2.0, got {args.speeds}")
+    return args
 
 
 def person_of(rel: str) -> str:
@@ -169,7 +176,7 @@ def main(argv=None) -> int:
     if args.distill_real:  # more voices, languages and rooms for the teacher's labels (never a validation clip)
         files += [args.cache / f"{c['name']}.wav" for c in train_real]
     args.out.mkdir(parents=True, exist_ok=True)
-    speech = labelled_fbank(files, args.variants, teacher, args.out / "fbank_cache.npz", args.seed)
+    speech = labelled_fbank(files, args.variants, teacher, args.out / "fbank_cache.npz", args.seed, args.speeds)
     speech_fb = [v for v, _ in speech]
     speech_y = [[teacher_map(lab[TEACHER_LOOKAHEAD:]).astype(np.float32) for lab in labs] for _, labs in speech]
     real_fb = [augmented_fbanks(c["audio"], args.variants, seed=args.seed + i) for i, c in enumerate(train_real)]
