@@ -121,15 +121,15 @@ def blink_stat_loss(pred_eye: torch.Tensor, batch: Dict[str, torch.Tensor], std:
     Why: :func:`motion_stat_loss` matches the eye signal's std and mean speed, which a sample can meet
     with small continuous lid wobble and no blink; matching the sorted openings (every quantile) asks
     for as many deeply closed frames as the real window has, wherever they fall in time."""
-    valid = batch["valid"]
-    op_p, op_t = eye_opening(pred_eye, std), eye_opening(batch["eye"], std)
-    terms = []
-    for b in range(len(valid)):
-        v = valid[b]
-        if batch["mask_eye"][b] <= 0 or v.sum() < 2:
-            continue
-        terms.append((op_p[b][v].sort().values - op_t[b][v].sort().values).abs().mean())
-    return torch.stack(terms).mean() if terms else pred_eye.new_zeros(())
+    valid = batch["valid"].bool()
+    n = valid.sum(1)
+    # invalid frames sort to the end of both series with the same value, so they add exactly 0 to the sum
+    far = torch.finfo(pred_eye.dtype).max
+    op_p = eye_opening(pred_eye, std).masked_fill(~valid, far).sort(-1).values
+    op_t = eye_opening(batch["eye"], std).masked_fill(~valid, far).sort(-1).values
+    per_sample = (op_p - op_t).abs().sum(1) / n.clamp(min=1)
+    use = (batch["mask_eye"] > 0) & (n >= 2)
+    return per_sample[use].mean() if use.any() else pred_eye.new_zeros(())
 
 
 class MODATrainer:
@@ -210,10 +210,14 @@ class MODATrainer:
             parts["kl"] = kl_divergence(pred["mu"], pred["logvar"], lat_valid)  # logged: the plain KL
         kl_term = kl_divergence(pred["mu"], pred["logvar"], lat_valid, cfg.free_bits)
         if (cfg.prior_stat_weight > 0 or cfg.blink_stat_weight > 0) and tg is not None and cfg.stage != "lips":
+            # one pass with z from the prior serves both terms; each is computed only when it is on
             prior = self.model(batch["fbank"], batch["subject"], batch["valid"], batch["has_audio"])
-            parts["prior_stat"] = motion_stat_loss(prior, batch)
-            parts["blink_stat"] = blink_stat_loss(prior["eye"], batch, self.eye_std)
-            total = total + cfg.prior_stat_weight * parts["prior_stat"] + cfg.blink_stat_weight * parts["blink_stat"]
+            if cfg.prior_stat_weight > 0:
+                parts["prior_stat"] = motion_stat_loss(prior, batch)
+                total = total + cfg.prior_stat_weight * parts["prior_stat"]
+            if cfg.blink_stat_weight > 0:
+                parts["blink_stat"] = blink_stat_loss(prior["eye"], batch, self.eye_std)
+                total = total + cfg.blink_stat_weight * parts["blink_stat"]
         beta = cfg.kl_weight * min(1.0, step / max(cfg.kl_anneal_steps, 1))
         parts["total"] = total + beta * kl_term
         return parts
